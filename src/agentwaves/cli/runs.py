@@ -1,0 +1,9 @@
+"""Commands of module runs (being built)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    pass
