@@ -1,9 +1,119 @@
-"""Commands of module execute (being built)."""
+"""`agentwaves execute` and `agentwaves resume`: run a plan's waves; continue a failed run."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+
+from agentwaves.cli import options as opt
+
+Schedule = Annotated[
+    str | None,
+    typer.Option(
+        "--schedule", help="waves (default), eager (start tasks past the wave barrier) or sequential."
+    ),
+]
+Waves = Annotated[bool, typer.Option("--waves", help="Run wave by wave, groups concurrently (default).")]
+Sequential = Annotated[bool, typer.Option("--sequential", help="Run one group at a time, for comparison.")]
+Sandbox = Annotated[
+    str | None, typer.Option("--sandbox", help="Sandbox for agents' commands: auto, bwrap, none.")
+]
+Budget = Annotated[
+    float | None, typer.Option("--budget-usd", min=0.0, help="Stop cleanly before spending more.")
+]
+
+
+def _schedule(schedule: str | None, waves: bool, sequential: bool) -> str | None:
+    from agentwaves.errors import UsageError
+
+    chosen = [s for s, on in (("waves", waves), ("sequential", sequential)) if on]
+    if schedule:
+        if schedule not in ("waves", "eager", "sequential"):
+            raise UsageError(f"unknown schedule {schedule!r}: choose waves, eager or sequential")
+        chosen.append(schedule)
+    if len(set(chosen)) > 1:
+        raise UsageError("choose one of --waves, --sequential and --schedule")
+    return chosen[0] if chosen else None
+
+
+def _overrides(**kw: Any) -> dict[str, Any]:
+    if kw.get("fake_script") is not None:
+        kw["fake_script"] = str(kw["fake_script"])
+    return kw
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    @app.command("execute")
+    def execute_cmd(
+        waves: Waves = False,
+        sequential: Sequential = False,
+        schedule: Schedule = None,
+        plan: Annotated[
+            Path | None,
+            typer.Option(
+                "--plan", help="Plan file (default .agentwaves/plan.yaml).", dir_okay=False, resolve_path=True
+            ),
+        ] = None,
+        max_agents: opt.MaxAgents = None,
+        llm: opt.Llm = None,
+        model: opt.Model = None,
+        repo: opt.Repo = Path("."),
+        fake_script: opt.FakeScript = None,
+        fake_time_scale: opt.FakeTimeScale = None,
+        sandbox: Sandbox = None,
+        budget_usd: Budget = None,
+        json_out: opt.Json = False,
+    ) -> None:
+        """Execute the plan: each wave's groups in their own worktrees, one commit per wave."""
+        from agentwaves.run.session import start_run
+        from agentwaves.ui.render import finish_run, progress_subscribers
+
+        overrides = _overrides(
+            schedule=_schedule(schedule, waves, sequential),
+            max_agents=max_agents,
+            llm=llm,
+            model=model,
+            fake_script=fake_script,
+            fake_time_scale=fake_time_scale,
+            sandbox=sandbox,
+            budget_usd=budget_usd,
+        )
+        with progress_subscribers(json_out) as subscribers:
+            outcome = start_run(repo, plan, overrides, subscribers)
+        finish_run(outcome, json_out)
+
+    @app.command("resume")
+    def resume_cmd(
+        run_id: opt.RunId = None,
+        waves: Waves = False,
+        sequential: Sequential = False,
+        schedule: Schedule = None,
+        max_agents: opt.MaxAgents = None,
+        llm: opt.Llm = None,
+        model: opt.Model = None,
+        repo: opt.Repo = Path("."),
+        fake_script: opt.FakeScript = None,
+        fake_time_scale: opt.FakeTimeScale = None,
+        sandbox: Sandbox = None,
+        budget_usd: Budget = None,
+        json_out: opt.Json = False,
+    ) -> None:
+        """Resume a failed or interrupted run: finished groups are kept, the rest runs again."""
+        from agentwaves.run.session import resume_run
+        from agentwaves.ui.render import finish_run, progress_subscribers
+
+        overrides = _overrides(
+            schedule=_schedule(schedule, waves, sequential),
+            max_agents=max_agents,
+            llm=llm,
+            model=model,
+            fake_script=fake_script,
+            fake_time_scale=fake_time_scale,
+            sandbox=sandbox,
+            budget_usd=budget_usd,
+        )
+        with progress_subscribers(json_out) as subscribers:
+            outcome = resume_run(repo, run_id, overrides, subscribers)
+        finish_run(outcome, json_out)

@@ -18,7 +18,9 @@ Llm = Annotated[str | None, typer.Option("--llm", help="LLM backend: anthropic o
 Model = Annotated[str | None, typer.Option("--model", help="Model name (env AGENTWAVES_MODEL).")]
 FakeScript = Annotated[
     Path | None,
-    typer.Option("--fake-script", help="YAML script for the fake backend.", dir_okay=False, resolve_path=True),
+    typer.Option(
+        "--fake-script", help="YAML script for the fake backend.", dir_okay=False, resolve_path=True
+    ),
 ]
 FakeTimeScale = Annotated[
     float | None,

@@ -1,9 +1,47 @@
-"""Commands of module plan (being built)."""
+"""`agentwaves plan FEATURE`: draft a plan with the planner agent and show its analysis."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from agentwaves.cli import options as opt
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    @app.command("plan")
+    def plan_cmd(
+        feature: Annotated[str, typer.Argument(help="The feature to build, in plain words.")],
+        repo: opt.Repo = Path("."),
+        llm: opt.Llm = None,
+        model: opt.Model = None,
+        out: Annotated[Path | None, typer.Option("--out", help="Where to write the plan.")] = None,
+        max_agents: opt.MaxAgents = None,
+        fake_script: opt.FakeScript = None,
+        json_out: opt.Json = False,
+    ) -> None:
+        """Plan FEATURE: write .agentwaves/plan.yaml and the parallelization analysis."""
+        from agentwaves.agents.planner import draft_plan
+        from agentwaves.plan import analyze
+        from agentwaves.ui.render import print_json, render_plan_outcome
+
+        overrides = {
+            "llm": llm,
+            "model": model,
+            "max_agents": max_agents,
+            "fake_script": str(fake_script) if fake_script else None,
+        }
+        outcome = draft_plan(repo, feature, overrides, out)
+        analysis = analyze(outcome.plan, max_agents=max_agents or 4)
+        if json_out:
+            print_json(
+                {
+                    "plan": str(outcome.plan_path),
+                    "analysis_markdown": str(outcome.analysis_path),
+                    **analysis.to_json(),
+                }
+            )
+        else:
+            render_plan_outcome(outcome, analysis)

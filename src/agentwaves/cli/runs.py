@@ -1,4 +1,4 @@
-"""Commands of module runs (being built)."""
+"""Commands that look at runs: status, review, logs, land, clean (being built)."""
 
 from __future__ import annotations
 

@@ -12,6 +12,8 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
+from agentwaves.errors import AgentwavesError
+
 # --------------------------------------------------------------------------------------------- messages
 
 
@@ -110,7 +112,8 @@ class CallContext:
 
 @dataclass
 class Request:
-    """One model call. ``cache_prefix`` marks the stable prefix (tools + system) as cacheable."""
+    """One model call. ``cache`` asks the backend to cache the stable prefix (tools + system) and the
+    conversation so far, so the next call of a multi-turn loop reads them from the prompt cache."""
 
     system: str
     messages: list[Message]
@@ -132,8 +135,12 @@ class LLM(Protocol):
 # --------------------------------------------------------------------------------------------- errors
 
 
-class LLMError(Exception):
-    """Base of every error an LLM backend raises."""
+class LLMError(AgentwavesError):
+    """Base of every error an LLM backend raises.
+
+    It is an :class:`AgentwavesError` (exit code 1), so an error that escapes to the CLI, such as a missing
+    API key raised before any work starts, is shown as one line rather than a traceback.
+    """
 
 
 class RetryableError(LLMError):

@@ -1,0 +1,74 @@
+"""Settings: defaults, then ``agentwaves.yaml`` at the repository root, then environment, then CLI flags."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agentwaves.errors import UsageError
+
+CONFIG_FILE = "agentwaves.yaml"
+
+
+class Config(BaseModel):
+    """Every setting of a run. Each field can be set in ``agentwaves.yaml``; most have a CLI flag."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    llm: str = Field(default="anthropic", description="LLM backend: anthropic or fake (env AGENTWAVES_LLM).")
+    model: str | None = Field(default=None, description="Model name; the backend's default if unset.")
+    max_agents: int = Field(default=4, ge=1, le=64, description="At most this many tasks run at once.")
+    schedule: Literal["waves", "sequential", "eager"] = Field(
+        default="waves", description="waves: barrier per wave; sequential: one group at a time; eager: DAG."
+    )
+    copy_files: list[str] = Field(
+        default_factory=list, description="Untracked files copied into each new worktree (e.g. .env)."
+    )
+    setup: str | None = Field(default=None, description="Shell command run in each new worktree.")
+    gate_command: str | None = Field(
+        default=None, description="A test command the planner adds as a final gate (e.g. 'pytest -q')."
+    )
+    sandbox: Literal["auto", "bwrap", "none"] = Field(default="auto", description="Sandbox for `run`.")
+    base_port: int = Field(
+        default=41000, ge=1024, le=65000, description="AGENTWAVES_PORT of the first group."
+    )
+    max_turns: int = Field(default=40, ge=1, description="Model calls per task before it is failed.")
+    max_task_tokens: int = Field(default=2_000_000, ge=1000, description="Input+output tokens per task.")
+    run_timeout: float = Field(default=120.0, gt=0, description="Default timeout of an agent's `run` (s).")
+    stuck_after: float = Field(default=300.0, gt=0, description="Flag a task with no progress for this long.")
+    budget_usd: float | None = Field(default=None, gt=0, description="Stop cleanly before spending more.")
+    fake_script: str | None = Field(default=None, description="Fake backend: script or recording file.")
+    fake_time_scale: float = Field(
+        default=0.0, ge=0, description="Fake backend: seconds per estimated minute."
+    )
+
+
+def load_config(repo: Path, overrides: dict[str, Any] | None = None) -> Config:
+    """Read ``agentwaves.yaml`` (if any), apply environment variables, then non-None ``overrides``."""
+    data: dict[str, Any] = {}
+    path = repo / CONFIG_FILE
+    if path.is_file():
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise UsageError(f"{path.name}: invalid YAML: {str(exc).splitlines()[0]}") from None
+        if not isinstance(loaded, dict):
+            raise UsageError(f"{path.name}: expected a mapping of settings")
+        data.update(loaded)
+    env = {
+        "llm": os.environ.get("AGENTWAVES_LLM"),
+        "model": os.environ.get("AGENTWAVES_MODEL"),
+        "fake_time_scale": os.environ.get("AGENTWAVES_FAKE_TIME_SCALE"),
+    }
+    data.update({k: v for k, v in env.items() if v})
+    data.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"]) or "config"
+        raise UsageError(f"invalid setting {loc}: {err['msg']}") from None

@@ -1,0 +1,442 @@
+"""The scheduler: starts tasks when they may run, integrates and commits waves in order.
+
+One loop serves the three schedules; they differ only in when a task may start:
+
+- ``waves``: when every earlier wave is committed (a barrier per wave, the seed's design);
+- ``sequential``: as ``waves``, and only one group at a time (the seed's "before waves");
+- ``eager``: as soon as its own dependencies are done, on a base stacked from their branches.
+
+Everywhere: in-group order (``after``) holds, conflicting tasks never overlap (and a later-wave task waits
+for an earlier-wave conflicting one), at most ``slots`` tasks run at once, gates wait for every earlier
+wave's commit, and waves are committed one at a time, in order.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from agentwaves.agents.sandbox import Sandbox
+from agentwaves.plan import Group, Wave
+from agentwaves.plan.model import Task
+from agentwaves.run.context import RunContext
+from agentwaves.run.gitops import GitError, git
+from agentwaves.run.integrate import (
+    integrate_wave,
+    mark_wave_committed,
+    stack,
+    wave_handoff_markdown,
+    wave_message,
+)
+from agentwaves.run.merge import commit_wave, find_wave_commit
+from agentwaves.run.state import GroupState, Handoff, now_iso
+from agentwaves.run.taskrun import TASK_TRAILER, GroupRuntime, run_gate, run_task
+from agentwaves.run.worktrees import WorktreePool, group_branch, integration_branch
+
+MAX_WAVE_NOTES = 6000
+
+
+class Executor:
+    def __init__(self, ctx: RunContext, pool: WorktreePool, sandbox: Sandbox, integration: Path) -> None:
+        self.ctx = ctx
+        self.pool = pool
+        self.sandbox = sandbox
+        self.integration = integration
+        self.schedule = ctx.config.schedule
+        self.tasks: dict[str, Task] = ctx.plan.by_id
+        self.groups: dict[str, Group] = {}
+        self.group_wave: dict[str, Wave] = {}
+        self.task_group: dict[str, Group] = {}
+        for wave in ctx.analysis.waves:
+            for group in wave.groups:
+                self.groups[group.name] = group
+                self.group_wave[group.name] = wave
+                for tid in group.tasks:
+                    self.task_group[tid] = group
+        self.ref = f"refs/heads/{integration_branch(ctx.run_id)}"
+        self.runtimes: dict[str, GroupRuntime] = {}
+        self.running: set[str] = set()
+        self.gate_running = False
+        self.cond = threading.Condition(ctx.store.lock)
+        self.threads: list[threading.Thread] = []
+
+    # ------------------------------------------------------------------------------------------ state
+    @property
+    def state(self):  # type: ignore[no-untyped-def]
+        return self.ctx.store.state
+
+    def _task_state(self, tid: str) -> str:
+        return self.state.task(tid).state
+
+    def _committed(self, index: int) -> bool:
+        return self.state.wave(index).state == "done"
+
+    def _earlier_committed(self, index: int) -> bool:
+        return all(self._committed(w.index) for w in self.ctx.analysis.waves if w.index < index)
+
+    def _group_state(self, name: str) -> GroupState:
+        return self.state.group(name)
+
+    def _failed_wave(self) -> int | None:
+        failed = [
+            self.group_wave[g.name].index for w in self.state.waves for g in w.groups if g.state == "failed"
+        ]
+        return min(failed) if failed else None
+
+    def head(self) -> str:
+        return git(self.ctx.repo, "rev-parse", self.ref)
+
+    # ------------------------------------------------------------------------------------------ main
+    def run(self) -> None:
+        self.recover()
+        with self.cond:
+            self.state.state, self.state.started = "running", self.state.started or now_iso()
+            self.ctx.store.save()
+        while True:
+            self._commit_ready_waves()
+            with self.cond:
+                started = 0 if self.ctx.stop.is_set() else self._start_ready()
+                if self._all_committed() or (not self.running and not started):
+                    break
+                self.cond.wait(timeout=0.5)
+        for t in self.threads:
+            t.join()
+        self._commit_ready_waves()
+
+    def _all_committed(self) -> bool:
+        return all(w.state == "done" for w in self.state.waves)
+
+    # ------------------------------------------------------------------------------------------ starting
+    def _start_ready(self) -> int:
+        started = 0
+        failed_wave = self._failed_wave()
+        for wave in self.ctx.analysis.waves:
+            if self._committed(wave.index):
+                continue
+            if failed_wave is not None and wave.index > failed_wave:
+                break
+            if self.schedule != "eager" and not self._earlier_committed(wave.index):
+                break
+            for group in wave.groups:
+                if self.schedule == "sequential" and not self._sequential_turn(group):
+                    continue
+                for tid in group.tasks:
+                    if self._can_start(tid, group, wave) and self._launch(tid, group, wave):
+                        started += 1
+        return started
+
+    def _sequential_turn(self, group: Group) -> bool:
+        for wave in self.ctx.analysis.waves:
+            for g in wave.groups:
+                if self._group_state(g.name).state != "done":
+                    return g.name == group.name
+        return False
+
+    def _can_start(self, tid: str, group: Group, wave: Wave) -> bool:
+        if tid in self.running or self._task_state(tid) != "pending":
+            return False
+        if self._group_state(group.name).state == "failed":
+            return False
+        if any(self._task_state(d) != "done" for d in group.after.get(tid, [])):
+            return False
+        task = self.tasks[tid]
+        if any(self._task_state(d) != "done" for d in task.depends_on):
+            return False
+        if task.kind == "gate":
+            return not self.gate_running and self._earlier_committed(wave.index)
+        for other in self.ctx.analysis.conflicts_of(tid):
+            if other in self.running:
+                return False
+            if (
+                self.group_wave[self.task_group[other].name].index < wave.index
+                and self._task_state(other) != "done"
+            ):
+                return False
+        if group.name not in self.runtimes and self.schedule == "eager":
+            return self._group_deps_done(group)
+        return True
+
+    def _dep_groups(self, group: Group) -> list[str]:
+        """Groups whose work this group builds on: its tasks' dependencies and earlier conflicting tasks."""
+        names: set[str] = set()
+        wave = self.group_wave[group.name].index
+        for tid in group.tasks:
+            for d in self.tasks[tid].depends_on:
+                names.add(self.task_group[d].name)
+            for other in self.ctx.analysis.conflicts_of(tid):
+                if self.group_wave[self.task_group[other].name].index < wave:
+                    names.add(self.task_group[other].name)
+        names.discard(group.name)
+        return sorted(names)
+
+    def _group_deps_done(self, group: Group) -> bool:
+        return all(self._group_state(n).state == "done" for n in self._dep_groups(group))
+
+    def _launch(self, tid: str, group: Group, wave: Wave) -> bool:
+        task = self.tasks[tid]
+        if not self.ctx.slots.try_acquire():
+            return False
+        rt = None
+        if task.kind != "gate":
+            rt = self.runtimes.get(group.name) or self._open_group(group, wave)
+            if rt is None:
+                self.ctx.slots.release()
+                return False
+            rt.running += 1
+        else:
+            self.gate_running = True
+        ws = self.state.wave(wave.index)
+        if ws.state == "pending":
+            ws.state, ws.started = "running", ws.started or now_iso()
+        gs = self._group_state(group.name)
+        gs.state = "running"
+        self.running.add(tid)
+        thread = threading.Thread(
+            target=self._task_thread, args=(task, group, wave, rt), daemon=True, name=f"task-{tid}"
+        )
+        self.threads.append(thread)
+        thread.start()
+        return True
+
+    def _open_group(self, group: Group, wave: Wave) -> GroupRuntime | None:
+        gs = self._group_state(group.name)
+        branch = group_branch(self.ctx.run_id, group.name)
+        if gs.base and gs.branch and self._branch_head(branch):
+            start = self._branch_head(branch)
+        else:
+            base = self.head()
+            if self.schedule == "eager":
+                stacked = self._stacked_base(group)
+                if stacked is None:
+                    return None
+                base = stacked
+            gs.base, start = base, base
+        gs.branch = branch
+        worktree = self.pool.acquire(group.name, branch, start)
+        rt = GroupRuntime(group.name, worktree, gs.port, threading.Lock())
+        self.runtimes[group.name] = rt
+        self.ctx.store.save()
+        self.ctx.events.emit(
+            "group_started", group=group.name, wave=wave.index, base=gs.base, worktree=str(worktree)
+        )
+        return rt
+
+    def _stacked_base(self, group: Group) -> str | None:
+        """Integration head plus the uncommitted dependency groups' branches (transitively, in wave order)."""
+        pending: set[str] = set()
+        todo = list(self._dep_groups(group))
+        while todo:
+            name = todo.pop()
+            if name in pending or self._committed(self.group_wave[name].index):
+                continue
+            pending.add(name)
+            todo.extend(self._dep_groups(self.groups[name]))
+        if not pending:
+            return self.head()
+        order = sorted(pending, key=lambda n: (self.group_wave[n].index, n))
+        branches = []
+        for name in order:
+            gs = self._group_state(name)
+            if not gs.head or self.tasks[self.groups[name].tasks[0]].kind == "gate":
+                continue
+            branches.append((gs.head, gs.base or self.head()))
+        commit, conflicts = stack(self.ctx.repo, self.head(), branches)
+        if conflicts:
+            return None  # wait until those groups are committed; then the head is the base
+        return commit
+
+    def _branch_head(self, branch: str) -> str | None:
+        out = git(self.ctx.repo, "rev-parse", "--verify", "-q", f"refs/heads/{branch}", check=False)
+        return out or None
+
+    # ------------------------------------------------------------------------------------------ workers
+    def _task_thread(self, task: Task, group: Group, wave: Wave, rt: GroupRuntime | None) -> None:
+        try:
+            if rt is None:
+                run_gate(self.ctx, task, self.integration)
+            else:
+                run_task(self.ctx, task, rt, self.sandbox, self._wave_notes(wave))
+        except BaseException as exc:  # a bug must not leave a task "running" forever
+            with self.cond:
+                ts = self.state.task(task.id)
+                ts.state, ts.error, ts.finished = "failed", f"internal error: {exc!r}", now_iso()
+                self.ctx.store.save()
+        finally:
+            self.ctx.slots.release()
+            with self.cond:
+                self.running.discard(task.id)
+                if rt is None:
+                    self.gate_running = False
+                else:
+                    rt.running -= 1
+                self._settle_group(group)
+                self.cond.notify_all()
+
+    def _settle_group(self, group: Group) -> None:
+        states = [self._task_state(t) for t in group.tasks]
+        gs = self._group_state(group.name)
+        if any(t in self.running for t in group.tasks):
+            return
+        rt = self.runtimes.get(group.name)
+        if all(s == "done" for s in states):
+            gs.state, gs.error = "done", None
+            if rt is not None:
+                gs.head = git(rt.worktree, "rev-parse", "HEAD")
+        elif any(s == "failed" for s in states):
+            failed = [t for t, s in zip(group.tasks, states, strict=True) if s == "failed"]
+            gs.state = "failed"
+            gs.error = "; ".join(f"{t}: {self.state.task(t).error}" for t in failed)
+            if rt is not None:
+                gs.head = git(rt.worktree, "rev-parse", "HEAD")
+            self.ctx.events.emit(
+                "group_failed",
+                group=group.name,
+                error=gs.error,
+                logs=[str(self.ctx.log_path(t)) for t in failed],
+            )
+        elif self.ctx.stop.is_set() and rt is not None:
+            gs.state = "pending"
+        else:
+            return
+        self.ctx.store.save()
+        if rt is not None:
+            del self.runtimes[group.name]
+            self.pool.release(rt.worktree)
+        if gs.state == "done":
+            self.ctx.events.emit("group_done", group=group.name, head=gs.head)
+
+    def _wave_notes(self, wave: Wave) -> str:
+        with self.cond:
+            notes = [
+                wave_handoff_markdown(self.ctx, w) for w in self.ctx.analysis.waves if w.index < wave.index
+            ]
+        text = "\n".join(n for n in notes if n.count("\n") > 1)
+        return text[-MAX_WAVE_NOTES:]
+
+    # ------------------------------------------------------------------------------------------ commits
+    def _commit_ready_waves(self) -> None:
+        for wave in self.ctx.analysis.waves:
+            if self._committed(wave.index):
+                continue
+            with self.cond:
+                states = [self._group_state(g.name).state for g in wave.groups]
+                ws = self.state.wave(wave.index)
+                if ws.state == "failed" or any(s != "done" for s in states):
+                    return
+            self._commit_wave(wave)
+            if not self._committed(wave.index):
+                return
+
+    def _commit_wave(self, wave: Wave) -> None:
+        ctx = self.ctx
+        existing = find_wave_commit(ctx.repo, self.ref, ctx.run_id, wave.index)
+        if existing:
+            self._finish_commit(wave, existing)
+            return
+        base = self.head()
+        ctx.events.emit("wave_merging", wave=wave.index)
+        result = integrate_wave(ctx, wave, base, self.pool, self.sandbox)
+        with self.cond:
+            for name, paths in result.resolved.items():
+                self._group_state(name).resolved = paths
+            if result.tree is None:
+                for name, paths in result.failed.items():
+                    gs = self._group_state(name)
+                    gs.state, gs.conflicts = "failed", paths
+                    gs.error = (
+                        f"merge conflict the resolver could not fix in {', '.join(paths)}; "
+                        f"branch {gs.branch} is kept"
+                    )
+                    ctx.events.emit("group_failed", group=name, error=gs.error, logs=[])
+                self.state.wave(wave.index).state = "failed"
+                ctx.store.save()
+                return
+            message = wave_message(ctx, wave)
+        commit = commit_wave(ctx.repo, base, result.tree, message, self.ref)
+        self._finish_commit(wave, commit)
+
+    def _finish_commit(self, wave: Wave, commit: str) -> None:
+        git(self.integration, "reset", "-q", "--hard", "HEAD")
+        mark_wave_committed(self.ctx, wave, commit)
+        notes = self.ctx.run_dir / "handoffs" / f"wave-{wave.index}.md"
+        notes.parent.mkdir(parents=True, exist_ok=True)
+        with self.cond:
+            notes.write_text(wave_handoff_markdown(self.ctx, wave))
+        self.ctx.events.emit(
+            "wave_committed", wave=wave.index, commit=commit, groups=[g.name for g in wave.groups]
+        )
+
+    # ------------------------------------------------------------------------------------------ resume
+    def recover(self) -> None:
+        """Bring state in line with git after a crash: adopt commits that exist, retry what did not finish."""
+        ctx = self.ctx
+        for wave in ctx.analysis.waves:
+            ws = self.state.wave(wave.index)
+            if ws.state != "done":
+                found = find_wave_commit(ctx.repo, self.ref, ctx.run_id, wave.index)
+                if found:
+                    ws.state, ws.commit = "done", found
+            for group in wave.groups:
+                gs = self._group_state(group.name)
+                if ws.state == "done":
+                    gs.state = "done"
+                    for tid in group.tasks:
+                        self._adopt_task(tid, None)
+                    continue
+                if gs.branch:
+                    self._adopt_branch_tasks(gs)
+                for tid in group.tasks:
+                    ts = self.state.task(tid)
+                    if ts.state in ("running", "failed"):
+                        ts.state = "pending"
+                if all(self._task_state(t) == "done" for t in group.tasks):
+                    gs.state = "done"
+                    if gs.branch and not gs.head:
+                        gs.head = self._branch_head(gs.branch)
+                else:
+                    gs.state = "pending"
+                gs.conflicts = []
+            if ws.state != "done":
+                ws.state = "pending"
+        ctx.store.save()
+        git(self.integration, "reset", "-q", "--hard", "HEAD")
+
+    def _adopt_branch_tasks(self, gs: GroupState) -> None:
+        head = self._branch_head(gs.branch)
+        if not head or not gs.base:
+            return
+        log = (
+            git(
+                self.ctx.repo,
+                "log",
+                "--format=%H%x00%(trailers:key=" + TASK_TRAILER + ",valueonly)%x1e",
+                f"{gs.base}..{head}",
+                check=False,
+            )
+            or ""
+        )
+        for record in log.split("\x1e"):
+            if "\x00" not in record:
+                continue
+            sha, tid = (part.strip() for part in record.split("\x00", 1))
+            if tid in self.tasks and self._task_state(tid) != "done":
+                self._adopt_task(tid, sha)
+        if all(self._task_state(t) == "done" for t in self.groups[gs.name].tasks):
+            gs.head = head
+
+    def _adopt_task(self, tid: str, sha: str | None) -> None:
+        ts = self.state.task(tid)
+        if ts.state == "done":
+            return
+        ts.state, ts.finished = "done", ts.finished or now_iso()
+        ts.commit = ts.commit or sha
+        path = self.ctx.handoff_path(tid)
+        if path.exists() and ts.handoff is None:
+            try:
+                ts.handoff = Handoff.model_validate_json(path.read_text())
+                ts.files_written = ts.handoff.files
+            except ValueError:
+                pass
+
+
+__all__ = ["Executor", "GitError"]

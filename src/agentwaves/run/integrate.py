@@ -1,0 +1,164 @@
+"""Integrating a wave: merge its group branches (no working tree), resolve conflicts, one commit per wave.
+
+Each group branch is merged against its own fork point: a throwaway commit whose tree is the current
+integration tree and whose parents are the integration head and the fork point makes ``git merge-tree``
+pick the fork point as merge base. That is what makes stacked branches (eager scheduling) merge exactly
+what the group changed, and nothing it inherited.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from agentwaves.agents.loop import Limits, Transcript
+from agentwaves.agents.resolver import resolve
+from agentwaves.agents.sandbox import Sandbox
+from agentwaves.agents.tools import WorktreeTools
+from agentwaves.plan import Wave
+from agentwaves.run.context import RunContext, RunHooks
+from agentwaves.run.gitops import git
+from agentwaves.run.merge import checkout_tree, commit_tree, merge_into, write_tree_from_worktree
+from agentwaves.run.state import GroupState, now_iso
+from agentwaves.run.worktrees import WorktreePool, group_branch
+
+
+@dataclass
+class Integration:
+    tree: str | None
+    failed: dict[str, list[str]] = field(default_factory=dict)
+    resolved: dict[str, list[str]] = field(default_factory=dict)
+
+
+def tree_of(repo: Path, rev: str) -> str:
+    return git(repo, "rev-parse", f"{rev}^{{tree}}")
+
+
+def merge_group(repo: Path, current: str, head: str, fork: str) -> tuple[str, list[str]]:
+    """Merge ``head`` (forked at ``fork``) into commit ``current``; returns (tree, conflicted paths)."""
+    ours = current
+    if not _is_ancestor(repo, fork, current):
+        ours = commit_tree(repo, tree_of(repo, current), [current, fork], "agentwaves: merge base")
+    step = merge_into(repo, ours, head)
+    return step.tree, list(step.conflicts)
+
+
+def _is_ancestor(repo: Path, a: str, b: str) -> bool:
+    return subprocess.run(["git", "merge-base", "--is-ancestor", a, b], cwd=repo).returncode == 0
+
+
+def stack(repo: Path, base: str, branches: list[tuple[str, str]]) -> tuple[str, list[str]]:
+    """Merge ``(head, fork)`` branches onto commit ``base``; returns (commit, conflicted paths)."""
+    current = base
+    for head, fork in branches:
+        tree, conflicts = merge_group(repo, current, head, fork)
+        if conflicts:
+            return current, conflicts
+        current = commit_tree(repo, tree, [current, head], "agentwaves: stacked base")
+    return current, []
+
+
+def integrate_wave(
+    ctx: RunContext, wave: Wave, base: str, pool: WorktreePool, sandbox: Sandbox
+) -> Integration:
+    """Merge every non-gate group of ``wave`` onto ``base``. Conflicts go to the resolver agent."""
+    repo = ctx.repo
+    state = ctx.store.state
+    current = base
+    result = Integration(tree=None)
+    for group in wave.groups:
+        gs: GroupState = state.group(group.name)
+        if not gs.head or (gs.tasks and gs.tasks[0].kind == "gate"):
+            continue
+        tree, conflicts = merge_group(repo, current, gs.head, gs.base or base)
+        if conflicts:
+            ctx.events.emit("merge_conflict", group=group.name, wave=wave.index, paths=conflicts)
+            tree = _resolve(ctx, group.name, wave.index, current, tree, conflicts, pool, sandbox)
+            if tree is None:
+                result.failed[group.name] = conflicts
+                continue
+            result.resolved[group.name] = conflicts
+        current = commit_tree(repo, tree, [current, gs.head], f"agentwaves: merge {group.name}")
+    result.tree = None if result.failed else tree_of(repo, current)
+    return result
+
+
+def _resolve(
+    ctx: RunContext,
+    group: str,
+    wave: int,
+    current: str,
+    conflicted_tree: str,
+    paths: list[str],
+    pool: WorktreePool,
+    sandbox: Sandbox,
+) -> str | None:
+    name = f"resolve-{wave}-{group}"
+    worktree = pool.acquire(name, group_branch(ctx.run_id, name), current)
+    try:
+        checkout_tree(worktree, conflicted_tree)
+        tools = WorktreeTools(worktree, sandbox=sandbox, run_timeout=ctx.config.run_timeout)
+        scope = f"resolve:{group}"
+        outcome = resolve(
+            ctx.llm,
+            worktree,
+            paths,
+            group=group,
+            feature=ctx.plan.feature,
+            tools=tools,
+            limits=Limits(ctx.config.max_turns, ctx.config.max_task_tokens),
+            hooks=RunHooks(ctx, scope),
+            transcript=Transcript(ctx.log_path(f"resolve-{wave}-{group}"), ctx.redactor),
+        )
+        ctx.events.emit(
+            "resolved" if outcome.resolved else "resolve_failed",
+            group=group,
+            wave=wave,
+            paths=paths,
+            remaining=outcome.remaining,
+            summary=outcome.summary,
+        )
+        if not outcome.resolved:
+            return None
+        return write_tree_from_worktree(worktree)
+    finally:
+        pool.release(worktree)
+
+
+def wave_message(ctx: RunContext, wave: Wave) -> str:
+    state = ctx.store.state
+    groups = [g.name for g in wave.groups]
+    lines = [f"agentwaves: wave {wave.index} complete ({' '.join(groups)})", ""]
+    for g in wave.groups:
+        for tid in g.tasks:
+            ts = state.task(tid)
+            summary = (ts.handoff.summary.strip().splitlines() or [""])[0] if ts.handoff else ""
+            if ts.kind == "gate":
+                summary = summary or "gate passed"
+            lines.append(f"- {tid} ({g.name}): {summary or ts.title}")
+    lines += ["", f"Agentwaves-Run: {ctx.run_id}", f"Agentwaves-Wave: {wave.index}"]
+    return "\n".join(lines) + "\n"
+
+
+def wave_handoff_markdown(ctx: RunContext, wave: Wave) -> str:
+    state = ctx.store.state
+    out = [f"## Wave {wave.index}"]
+    for g in wave.groups:
+        for tid in g.tasks:
+            h = state.task(tid).handoff
+            if h is None:
+                continue
+            out.append(f"- **{tid}** ({g.name}): {h.summary.strip()}")
+            if h.notes.strip():
+                out.append(f"  - notes: {h.notes.strip()}")
+            if h.files:
+                out.append(f"  - files: {', '.join(h.files)}")
+    return "\n".join(out) + "\n"
+
+
+def mark_wave_committed(ctx: RunContext, wave: Wave, commit: str) -> None:
+    with ctx.store.lock:
+        ws = ctx.store.state.wave(wave.index)
+        ws.state, ws.commit, ws.finished = "done", commit, now_iso()
+        ctx.store.save()

@@ -1,0 +1,202 @@
+"""Running one task (an implementer agent in its group's worktree) or one gate (a command)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from agentwaves.agents.implementer import implement
+from agentwaves.agents.loop import AgentFailed, Limits, Transcript
+from agentwaves.agents.sandbox import Sandbox
+from agentwaves.agents.tools import WorktreeTools
+from agentwaves.errors import AgentwavesError
+from agentwaves.llm.base import LLMError
+from agentwaves.llm.usage import usage_json
+from agentwaves.plan.globs import overlaps, parse_entry
+from agentwaves.plan.model import Task
+from agentwaves.redact import is_secret_name
+from agentwaves.run.context import BudgetReached, RunContext, RunHooks
+from agentwaves.run.gitops import GitError, git, identity_args
+from agentwaves.run.state import Handoff, atomic_write, now_iso
+
+TASK_TRAILER = "Agentwaves-Task"
+GATE_TIMEOUT = 1800.0
+GATE_OUTPUT_CAP = 200_000
+
+
+@dataclass
+class GroupRuntime:
+    """A group's live worktree, shared by its tasks; ``git_lock`` makes one git writer at a time."""
+
+    name: str
+    worktree: Path
+    port: int
+    git_lock: threading.Lock
+    running: int = 0
+
+
+def task_commit_message(ctx: RunContext, task: Task, handoff: Handoff) -> str:
+    body = handoff.summary.strip()
+    return (
+        f"task {task.id}: {task.title}\n\n{body}\n\nAgentwaves-Run: {ctx.run_id}\n{TASK_TRAILER}: {task.id}\n"
+    )
+
+
+def undeclared_writes(task: Task, files: list[str]) -> list[str]:
+    if not task.files:
+        return []
+    declared = [parse_entry(p) for p in task.files]
+    return sorted(f for f in files if not any(overlaps(d, parse_entry(f)) for d in declared))
+
+
+def dependency_handoffs(ctx: RunContext, task: Task) -> list[Handoff]:
+    out = []
+    for dep in task.depends_on:
+        ts = ctx.store.state.task(dep)
+        if ts.handoff is not None:
+            out.append(ts.handoff)
+    return out
+
+
+def run_task(ctx: RunContext, task: Task, group: GroupRuntime, sandbox: Sandbox, wave_notes: str) -> None:
+    """Run ``task`` to completion and commit its work on the group branch; record failure otherwise.
+
+    Never raises for task failures: the state says ``failed`` with the reason. A :class:`BudgetReached`
+    puts the task back to ``pending`` and asks the run to stop.
+    """
+    store = ctx.store
+    with store.lock:
+        ts = store.state.task(task.id)
+        ts.state, ts.attempts, ts.started, ts.finished, ts.error = (
+            "running",
+            ts.attempts + 1,
+            now_iso(),
+            None,
+            None,
+        )
+        attempt = ts.attempts
+        store.save()
+    ctx.events.emit("task_started", task=task.id, group=group.name, attempt=attempt)
+    env = {"AGENTWAVES_PORT": str(group.port), "AGENTWAVES_TASK": task.id}
+    tools = WorktreeTools(group.worktree, sandbox=sandbox, env=env, run_timeout=ctx.config.run_timeout)
+    hooks = RunHooks(ctx, task.id)
+    transcript = Transcript(ctx.log_path(task.id), ctx.redactor)
+    transcript.write("attempt", attempt)
+    try:
+        outcome = implement(
+            ctx.llm,
+            task,
+            tools,
+            feature=ctx.plan.feature,
+            repo_map=ctx.repo_map,
+            handoffs=dependency_handoffs(ctx, task),
+            wave_notes=wave_notes,
+            attempt=attempt,
+            limits=Limits(ctx.config.max_turns, ctx.config.max_task_tokens),
+            hooks=hooks,
+            transcript=transcript,
+        )
+        handoff = outcome.handoff
+        atomic_write(ctx.handoff_path(task.id), handoff.model_dump_json(indent=1))
+        with group.git_lock:
+            paths = None if group.running <= 1 else sorted(tools.written)
+            sha = commit_task(group.worktree, task_commit_message(ctx, task, handoff), paths)
+    except BudgetReached as exc:
+        ctx.stop_reason = str(exc)
+        ctx.stop.set()
+        with store.lock:
+            ts.state, ts.error = "pending", str(exc)
+            store.save()
+        ctx.events.emit("task_stopped", task=task.id, reason=str(exc))
+        return
+    except (AgentFailed, LLMError, GitError, AgentwavesError, OSError) as exc:
+        reason = ctx.redactor.redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        transcript.write("failed", reason)
+        with store.lock:
+            ts.state, ts.finished, ts.error = "failed", now_iso(), reason
+            ts.usage = usage_json(ctx.model, ctx.tracker.by_scope().get(task.id) or _zero())
+            store.save()
+        ctx.events.emit("task_failed", task=task.id, group=group.name, error=reason)
+        return
+    undeclared = undeclared_writes(task, handoff.files)
+    with store.lock:
+        ts.state, ts.finished, ts.commit, ts.handoff = "done", now_iso(), sha, handoff
+        ts.files_written, ts.undeclared = handoff.files, undeclared
+        ts.usage = usage_json(ctx.model, ctx.tracker.by_scope().get(task.id) or _zero())
+        store.save()
+    if undeclared:
+        ctx.events.emit("undeclared_writes", task=task.id, files=undeclared)
+    ctx.events.emit("task_done", task=task.id, group=group.name, commit=sha, files=handoff.files)
+
+
+def _zero():  # type: ignore[no-untyped-def]
+    from agentwaves.llm.base import Usage
+
+    return Usage()
+
+
+def commit_task(worktree: Path, message: str, paths: list[str] | None) -> str:
+    """Commit the task's work (all changes, or only ``paths`` when a sibling task is still writing)."""
+    if paths is None:
+        git(worktree, "add", "-A")
+    elif paths:
+        git(worktree, "add", "-A", "--", *paths)
+    git(
+        worktree,
+        *identity_args(worktree),
+        "-c",
+        "commit.gpgsign=false",
+        "commit",
+        "-q",
+        "--allow-empty",
+        "--no-verify",
+        "-F",
+        "-",
+        input=message,
+    )
+    return git(worktree, "rev-parse", "HEAD")
+
+
+def run_gate(ctx: RunContext, task: Task, integration: Path) -> None:
+    """Run a gate's command in the integration worktree; save its output; record done or failed."""
+    store = ctx.store
+    with store.lock:
+        ts = store.state.task(task.id)
+        ts.state, ts.attempts, ts.started, ts.finished, ts.error = (
+            "running",
+            ts.attempts + 1,
+            now_iso(),
+            None,
+            None,
+        )
+        store.save()
+    ctx.events.emit("gate_started", task=task.id, command=task.command)
+    env = {k: v for k, v in os.environ.items() if not is_secret_name(k)}
+    log = ctx.log_path(task.id)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        proc = subprocess.run(
+            ["bash", "-c", task.command or "true"],
+            cwd=integration,
+            env=env,
+            capture_output=True,
+            timeout=GATE_TIMEOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        output = (proc.stdout + proc.stderr).decode("utf-8", "replace")[-GATE_OUTPUT_CAP:]
+        code: int | None = proc.returncode
+    except subprocess.TimeoutExpired as exc:
+        output = ((exc.stdout or b"") + (exc.stderr or b"")).decode("utf-8", "replace")[-GATE_OUTPUT_CAP:]
+        code = None
+    log.write_text(ctx.redactor.redact(f"$ {task.command}\n{output}\n[exit {code}]\n"))
+    ok = code == 0
+    with store.lock:
+        ts.state, ts.finished = ("done" if ok else "failed"), now_iso()
+        if not ok:
+            why = "timed out" if code is None else f"exited {code}"
+            ts.error = f"gate command `{task.command}` {why}; output in {log}"
+        store.save()
+    ctx.events.emit("gate_done" if ok else "gate_failed", task=task.id, exit=code, log=str(log))

@@ -1,0 +1,159 @@
+"""End-to-end: plan files → execute → worktrees, agents (fake LLM), merges, one commit per wave."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.helpers import git, latest_state, tree_files, user_snapshot, wave_commits, write_yaml
+
+EXAMPLES = Path(__file__).parents[2] / "examples"
+
+
+def _ts(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def test_seed_example1_runs_web_and_mobile_concurrently(make_repo, run_cli) -> None:
+    repo = make_repo({"README.md": "# app\n"})
+    before = user_snapshot(repo)
+    res = run_cli("execute", "--waves", "--repo", repo, "--plan", EXAMPLES / "example1.pipeline",
+                  "--llm", "fake", "--fake-time-scale", "0.01")
+    assert res.exit_code == 0, res.stderr + res.stdout
+    state = latest_state(repo)
+    assert state["state"] == "done"
+    tasks = {t["id"]: t for w in state["waves"] for g in w["groups"] for t in g["tasks"]}
+    web = [tasks["5"], tasks["6"]]
+    mobile = [tasks["7"], tasks["8"]]
+    # web and mobile groups overlap in time
+    assert max(_ts(t["started"]) for t in web + mobile) < min(_ts(t["finished"]) for t in web + mobile)
+    commits = wave_commits(repo, state)
+    assert len(commits) == len(state["waves"]) == 5
+    subjects = [s for s, _ in commits]
+    assert subjects[1] == "agentwaves: wave 2 complete (backend)"
+    assert subjects[3] == "agentwaves: wave 4 complete (web-features mobile-features)"
+    for i, (_, body) in enumerate(commits, start=1):
+        assert f"Agentwaves-Run: {state['run_id']}" in body
+        assert f"Agentwaves-Wave: {i}" in body
+    assert user_snapshot(repo) == before
+    assert all(t["attempts"] == 1 for t in tasks.values())
+
+
+def test_waves_keep_earlier_files_and_each_groups_changes(make_repo, run_cli, tmp_path) -> None:
+    repo = make_repo({"README.md": "# app\n", "keep/old.txt": "old\n", "gone.txt": "bye\n"})
+    plan = write_yaml(tmp_path / "plan.yaml", {
+        "feature": "layers",
+        "tasks": [
+            {"id": "base", "title": "Base", "files": ["src/base.py"]},
+            {"id": "left", "title": "Left", "files": ["src/left.py"], "depends_on": ["base"]},
+            {"id": "right", "title": "Right", "files": ["src/right.py", "gone.txt"], "depends_on": ["base"]},
+            {"id": "top", "title": "Top", "files": ["src/top.py"], "depends_on": ["left", "right"]},
+        ],
+    })
+    script = write_yaml(tmp_path / "script.yaml", {"tasks": {
+        "right": [
+            {"tool": "write_file", "input": {"path": "src/right.py", "content": "RIGHT = 1\n"}},
+            {"tool": "run", "input": {"command": "rm gone.txt"}},
+            {"tool": "finish", "input": {"summary": "right done"}},
+        ],
+    }})
+    before = user_snapshot(repo)
+    res = run_cli("execute", "--repo", repo, "--plan", plan, "--llm", "fake", "--fake-script", script)
+    assert res.exit_code == 0, res.stderr + res.stdout
+    state = latest_state(repo)
+    final = tree_files(repo, state["branch"])
+    base_files = tree_files(repo, state["base"])
+    # earlier files survive unless a group deleted them
+    assert final["keep/old.txt"] == base_files["keep/old.txt"]
+    assert final["README.md"] == base_files["README.md"]
+    assert "gone.txt" not in final
+    for f in ("src/base.py", "src/left.py", "src/right.py", "src/top.py"):
+        assert f in final
+    assert git(repo, "show", f"{state['branch']}:src/right.py") == "RIGHT = 1"
+    # every wave's commit changes exactly what that wave's groups changed
+    waves = state["waves"]
+    assert [w["index"] for w in waves] == [1, 2, 3]
+    changed_w2 = set(git(repo, "diff", "--name-only", f"{waves[1]['commit']}~1", waves[1]["commit"]).split())
+    assert changed_w2 == {"src/left.py", "src/right.py", "gone.txt"}
+    assert user_snapshot(repo) == before
+
+
+def test_partial_wave_failure_then_resume(make_repo, run_cli, tmp_path) -> None:
+    repo = make_repo()
+    plan = write_yaml(tmp_path / "plan.yaml", {"tasks": [
+        {"id": "a", "title": "A", "files": ["a.py"]},
+        {"id": "b", "title": "B", "files": ["b.py"]},
+        {"id": "c", "title": "C", "files": ["c.py"], "depends_on": ["a", "b"]},
+    ]})
+    script = write_yaml(tmp_path / "s.yaml", {"faults": [{"task": "b", "call": 1, "error": "fatal", "once": True}]})
+    res = run_cli("execute", "--repo", repo, "--plan", plan, "--llm", "fake", "--fake-script", script)
+    assert res.exit_code == 1
+    assert "b" in res.stderr and "resume" in res.stderr
+    state = latest_state(repo)
+    assert state["state"] == "failed"
+    groups = {g["name"]: g for w in state["waves"] for g in w["groups"]}
+    assert groups["a"]["state"] == "done"  # the other group of the wave finished and is kept
+    assert groups["b"]["state"] == "failed"
+    assert groups["c"]["state"] == "pending"
+    assert state["waves"][0]["commit"] is None
+    res = run_cli("resume", "--repo", repo)
+    assert res.exit_code == 0, res.stderr
+    state = latest_state(repo)
+    tasks = {t["id"]: t for w in state["waves"] for g in w["groups"] for t in g["tasks"]}
+    assert tasks["a"]["attempts"] == 1  # never run again
+    assert tasks["b"]["attempts"] == 2
+    assert len(wave_commits(repo, state)) == 2
+
+
+def test_failing_gate_stops_the_run(make_repo, run_cli, tmp_path) -> None:
+    repo = make_repo()
+    plan = write_yaml(tmp_path / "plan.yaml", {"tasks": [
+        {"id": "a", "title": "A", "files": ["a.py"]},
+        {"id": "check", "title": "Check", "kind": "gate", "command": "echo boom-output; exit 3",
+         "depends_on": ["a"]},
+        {"id": "b", "title": "B", "files": ["b.py"], "depends_on": ["check"]},
+    ]})
+    res = run_cli("execute", "--repo", repo, "--plan", plan, "--llm", "fake")
+    assert res.exit_code == 1
+    state = latest_state(repo)
+    tasks = {t["id"]: t for w in state["waves"] for g in w["groups"] for t in g["tasks"]}
+    assert tasks["check"]["state"] == "failed"
+    assert tasks["b"]["state"] == "pending"
+    log = next((repo / ".agentwaves" / "runs").iterdir()) / "logs" / "check.log"
+    assert "boom-output" in log.read_text()
+    assert len(wave_commits(repo, state)) == 1
+
+
+@pytest.mark.parametrize("resolvable", [True, False])
+def test_undeclared_write_conflict(make_repo, run_cli, tmp_path, resolvable: bool) -> None:
+    repo = make_repo({"shared.txt": "top\n"})
+    plan = write_yaml(tmp_path / "plan.yaml", {"tasks": [
+        {"id": "x", "title": "X", "files": ["x.py"]},
+        {"id": "y", "title": "Y", "files": ["y.py"]},
+    ]})
+    script: dict = {"tasks": {
+        t: [{"tool": "write_file", "input": {"path": f"{t}.py", "content": f"{t} = 1\n"}},
+            {"tool": "write_file", "input": {"path": "shared.txt", "content": f"top\nfrom {t}\n"}},
+            {"tool": "finish", "input": {"summary": f"{t} done"}}]
+        for t in ("x", "y")}}
+    if not resolvable:
+        script["resolver"] = "fail"
+    res = run_cli("execute", "--repo", repo, "--plan", plan, "--llm", "fake",
+                  "--fake-script", write_yaml(tmp_path / "s.yaml", script))
+    state = latest_state(repo)
+    tasks = {t["id"]: t for w in state["waves"] for g in w["groups"] for t in g["tasks"]}
+    assert tasks["x"]["undeclared"] == ["shared.txt"]
+    if resolvable:
+        assert res.exit_code == 0, res.stderr
+        text = git(repo, "show", f"{state['branch']}:shared.txt")
+        assert "from x" in text and "from y" in text and "<<<<<<<" not in text
+    else:
+        assert res.exit_code == 1
+        groups = {g["name"]: g for w in state["waves"] for g in w["groups"]}
+        failed = [g for g in groups.values() if g["state"] == "failed"]
+        assert len(failed) == 1 and failed[0]["conflicts"] == ["shared.txt"]
+        assert "shared.txt" in res.stderr
+        assert git(repo, "rev-parse", "--verify", f"refs/heads/{failed[0]['branch']}")
+        assert state["waves"][0]["commit"] is None
