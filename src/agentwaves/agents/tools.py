@@ -1,0 +1,479 @@
+"""The implementer's tools, confined to one task's git worktree.
+
+Every path an agent passes goes through :func:`confine`, the single gate: relative to the worktree only, no
+``..``, nothing named ``.git``, no symlink (of the target or of any parent) that resolves outside the
+worktree or into its ``.git``. Writes are atomic, capped, and never go through a symlink. ``run`` executes
+commands through :mod:`agentwaves.agents.sandbox` with a minimal environment free of secrets. Tool
+failures come back as error outcomes the model sees; :meth:`WorktreeTools.execute` never raises.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import re
+import shutil
+import stat
+import subprocess
+import tempfile
+import weakref
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from agentwaves.agents.sandbox import Limits, Sandbox, run_sandboxed
+from agentwaves.errors import AgentwavesError
+from agentwaves.llm.base import ToolSpec
+
+MAX_LIST = 1000
+MAX_MATCHES = 200
+MAX_LINE = 300
+SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD")
+
+
+@dataclass
+class ToolOutcome:
+    """The result of one tool call. ``finished`` is set by ``finish``, with its summary and notes."""
+
+    content: str
+    is_error: bool
+    finished: bool = False
+    summary: str | None = None
+    notes: str | None = None
+
+
+class PathRefused(Exception):
+    """A path the agent may not touch; the message is shown to the agent."""
+
+
+def confine(root: Path, path: str, *, write: bool = False) -> Path:
+    """The absolute path for ``path`` inside the worktree ``root``, or :class:`PathRefused`.
+
+    Refuses absolute paths, ``..``, any component named ``.git``, and any existing target or parent whose
+    real path is outside ``root`` or inside its ``.git``. With ``write``, also refuses an existing symlink
+    or non-regular file as the target (content is only ever replaced in regular files).
+    """
+    if not path or "\0" in path:
+        raise PathRefused("path must be a non-empty relative path without NUL characters ('.' is the root)")
+    pure = PurePosixPath(path)
+    if pure.is_absolute():
+        raise PathRefused(f"{path}: absolute paths are not allowed; use a path relative to the worktree root")
+    if ".." in pure.parts:
+        raise PathRefused(f"{path}: '..' is not allowed; use a path relative to the worktree root")
+    if any(part.lower() == ".git" for part in pure.parts):
+        raise PathRefused(f"{path}: .git is off limits; the tool commits for you")
+    real_root = root.resolve(strict=True)
+    target = real_root.joinpath(*pure.parts)
+    for depth in range(1, len(pure.parts) + 1):
+        current = real_root.joinpath(*pure.parts[:depth])
+        if not os.path.lexists(current):
+            break
+        real = Path(os.path.realpath(current))
+        if not real.is_relative_to(real_root):
+            raise PathRefused(f"{path}: resolves outside the worktree (through a symlink)")
+        if any(part.lower() == ".git" for part in real.relative_to(real_root).parts):
+            raise PathRefused(f"{path}: resolves into .git, which is off limits")
+    if write and os.path.lexists(target):
+        mode = os.lstat(target).st_mode
+        if stat.S_ISLNK(mode):
+            raise PathRefused(f"{path}: is a symbolic link; refusing to write through it")
+        if not stat.S_ISREG(mode):
+            raise PathRefused(f"{path}: is not a regular file")
+    return target
+
+
+def is_secret_name(name: str) -> bool:
+    """Whether an environment variable may hold a secret and must not reach agent commands."""
+    upper = name.upper()
+    return upper.startswith("ANTHROPIC_") or any(word in upper for word in SECRET_WORDS)
+
+
+def command_env(home: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for ``run``: a minimal allowlist plus ``extra``, without anything secret-looking."""
+    env = {
+        "PATH": os.environ.get("PATH") or "/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(home),
+        "LANG": os.environ.get("LANG") or "C.UTF-8",
+        "TERM": "dumb",
+        "PAGER": "cat",
+        "GIT_PAGER": "cat",
+        "GIT_TERMINAL_PROMPT": "0",
+        "PYTHONDONTWRITEBYTECODE": "1",  # no __pycache__ litter in the agent's diff
+        **(extra or {}),
+    }
+    return {k: v for k, v in env.items() if not is_secret_name(k)}
+
+
+_GLOB_TOKEN = re.compile(r"\*\*/|\*\*|\*|\?|\[!?[^]]+\]|.", re.DOTALL)
+_GLOB_MAP = {"**/": "(?:.*/)?", "**": ".*", "*": "[^/]*", "?": "[^/]"}
+
+
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    """``*`` and ``?`` stay within one path component, ``**`` spans directories, ``[...]`` is a class."""
+
+    def token(tok: str) -> str:
+        if tok in _GLOB_MAP:
+            return _GLOB_MAP[tok]
+        if len(tok) > 2 and tok[0] == "[":
+            return "[" + ("^" + tok[2:-1] if tok[1] == "!" else tok[1:-1]).replace("\\", "\\\\") + "]"
+        return re.escape(tok)
+
+    return re.compile("".join(token(t) for t in _GLOB_TOKEN.findall(pattern)) + r"\Z")
+
+
+@functools.cache
+def _umask() -> int:
+    """The process umask, read without ``os.umask`` (which would briefly change it for every thread)."""
+    with contextlib.suppress(OSError, StopIteration, ValueError):
+        status = Path("/proc/self/status").read_text().splitlines()
+        return int(next(line for line in status if line.startswith("Umask:")).split()[1], 8)
+    return 0o022
+
+
+def _spec(name: str, description: str, *fields: tuple[str, str]) -> ToolSpec:
+    """A tool with ``(field, description)`` pairs; ``field?`` is optional, ``timeout`` a number."""
+    props = {
+        field.rstrip("?"): {
+            "type": "number" if field.startswith("timeout") else "string",
+            "description": text,
+        }
+        for field, text in fields
+    }
+    required = [field for field, _ in fields if not field.endswith("?")]
+    schema = {"type": "object", "properties": props, "required": required, "additionalProperties": False}
+    return ToolSpec(name=name, description=description, input_schema=schema)
+
+
+_PATH = "Path relative to the worktree root, e.g. 'src/app/main.py'."
+_SPECS = [
+    _spec(
+        "read_file",
+        "Read a UTF-8 text file of the worktree. Long files are cut after the output limit; use `search` or "
+        "`run` (e.g. sed -n '200,300p' FILE) for the rest.",
+        ("path", _PATH),
+    ),
+    _spec(
+        "write_file",
+        "Create or overwrite a file with its complete new content (parent directories are created). For "
+        "small changes to an existing file prefer `edit_file`.",
+        ("path", _PATH),
+        ("content", "The full new file content."),
+    ),
+    _spec(
+        "edit_file",
+        "Replace one exact occurrence of `old` with `new` in a file. `old` must match exactly once, "
+        "whitespace included; add surrounding lines to make it unique.",
+        ("path", _PATH),
+        ("old", "Exact text to replace."),
+        ("new", "Replacement text."),
+    ),
+    _spec(
+        "list_files",
+        f"List files under a directory of the worktree (default: the root), at most {MAX_LIST}. `pattern` "
+        "is a glob matched against paths relative to `path` ('*' stays within a directory, '**' spans "
+        "directories); without a '/' it matches file names at any depth, e.g. '*.py'. .git is skipped.",
+        ("path?", "Directory relative to the worktree root (default '.')."),
+        ("pattern?", "Glob, e.g. '*.py' or 'src/**/test_*.py'."),
+    ),
+    _spec(
+        "search",
+        f"Search text files for a Python regular expression, line by line. Returns 'path:line: text' "
+        f"lines, at most {MAX_MATCHES}. Binary files and .git are skipped.",
+        ("pattern", "Python regular expression, e.g. 'def (load|save)_'."),
+        ("path?", "File or directory to search, relative to the worktree root (default '.')."),
+    ),
+    _spec(
+        "run",
+        "Run a shell command (bash -c) in the worktree root; returns its exit code and combined "
+        "stdout/stderr (long output is cut). Use it for tests, linters and builds. stdin is empty, the "
+        "sandbox has no network, background processes are killed when the command ends, and you must not "
+        "commit: your changes are committed for you when you finish.",
+        ("command", "The bash command, e.g. 'python -m pytest -q tests/test_x.py'."),
+        ("timeout?", "Seconds before the command is killed (the tool sets the default and the maximum)."),
+    ),
+    _spec(
+        "finish",
+        "Call once when the task is done (or cannot be done) to end your work; your changes are then "
+        "committed.",
+        ("summary", "What you changed and how you verified it, in a few sentences."),
+        ("notes?", "Anything reviewers or later tasks should know."),
+    ),
+]
+
+
+def _check_input(schema: dict[str, Any], data: object) -> str | None:
+    """What is wrong with ``data`` for ``schema`` (missing, extra or wrong-typed fields), or None."""
+    if not isinstance(data, dict):
+        return f"input must be a JSON object, got {type(data).__name__}"
+    props: dict[str, dict[str, str]] = schema["properties"]
+    extra = sorted(str(k) for k in data if k not in props)
+    if extra:
+        return f"unexpected field(s) {', '.join(extra)}; allowed: {', '.join(props) or 'none'}"
+    missing = [name for name in schema["required"] if name not in data]
+    if missing:
+        return f"missing required field(s) {', '.join(missing)}"
+    for name, value in data.items():
+        kind = props[name]["type"]
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not (isinstance(value, str) if kind == "string" else number):
+            return f"field {name} must be a {kind}, got {type(value).__name__}"
+    return None
+
+
+class WorktreeTools:
+    """The seven implementer tools, bound to one worktree. Not thread-safe: one agent per instance."""
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        sandbox: Sandbox,
+        env: dict[str, str] | None = None,
+        run_timeout: float = 120.0,
+        max_run_timeout: float = 600.0,
+        max_output: int = 30_000,
+        max_file_bytes: int = 2_000_000,
+        limits: Limits | None = None,
+    ) -> None:
+        self.root = root.resolve()
+        self.sandbox = sandbox
+        self.env = dict(env or {})
+        self.run_timeout = run_timeout
+        self.max_run_timeout = max_run_timeout
+        self.max_output = max_output
+        self.max_file_bytes = max_file_bytes
+        self.limits = limits
+        self.written: set[str] = set()
+        self._home: Path | None = None
+        self._handlers: dict[str, Callable[..., ToolOutcome]] = {
+            spec.name: getattr(self, f"_{spec.name}") for spec in _SPECS
+        }
+
+    def specs(self) -> list[ToolSpec]:
+        return [spec.model_copy(deep=True) for spec in _SPECS]
+
+    def execute(self, name: str, input: dict[str, Any]) -> ToolOutcome:
+        """Run one tool call; every failure becomes an error outcome naming the problem."""
+        handler = self._handlers.get(name)
+        if handler is None:
+            return ToolOutcome(f"unknown tool {name!r}; available tools: {', '.join(self._handlers)}", True)
+        spec = next(s for s in _SPECS if s.name == name)
+        problem = _check_input(spec.input_schema, input)
+        if problem:
+            return ToolOutcome(f"invalid input for {name}: {problem}", True)
+        try:
+            return handler(**input)
+        except PathRefused as exc:
+            return ToolOutcome(f"refused: {exc}", True)
+        except OSError as exc:
+            where = f" ({self._rel(Path(exc.filename))})" if isinstance(exc.filename, str) else ""
+            return ToolOutcome(f"{name} failed: {exc.strerror or exc}{where}", True)
+        except Exception as exc:
+            return ToolOutcome(f"{name} failed: {type(exc).__name__}: {exc}", True)
+
+    def changed_paths(self) -> set[str]:
+        """Paths differing from HEAD (modified, added, deleted, renamed, untracked), per ``git status``."""
+        done = subprocess.run(
+            ["git", "status", "--porcelain", "-z", "--untracked-files=all"],
+            cwd=self.root,
+            capture_output=True,
+            env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"},
+            stdin=subprocess.DEVNULL,
+        )
+        if done.returncode != 0:
+            raise AgentwavesError(f"git status failed in {self.root}: {done.stderr.decode(errors='replace')}")
+        entries = done.stdout.decode("utf-8", errors="surrogateescape").split("\0")
+        paths: set[str] = set()
+        i = 0
+        while i < len(entries):
+            entry, i = entries[i], i + 1
+            if len(entry) < 4:
+                continue
+            paths.add(entry[3:])
+            if "R" in entry[:2] or "C" in entry[:2]:
+                paths.add(entries[i])
+                i += 1
+        return paths
+
+    def close(self) -> None:
+        """Remove the private HOME used by ``run``."""
+        if self._home is not None:
+            shutil.rmtree(self._home, ignore_errors=True)
+            self._home = None
+
+    def __enter__(self) -> WorktreeTools:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------------------------ helpers
+
+    def _rel(self, path: Path) -> str:
+        with contextlib.suppress(ValueError):
+            return path.relative_to(self.root).as_posix() or "."
+        return path.name
+
+    def _read_bytes(self, target: Path, shown: str) -> bytes:
+        fd = os.open(target, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise PathRefused(f"{shown}: is not a regular file")
+            data = f.read(self.max_file_bytes + 1)
+        if len(data) > self.max_file_bytes:
+            raise PathRefused(f"{shown}: larger than {self.max_file_bytes} bytes")
+        return data
+
+    def _atomic_write(self, target: Path, content: str, shown: str) -> ToolOutcome:
+        data = content.encode("utf-8")
+        if len(data) > self.max_file_bytes:
+            return ToolOutcome(
+                f"refused: {shown}: content is {len(data)} bytes, over {self.max_file_bytes}", True
+            )
+        target.parent.mkdir(parents=True, exist_ok=True)
+        confine(self.root, shown, write=True)  # the parents now exist: check them again
+        try:
+            mode = stat.S_IMODE(os.stat(target).st_mode)
+        except FileNotFoundError:
+            mode = 0o666 & ~_umask()
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".agentwaves-tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.chmod(tmp, mode)
+            os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        self.written.add(shown)
+        return ToolOutcome(f"wrote {shown} ({len(data)} bytes)", False)
+
+    def _walk(self, base: Path) -> Iterator[Path]:
+        """Files and symlinks under ``base``, sorted, never following symlinks or entering ``.git``."""
+        for dirpath, dirnames, filenames in os.walk(base):
+            here = Path(dirpath)
+            names = [*filenames, *(d for d in dirnames if (here / d).is_symlink())]
+            dirnames[:] = sorted(d for d in dirnames if d.lower() != ".git" and not (here / d).is_symlink())
+            for name in sorted(n for n in names if n.lower() != ".git"):
+                yield here / name
+
+    # ------------------------------------------------------------------------------------ the tools
+
+    def _read_file(self, path: str) -> ToolOutcome:
+        target = confine(self.root, path)
+        shown = self._rel(target)
+        data = self._read_bytes(target, shown)
+        if b"\0" in data[:8192]:
+            return ToolOutcome(f"{shown} is a binary file ({len(data)} bytes); not shown", True)
+        text = data.decode("utf-8", errors="replace")
+        if len(text) > self.max_output:
+            cut = len(text) - self.max_output
+            return ToolOutcome(
+                f"{text[: self.max_output]}\n[{shown}: {cut} more characters not shown; use search or run "
+                f"(e.g. sed -n 'A,Bp' {shown}) to read the rest]",
+                False,
+            )
+        return ToolOutcome(text, False)
+
+    def _write_file(self, path: str, content: str) -> ToolOutcome:
+        target = confine(self.root, path, write=True)
+        return self._atomic_write(target, content, self._rel(target))
+
+    def _edit_file(self, path: str, old: str, new: str) -> ToolOutcome:
+        target = confine(self.root, path, write=True)
+        shown = self._rel(target)
+        if not old:
+            return ToolOutcome("old must not be empty; to create or overwrite a file use write_file", True)
+        text = self._read_bytes(target, shown).decode("utf-8")
+        count = text.count(old)
+        if count != 1:
+            hint = "add surrounding lines to make it unique" if count else "check whitespace and indentation"
+            return ToolOutcome(
+                f"old text matched {count} times in {shown}; it must match exactly once ({hint})", True
+            )
+        outcome = self._atomic_write(target, text.replace(old, new, 1), shown)
+        return ToolOutcome(f"edited {shown}", False) if not outcome.is_error else outcome
+
+    def _list_files(self, path: str = ".", pattern: str | None = None) -> ToolOutcome:
+        base = confine(self.root, path or ".")
+        if not base.is_dir():
+            return ToolOutcome(f"{path}: not a directory", True)
+        regex = _glob_regex(pattern) if pattern else None
+        shown: list[str] = []
+        more = 0
+        for file in self._walk(base):
+            rel_base = file.relative_to(base).as_posix()
+            if regex and not regex.match(rel_base if "/" in (pattern or "") else file.name):
+                continue
+            if len(shown) < MAX_LIST:
+                shown.append(self._rel(file))
+            else:
+                more += 1
+        if not shown:
+            return ToolOutcome("no files found", False)
+        tail = f"\n[... {more} more files not shown; narrow with path or pattern]" if more else ""
+        return ToolOutcome("\n".join(shown) + tail, False)
+
+    def _search(self, pattern: str, path: str = ".") -> ToolOutcome:
+        try:
+            regex = re.compile(pattern)
+        except re.error as exc:
+            return ToolOutcome(f"invalid regular expression {pattern!r}: {exc}", True)
+        base = confine(self.root, path or ".")
+        files = [base] if base.is_file() else (f for f in self._walk(base) if not f.is_symlink())
+        lines: list[str] = []
+        size = 0
+        for file in files:
+            with contextlib.suppress(OSError):
+                st = os.stat(file)
+                if not stat.S_ISREG(st.st_mode) or st.st_size > self.max_file_bytes:
+                    continue
+                data = file.read_bytes()
+                if b"\0" in data[:8192]:
+                    continue
+                for number, line in enumerate(data.decode("utf-8", errors="replace").splitlines(), 1):
+                    if regex.search(line):
+                        hit = f"{self._rel(file)}:{number}: {line[:MAX_LINE]}"
+                        if len(lines) >= MAX_MATCHES or size + len(hit) > self.max_output:
+                            lines.append("[... more matches not shown; narrow the pattern or path]")
+                            return ToolOutcome("\n".join(lines), False)
+                        lines.append(hit)
+                        size += len(hit) + 1
+        return ToolOutcome("\n".join(lines) if lines else "no matches", False)
+
+    def _run(self, command: str, timeout: float | None = None) -> ToolOutcome:
+        if timeout is not None and timeout <= 0:
+            return ToolOutcome("timeout must be a positive number of seconds", True)
+        limit = min(self.run_timeout if timeout is None else float(timeout), self.max_run_timeout)
+        if self._home is None:
+            self._home = Path(tempfile.mkdtemp(prefix="agentwaves-home-"))
+            weakref.finalize(self, shutil.rmtree, self._home, True)
+        result = run_sandboxed(
+            command,
+            self.root,
+            sandbox=self.sandbox,
+            env=command_env(self._home, self.env),
+            timeout=limit,
+            max_output=self.max_output,
+            writable=[self._home],
+            limits=self.limits,
+        )
+        if result.timed_out:
+            head = f"timed out after {limit:g}s; the command and all its processes were killed"
+        elif result.output_limit_hit:
+            head = "killed: the command printed too much output"
+        else:
+            head = f"exit code: {result.exit_code}"
+        body = result.output
+        if result.omitted_bytes:
+            body += f"\n[... output truncated: {result.omitted_bytes} more bytes not shown]"
+        is_error = result.exit_code != 0
+        return ToolOutcome(f"{head}\n{body}" if body else head, is_error)
+
+    def _finish(self, summary: str, notes: str | None = None) -> ToolOutcome:
+        if not summary.strip():
+            return ToolOutcome("summary must not be empty: say what you changed and how you checked it", True)
+        return ToolOutcome("finished", False, finished=True, summary=summary.strip(), notes=notes)
