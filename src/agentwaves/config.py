@@ -45,6 +45,7 @@ class Config(BaseModel):
     fake_time_scale: float = Field(
         default=0.0, ge=0, description="Fake backend: seconds per estimated minute."
     )
+    record: str | None = Field(default=None, description="Record every model response to this JSONL file.")
 
 
 def load_config(repo: Path, overrides: dict[str, Any] | None = None) -> Config:

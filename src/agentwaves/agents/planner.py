@@ -140,6 +140,7 @@ def draft_plan(
         model=config.model,
         fake_script=Path(config.fake_script) if config.fake_script else None,
         fake_time_scale=config.fake_time_scale,
+        record=Path(config.record) if config.record else None,
     )
     state_dir = ensure_state_dir(root)
     result = plan_feature(llm, root, feature, transcript_path=state_dir / "logs" / "planner.log")

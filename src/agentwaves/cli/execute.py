@@ -39,8 +39,9 @@ def _schedule(schedule: str | None, waves: bool, sequential: bool) -> str | None
 
 
 def _overrides(**kw: Any) -> dict[str, Any]:
-    if kw.get("fake_script") is not None:
-        kw["fake_script"] = str(kw["fake_script"])
+    for key in ("fake_script", "record"):
+        if kw.get(key) is not None:
+            kw[key] = str(kw[key])
     return kw
 
 
@@ -64,6 +65,7 @@ def register(app: typer.Typer) -> None:
         fake_time_scale: opt.FakeTimeScale = None,
         sandbox: Sandbox = None,
         budget_usd: Budget = None,
+        record: opt.Record = None,
         json_out: opt.Json = False,
     ) -> None:
         """Execute the plan: each wave's groups in their own worktrees, one commit per wave."""
@@ -79,6 +81,7 @@ def register(app: typer.Typer) -> None:
             fake_time_scale=fake_time_scale,
             sandbox=sandbox,
             budget_usd=budget_usd,
+            record=record,
         )
         with progress_subscribers(json_out) as subscribers:
             outcome = start_run(repo, plan, overrides, subscribers)
@@ -98,6 +101,7 @@ def register(app: typer.Typer) -> None:
         fake_time_scale: opt.FakeTimeScale = None,
         sandbox: Sandbox = None,
         budget_usd: Budget = None,
+        record: opt.Record = None,
         json_out: opt.Json = False,
     ) -> None:
         """Resume a failed or interrupted run: finished groups are kept, the rest runs again."""
@@ -113,6 +117,7 @@ def register(app: typer.Typer) -> None:
             fake_time_scale=fake_time_scale,
             sandbox=sandbox,
             budget_usd=budget_usd,
+            record=record,
         )
         with progress_subscribers(json_out) as subscribers:
             outcome = resume_run(repo, run_id, overrides, subscribers)

@@ -26,4 +26,13 @@ FakeTimeScale = Annotated[
     float | None,
     typer.Option("--fake-time-scale", min=0, help="Fake backend: seconds of latency per estimated minute."),
 ]
+Record = Annotated[
+    Path | None,
+    typer.Option(
+        "--record",
+        help="Record every model response to FILE (JSONL) to replay with the fake.",
+        dir_okay=False,
+        resolve_path=True,
+    ),
+]
 RunId = Annotated[str | None, typer.Argument(help="Run id; the latest run if omitted.")]

@@ -20,6 +20,7 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path | None, typer.Option("--out", help="Where to write the plan.")] = None,
         max_agents: opt.MaxAgents = None,
         fake_script: opt.FakeScript = None,
+        record: opt.Record = None,
         json_out: opt.Json = False,
     ) -> None:
         """Plan FEATURE: write .agentwaves/plan.yaml and the parallelization analysis."""
@@ -32,6 +33,7 @@ def register(app: typer.Typer) -> None:
             "model": model,
             "max_agents": max_agents,
             "fake_script": str(fake_script) if fake_script else None,
+            "record": str(record) if record else None,
         }
         outcome = draft_plan(repo, feature, overrides, out)
         analysis = analyze(outcome.plan, max_agents=max_agents or 4)

@@ -20,6 +20,7 @@ from agentwaves.agents.sandbox import Sandbox
 from agentwaves.plan import Group, Wave
 from agentwaves.plan.model import Task
 from agentwaves.run.context import RunContext
+from agentwaves.run.crash import crashpoint
 from agentwaves.run.gitops import GitError, git
 from agentwaves.run.integrate import (
     integrate_wave,
@@ -96,7 +97,11 @@ class Executor:
             self._commit_ready_waves()
             with self.cond:
                 started = 0 if self.ctx.stop.is_set() else self._start_ready()
-                if self._all_committed() or (not self.running and not started):
+                if self._all_committed():
+                    break
+                if not self.running and not started:
+                    if self._next_wave_ready():
+                        continue  # a group settled after the commit check: commit, then go on
                     break
                 self.cond.wait(timeout=0.5)
         for t in self.threads:
@@ -212,7 +217,9 @@ class Executor:
                 base = stacked
             gs.base, start = base, base
         gs.branch = branch
+        crashpoint("before worktree")
         worktree = self.pool.acquire(group.name, branch, start)
+        crashpoint("after worktree")
         rt = GroupRuntime(group.name, worktree, gs.port, threading.Lock())
         self.runtimes[group.name] = rt
         self.ctx.store.save()
@@ -314,6 +321,15 @@ class Executor:
         return text[-MAX_WAVE_NOTES:]
 
     # ------------------------------------------------------------------------------------------ commits
+    def _next_wave_ready(self) -> bool:
+        for wave in self.ctx.analysis.waves:
+            if not self._committed(wave.index):
+                ws = self.state.wave(wave.index)
+                return ws.state != "failed" and all(
+                    self._group_state(g.name).state == "done" for g in wave.groups
+                )
+        return False
+
     def _commit_ready_waves(self) -> None:
         for wave in self.ctx.analysis.waves:
             if self._committed(wave.index):
@@ -335,7 +351,9 @@ class Executor:
             return
         base = self.head()
         ctx.events.emit("wave_merging", wave=wave.index)
+        crashpoint("before wave merge")
         result = integrate_wave(ctx, wave, base, self.pool, self.sandbox)
+        crashpoint("after wave merge")
         with self.cond:
             for name, paths in result.resolved.items():
                 self._group_state(name).resolved = paths
@@ -352,7 +370,9 @@ class Executor:
                 ctx.store.save()
                 return
             message = wave_message(ctx, wave)
+        crashpoint("before wave commit")
         commit = commit_wave(ctx.repo, base, result.tree, message, self.ref)
+        crashpoint("after wave commit")
         self._finish_commit(wave, commit)
 
     def _finish_commit(self, wave: Wave, commit: str) -> None:

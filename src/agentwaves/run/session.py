@@ -35,6 +35,7 @@ from agentwaves.run.state import (
     StateStore,
     TaskState,
     WaveState,
+    atomic_write,
     new_run_id,
     now_iso,
     read_state,
@@ -126,9 +127,8 @@ def start_run(
         state = initial_state(
             run_id, root, plan, analysis, head_sha(root), _settings_overrides(config), config.base_port
         )
-        store = StateStore.create(run_dir, state)
-        (run_dir / "plan.yaml").write_text(dump_plan_yaml(plan))
-        return store
+        atomic_write(run_dir / "plan.yaml", dump_plan_yaml(plan))  # before the state: resume needs it
+        return StateStore.create(run_dir, state)
 
     return _execute(root, state_dir, config, plan, create, warnings, subscribers)
 
@@ -188,6 +188,7 @@ def _execute(
         fake_script=Path(config.fake_script) if config.fake_script else None,
         fake_time_scale=config.fake_time_scale,
         on_retry=on_retry,
+        record=Path(config.record) if config.record else None,
     )
     lock = RepoLock(state_dir)
     lock.acquire("pending")

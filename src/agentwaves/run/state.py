@@ -22,6 +22,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, ValidationError
 
 from agentwaves.errors import AgentwavesError, UsageError
+from agentwaves.run.crash import crashpoint
 
 Status = Literal["pending", "running", "done", "failed"]
 RunStatus = Literal["pending", "running", "done", "failed", "stopped"]
@@ -60,6 +61,7 @@ class TaskState(BaseModel):
     error: str | None = None
     retries: int = 0
     handoff: Handoff | None = None
+    stuck_since: str | None = None
 
 
 class GroupState(BaseModel):
@@ -177,7 +179,9 @@ class StateStore:
 
     def save(self) -> None:
         with self.lock:
+            crashpoint("before state write")
             atomic_write(self.path, self.state.model_dump_json(indent=1))
+            crashpoint("after state write")
 
     @classmethod
     def create(cls, run_dir: Path, state: RunState) -> StateStore:

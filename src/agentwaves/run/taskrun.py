@@ -19,6 +19,7 @@ from agentwaves.plan.globs import overlaps, parse_entry
 from agentwaves.plan.model import Task
 from agentwaves.redact import is_secret_name
 from agentwaves.run.context import BudgetReached, RunContext, RunHooks
+from agentwaves.run.crash import crashpoint
 from agentwaves.run.gitops import GitError, git, identity_args
 from agentwaves.run.state import Handoff, atomic_write, now_iso
 
@@ -140,6 +141,7 @@ def _zero():  # type: ignore[no-untyped-def]
 
 def commit_task(worktree: Path, message: str, paths: list[str] | None) -> str:
     """Commit the task's work (all changes, or only ``paths`` when a sibling task is still writing)."""
+    crashpoint("before task commit")
     if paths is None:
         git(worktree, "add", "-A")
     elif paths:
@@ -157,6 +159,7 @@ def commit_task(worktree: Path, message: str, paths: list[str] | None) -> str:
         "-",
         input=message,
     )
+    crashpoint("after task commit")
     return git(worktree, "rev-parse", "HEAD")
 
 

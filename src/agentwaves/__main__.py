@@ -1,0 +1,5 @@
+"""`python -m agentwaves`."""
+
+from agentwaves.cli.app import main
+
+main()

@@ -1,0 +1,96 @@
+"""Kill -9 at every state transition, then resume: the run always finishes as if nothing happened."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.helpers import git, tree_files, user_snapshot, wave_commits, write_yaml
+
+PLAN = {
+    "feature": "crash sweep",
+    "tasks": [
+        {"id": "a", "title": "A", "files": ["src/a.py"]},
+        {"id": "b", "title": "B", "files": ["src/b.py"]},
+        {"id": "c", "title": "C", "files": ["src/c.py", "src/a.py"], "depends_on": ["a", "b"]},
+        {"id": "d", "title": "D", "files": ["docs/d.md"], "depends_on": ["c"]},
+    ],
+}
+
+
+def agentwaves(repo: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "agentwaves", *args, "--repo", str(repo)], env=full,
+                          capture_output=True, text=True, timeout=120)
+
+
+def task_trailers(repo: Path) -> Counter[str]:
+    """How many task commits exist per task id, over every group branch of the run."""
+    out = git(repo, "log", "--format=%(trailers:key=Agentwaves-Task,valueonly)",
+              "--branches=agentwaves-groups/*")
+    return Counter(line.strip() for line in out.splitlines() if line.strip())
+
+
+def run_state(repo: Path) -> dict | None:
+    runs = repo / ".agentwaves" / "runs"
+    states = sorted(runs.glob("*/state.json")) if runs.exists() else []
+    return json.loads(states[-1].read_text()) if states else None
+
+
+@pytest.mark.slow
+def test_crash_point_sweep(make_repo, tmp_path: Path) -> None:
+    template = make_repo({"README.md": "# r\n", "src/__init__.py": ""}, name="template")
+    plan = write_yaml(tmp_path / "plan.yaml", PLAN)
+    args = ("--plan", str(plan), "--llm", "fake", "--sandbox", "none")
+
+    reference = tmp_path / "reference"
+    shutil.copytree(template, reference)
+    log = tmp_path / "points.log"
+    res = agentwaves(reference, "execute", *args, env={"AGENTWAVES_CRASH_LOG": str(log)})
+    assert res.returncode == 0, res.stderr
+    points = log.read_text().splitlines()
+    ref_state = run_state(reference)
+    assert ref_state is not None
+    ref_tree = tree_files(reference, ref_state["branch"])
+    assert len(points) >= 30, f"only {len(points)} crash points"
+
+    def attempt(n: int) -> str | None:
+        """Crash at point n, recover, check; returns None if the run never reached point n."""
+        repo = tmp_path / f"crash-{n}"
+        shutil.copytree(template, repo)
+        before = user_snapshot(repo)
+        crashed = agentwaves(repo, "execute", *args, env={"AGENTWAVES_CRASH_AT": str(n)})
+        where = f"crash point {n} ({points[n - 1]})"
+        if crashed.returncode == 0:  # thread timing made this run reach fewer points
+            shutil.rmtree(repo)
+            return None
+        assert crashed.returncode == -9, f"{where}: {crashed.stderr}"
+        state = run_state(repo)  # never unreadable
+        if state is None:  # killed before the run existed: start it again
+            res = agentwaves(repo, "execute", *args)
+        else:
+            res = agentwaves(repo, "resume", *args[2:])
+        assert res.returncode == 0, f"{where}: {res.stderr}"
+        state = run_state(repo)
+        assert state is not None and state["state"] == "done", where
+        commits = wave_commits(repo, state)
+        assert [s.split()[2] for s, _ in commits] == [str(w["index"]) for w in state["waves"]], where
+        assert tree_files(repo, state["branch"]) == ref_tree, where
+        assert all(count == 1 for count in task_trailers(repo).values()), f"{where}: a task ran twice"
+        assert user_snapshot(repo) == before, where
+        shutil.rmtree(repo)
+        return where
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(attempt, range(1, len(points) + 1)))
+    survived = [r for r in results if r]
+    print(f"crash points survived: {len(survived)}/{len(survived)} (of {len(points)} in the reference run)")
+    assert len(survived) >= 30
