@@ -1,9 +1,50 @@
-"""`agentwaves analyze`: placeholder until the plan analysis lands."""
+"""`agentwaves analyze PLAN`: waves, conflicts and estimates for a plan file, without running anything."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from agentwaves.cli import options as opt
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    @app.command("analyze")
+    def analyze_cmd(
+        plan: Annotated[Path, typer.Argument(help="A plan: YAML, or a pipeline table (.pipeline).")],
+        json_out: opt.Json = False,
+        max_agents: opt.MaxAgents = None,
+        markdown: Annotated[
+            Path | None,
+            typer.Option("--markdown", help="Also write the parallelization analysis (Markdown) here."),
+        ] = None,
+    ) -> None:
+        """Show the waves, groups, conflicts and time estimates of PLAN."""
+        from agentwaves.errors import UsageError
+        from agentwaves.plan import PlanError, analyze, load_plan
+        from agentwaves.plan.report import analysis_markdown
+
+        loaded = load_plan(plan)
+        try:
+            analysis = analyze(loaded, max_agents=max_agents or 4)
+        except PlanError as exc:
+            raise PlanError(f"{plan}: {exc}") from None
+        if markdown is not None:
+            try:
+                markdown.write_text(analysis_markdown(analysis), encoding="utf-8")
+            except OSError as exc:
+                raise UsageError(f"cannot write {markdown}: {exc.strerror or exc}") from None
+        if json_out:
+            print(json.dumps(analysis.to_json(), indent=2))
+            return
+        from rich.console import Console
+
+        from agentwaves.ui.analysis import render_analysis
+
+        console = Console(highlight=False)
+        render_analysis(analysis, console)
+        if markdown is not None:
+            console.print(f"Analysis written to {markdown}")

@@ -1,24 +1,61 @@
 """The plan: tasks with dependencies, predicted writes and shared resources.
 
 A plan is what the planner writes to ``.agentwaves/plan.yaml`` and what people edit by hand. These models
-validate it completely (unique ids, known dependencies, no cycles, gates with commands), so everything
-downstream can trust a ``Plan`` it is given. This module knows nothing of git, LLMs or files on disk.
+validate it completely (unique ids, known dependencies, no cycles between tasks or between groups, gates
+with commands), so everything downstream can trust a ``Plan`` it is given. This module knows nothing of
+git, LLMs or files on disk.
 """
 
 from __future__ import annotations
 
+import math
 import re
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from agentwaves.errors import UsageError
 
 TASK_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+GROUP_NAME_RE = re.compile(r"^[A-Za-z0-9_+][A-Za-z0-9_.+-]*$")
+MAX_NAME_LEN = 100
 
 
 class PlanError(UsageError):
     """A plan that cannot be used. The message is one line that names the problem."""
+
+    def __init__(self, message: str, *, exit_code: int | None = None) -> None:
+        super().__init__(one_line(message), exit_code=exit_code)
+
+
+def one_line(text: str) -> str:
+    """``text`` with every line break (any that ``str.splitlines`` knows) folded into a space."""
+    return " ".join(part.strip() for part in str(text).splitlines() if part.strip())
+
+
+def ref_safe_problem(name: str, what: str) -> str | None:
+    """Why ``name`` cannot be used as one git ref component (a branch name part), or None if it can."""
+    pattern = TASK_ID_RE if what == "task id" else GROUP_NAME_RE
+    if what == "task id":
+        allowed = "letters, digits, '_', '-', '.', starting with a letter or digit"
+    else:
+        allowed = "letters, digits, '_', '-', '.', '+', not starting with '.' or '-'"
+    if not pattern.match(name):
+        return f"invalid {what} {name!r}: use {allowed}"
+    if len(name) > MAX_NAME_LEN:
+        return f"invalid {what} {name[:20]!r}...: at most {MAX_NAME_LEN} characters"
+    if ".." in name or name.endswith(".") or name.endswith(".lock"):
+        return f"invalid {what} {name!r}: no '..', and no '.' or '.lock' at the end"
+    return None
+
+
+def _as_list(v: Any) -> Any:
+    """Accept a single string where a list is expected (``depends_on: schema``)."""
+    if isinstance(v, str | int) and not isinstance(v, bool):
+        v = [v]
+    if isinstance(v, list):
+        return [str(x) if isinstance(x, int) and not isinstance(x, bool) else x for x in v]
+    return v
 
 
 class Task(BaseModel):
@@ -28,7 +65,9 @@ class Task(BaseModel):
 
     id: str = Field(description="Unique id: letters, digits, '_', '-', '.'; starts with a letter or digit.")
     title: str = Field(description="One line saying what the task does.")
-    prompt: str | None = Field(default=None, description="What the agent is asked to do; the title if omitted.")
+    prompt: str | None = Field(
+        default=None, description="What the agent is asked to do; the title if omitted."
+    )
     depends_on: list[str] = Field(default_factory=list, description="Ids of tasks that must finish first.")
     files: list[str] = Field(
         default_factory=list,
@@ -39,15 +78,41 @@ class Task(BaseModel):
         description="Shared state two tasks must not use at once, e.g. 'db:invoices', 'port:8080'.",
     )
     group: str | None = Field(default=None, description="Name of the group (worktree) the task runs in.")
-    kind: Literal["task", "gate"] = Field(default="task", description="'task' (an agent) or 'gate' (a command).")
+    kind: Literal["task", "gate"] = Field(
+        default="task", description="'task' (an agent) or 'gate' (a command)."
+    )
     command: str | None = Field(default=None, description="Shell command of a gate; required for gates.")
     estimate: float = Field(default=1, description="Predicted duration in minutes; default 1.")
+    meta: dict[str, str] = Field(
+        default_factory=dict,
+        description="Free-form metadata kept from imports (e.g. a pipeline's agent profile); not analysed.",
+    )
+
+    @field_validator("id", "group", "title", mode="before")
+    @classmethod
+    def _int_to_str(cls, v: Any) -> Any:
+        return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
+
+    @field_validator("depends_on", "files", "resources", mode="before")
+    @classmethod
+    def _single_to_list(cls, v: Any) -> Any:
+        return _as_list(v)
 
     @field_validator("id")
     @classmethod
     def _valid_id(cls, v: str) -> str:
-        if not TASK_ID_RE.match(v):
-            raise ValueError(f"invalid task id {v!r}: use letters, digits, '_', '-' or '.'")
+        problem = ref_safe_problem(v, "task id")
+        if problem:
+            raise ValueError(problem)
+        return v
+
+    @field_validator("group")
+    @classmethod
+    def _valid_group(cls, v: str | None) -> str | None:
+        if v is not None:
+            problem = ref_safe_problem(v, "group name")
+            if problem:
+                raise ValueError(problem)
         return v
 
     @field_validator("title")
@@ -60,6 +125,8 @@ class Task(BaseModel):
     @field_validator("estimate")
     @classmethod
     def _nonnegative(cls, v: float) -> float:
+        if not math.isfinite(v):
+            raise ValueError(f"estimate must be a finite number of minutes (got {v!r})")
         if v < 0:
             raise ValueError(f"estimate must not be negative (got {v:g})")
         return v
@@ -77,19 +144,37 @@ class Task(BaseModel):
                 raise ValueError(f"file {f!r} points outside the repository")
         return v
 
+    @field_validator("resources")
+    @classmethod
+    def _nonempty_resources(cls, v: list[str]) -> list[str]:
+        if any(not r.strip() for r in v):
+            raise ValueError("resource entries must not be empty")
+        return v
+
     @model_validator(mode="after")
-    def _gate_command(self) -> Task:
-        if self.kind == "gate" and not (self.command and self.command.strip()):
-            raise ValueError(f"gate {self.id!r} has no command")
+    def _gate_rules(self) -> Task:
+        if self.kind == "gate":
+            if not (self.command and self.command.strip()):
+                raise ValueError(f"gate {self.id!r} has no command")
+            if self.files:
+                raise ValueError(f"gate {self.id!r} cannot have files (a gate only runs its command)")
+            if self.group is not None:
+                raise ValueError(
+                    f"gate {self.id!r} cannot join group {self.group!r} (gates run on their own)"
+                )
         return self
 
     @property
     def effective_prompt(self) -> str:
         return self.prompt if self.prompt and self.prompt.strip() else self.title
 
+    @property
+    def is_gate(self) -> bool:
+        return self.kind == "gate"
+
 
 class Plan(BaseModel):
-    """A feature broken into tasks. Validation guarantees a usable DAG."""
+    """A feature broken into tasks. Validation guarantees a usable DAG, between tasks and between groups."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -98,6 +183,8 @@ class Plan(BaseModel):
 
     @model_validator(mode="after")
     def _check_graph(self) -> Plan:
+        if not self.tasks:
+            raise ValueError("the plan has no tasks")
         seen: set[str] = set()
         for t in self.tasks:
             if t.id in seen:
@@ -112,6 +199,13 @@ class Plan(BaseModel):
         cycle = find_cycle({t.id: t.depends_on for t in self.tasks})
         if cycle:
             raise ValueError("dependency cycle: " + " -> ".join([*cycle, cycle[0]]))
+        group_cycle = find_group_cycle(self.tasks)
+        if group_cycle:
+            raise ValueError(
+                "groups depend on each other in a cycle: "
+                + " -> ".join([*group_cycle, group_cycle[0]])
+                + " (a group runs in one wave, so it cannot wait for a group that waits for it)"
+            )
         return self
 
     def task(self, task_id: str) -> Task:
@@ -123,6 +217,25 @@ class Plan(BaseModel):
     @property
     def by_id(self) -> dict[str, Task]:
         return {t.id: t for t in self.tasks}
+
+
+def group_key(task: Task) -> str:
+    """The initial group of a task: its explicit group, else a singleton group keyed by its id."""
+    return f"g:{task.group}" if task.group is not None else f"t:{task.id}"
+
+
+def find_group_cycle(tasks: list[Task]) -> list[str] | None:
+    """A cycle in the graph of initial groups (explicit groups and singleton tasks), by display name."""
+    if not any(t.group is not None for t in tasks):
+        return None
+    key_of = {t.id: group_key(t) for t in tasks}
+    deps: dict[str, list[str]] = {}
+    for t in tasks:
+        mine = key_of[t.id]
+        bucket = deps.setdefault(mine, [])
+        bucket.extend(key_of[d] for d in t.depends_on if key_of.get(d, mine) != mine)
+    cycle = find_cycle(deps)
+    return [k[2:] for k in cycle] if cycle else None
 
 
 def find_cycle(deps: dict[str, list[str]]) -> list[str] | None:

@@ -1,0 +1,92 @@
+"""Rich tables for a plan analysis: waves -> groups -> tasks, estimates, serialization points."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from agentwaves.plan.graph import Analysis
+from agentwaves.plan.report import minutes
+
+
+def render_analysis(analysis: Analysis, console: Console | None = None) -> None:
+    """Print the analysis as tables on ``console`` (a fresh stdout console by default)."""
+    out = console or Console(highlight=False)
+    plan, est = analysis.plan, analysis.estimates
+    by_id = plan.by_id
+    heading = plan.feature or "Plan"
+    out.print(
+        Text.assemble(
+            (heading, "bold"),
+            f" — {len(plan.tasks)} tasks, {len(analysis.waves)} waves, "
+            f"at most {analysis.max_agents} agents at once",
+        )
+    )
+
+    waves = Table(title="Waves", title_justify="left", show_lines=False)
+    waves.add_column("Wave", justify="right", style="bold")
+    waves.add_column("Group", style="cyan")
+    waves.add_column("Tasks")
+    waves.add_column("Min", justify="right")
+    for wave in analysis.waves:
+        for k, group in enumerate(wave.groups):
+            lines = []
+            for tid in group.tasks:
+                task = by_id[tid]
+                after = group.after.get(tid) or []
+                line = Text.assemble((tid, "bold"), f" {task.title} ({minutes(task.estimate)})")
+                if task.is_gate:
+                    line.append(f"  $ {task.command}", style="dim")
+                if after:
+                    line.append(f"  after {', '.join(after)}", style="yellow")
+                lines.append(line)
+            span = analysis_group_span(analysis, group.tasks, group.after)
+            name = Text(group.name + (" (gate)" if group.gate else ""))
+            waves.add_row(str(wave.index) if k == 0 else "", name, Text("\n").join(lines), minutes(span))
+        if wave.index != len(analysis.waves):
+            waves.add_section()
+    out.print(waves)
+
+    table = Table(title="Estimates (minutes)", title_justify="left")
+    table.add_column("Schedule")
+    table.add_column("Min", justify="right")
+    table.add_column("Speedup", justify="right")
+    for label, value in (
+        ("serial (one task at a time)", est.serial),
+        ("groups one at a time (before waves)", est.groups_sequential),
+        ("theoretical (dependencies only)", est.theoretical),
+        (f"practical (conflicts, {analysis.max_agents} agents)", est.practical),
+    ):
+        table.add_row(label, minutes(value), f"{est.speedup(value):.2f}x")
+    out.print(table)
+    out.print(
+        Text.assemble(
+            (f"Critical path ({minutes(est.theoretical)} min): ", "bold"), " → ".join(analysis.critical_path)
+        )
+    )
+
+    if analysis.serialization_points:
+        points = Table(title="Serialization points", title_justify="left")
+        points.add_column("Tasks", style="bold")
+        points.add_column("Reason")
+        points.add_column("Resolution", style="cyan")
+        for p in analysis.serialization_points:
+            resolution = p.resolution + (f" ({p.moved} moved)" if p.moved else "")
+            points.add_row(", ".join(p.tasks), p.reason, resolution)
+        out.print(points)
+    else:
+        out.print("No serialization points: no two tasks of one wave conflict.")
+    for s in analysis.suggestions:
+        out.print(Text.assemble(("suggestion: ", "green"), s))
+    for w in analysis.warnings:
+        out.print(Text.assemble(("warning: ", "yellow"), w))
+
+
+def analysis_group_span(analysis: Analysis, tasks: list[str], after: dict[str, list[str]]) -> float:
+    """How long a group takes with unlimited agents, following ``after``."""
+    by_id = analysis.plan.by_id
+    finish: dict[str, float] = {}
+    for tid in tasks:
+        finish[tid] = by_id[tid].estimate + max((finish[p] for p in after.get(tid, ())), default=0.0)
+    return max(finish.values(), default=0.0)
