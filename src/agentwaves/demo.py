@@ -15,7 +15,7 @@ from agentwaves.run.events import Subscriber
 from agentwaves.run.gitops import git, identity_args
 
 FEATURE = "add email and SMS notifications"
-DEFAULT_TIME_SCALE = 1.6
+DEFAULT_TIME_SCALE = 1.9
 IGNORE = shutil.ignore_patterns("__pycache__", ".pytest_cache", ".benchmarks", ".agentwaves", "*.pyc")
 
 

@@ -75,7 +75,7 @@ def ancestors(plan: Plan) -> dict[str, set[str]]:
 )
 def test_heuristic_plan_is_valid_and_parallel(feature: str, files: list[str]) -> None:
     plan = Plan.model_validate(plan_with(FakeLLM(), feature, files))
-    assert 4 <= len(plan.tasks) <= 6
+    assert 4 <= len(plan.tasks) <= 8
     anc = ancestors(plan)
     parallel = [
         (a, b)
@@ -88,7 +88,10 @@ def test_heuristic_plan_is_valid_and_parallel(feature: str, files: list[str]) ->
         assert not set(a.files) & set(b.files), f"{a.id} and {b.id} run in parallel on the same file"
     assert all(2 <= t.estimate <= 6 for t in plan.tasks)
     last = plan.tasks[-1]
-    assert last.files[0].lower().startswith("readme") and anc[last.id] == {t.id for t in plan.tasks[:-1]}
+    assert last.files[0].lower().startswith("readme") and anc[last.id] == {"foundation"}
+    for t in plan.tasks:
+        if t.id.startswith("test-"):  # each part's tests need only that part
+            assert t.depends_on == [t.id.removeprefix("test-")]
 
 
 def test_heuristic_plan_follows_repo_layout() -> None:
@@ -97,10 +100,20 @@ def test_heuristic_plan_follows_repo_layout() -> None:
         ["src/shop/notifications.py"],
         ["src/shop/email_notifications.py"],
         ["src/shop/sms_notifications.py"],
-        ["tests/test_notifications.py"],
+        ["tests/test_email_notifications.py"],
+        ["tests/test_sms_notifications.py"],
         ["README.md"],
     ]
-    assert plan.task("t2").depends_on == ["t1"] and plan.task("t3").depends_on == ["t1"]
+    assert [t.id for t in plan.tasks] == [
+        "foundation",
+        "email-notifications",
+        "sms-notifications",
+        "test-email-notifications",
+        "test-sms-notifications",
+        "docs",
+    ]
+    assert plan.task("email-notifications").depends_on == ["foundation"]
+    assert plan.task("sms-notifications").depends_on == ["foundation"]
     assert plan.feature == "add email and SMS notifications"
 
 

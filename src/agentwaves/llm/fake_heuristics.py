@@ -92,8 +92,14 @@ def repo_layout(files: list[str]) -> tuple[str, str, str, str]:
     return code_dir, ext, tests, readme
 
 
+def _task_id(slug: str, index: int) -> str:
+    tid = re.sub(r"[^a-z0-9]+", "-", slug.lower()).strip("-") or f"part{index + 1}"
+    return f"part-{tid}" if tid in ("foundation", "docs") or tid.startswith("test-") else tid
+
+
 def draft_plan(feature: str, files: list[str]) -> dict[str, Any]:
-    """A plan for ``feature`` in the plan-file format: a foundation, parallel parts, tests, then docs."""
+    """A plan for ``feature`` in the plan-file format: a foundation, then parallel parts, their tests
+    and the docs."""
     feature = " ".join(feature.split()) or "the feature"
     code_dir, ext, tests, readme = repo_layout(files)
     parts = split_feature(feature) or [["feature"]]
@@ -103,9 +109,11 @@ def draft_plan(feature: str, files: list[str]) -> dict[str, Any]:
     else:
         topic = _module(parts[-1][-1:]) if len(parts[-1]) > 1 else _module(_words(feature)[:2])
     base = topic if topic not in slugs else f"{topic}_base"
+    # ids made of the parts' names; "foundation", "docs" and "test-*" never collide with a part's slug
+    ids = [_task_id(slug, i) for i, slug in enumerate(slugs)]
     tasks: list[dict[str, Any]] = [
         {
-            "id": "t1",
+            "id": "foundation",
             "title": f"Add the shared {topic.replace('_', ' ')} foundation",
             "prompt": f"Create {code_dir}{base}{ext} with the types, configuration and helpers that "
             f"'{feature}' needs, so that its parts can be built in parallel.",
@@ -113,38 +121,40 @@ def draft_plan(feature: str, files: list[str]) -> dict[str, Any]:
             "estimate": 3,
         }
     ]
-    for words, slug in zip(parts, slugs, strict=True):
+    for k, (words, slug) in enumerate(zip(parts, slugs, strict=True)):
         text = " ".join(words)
         tasks.append(
             {
-                "id": f"t{len(tasks) + 1}",
+                "id": ids[k],
                 "title": f"Implement {text}",
                 "prompt": f"Implement {text} for '{feature}' in {code_dir}{slug}{ext}, "
                 f"building on {code_dir}{base}{ext}.",
-                "depends_on": ["t1"],
+                "depends_on": ["foundation"],
                 "files": [f"{code_dir}{slug}{ext}"],
-                "estimate": 4 if len(words) < 3 else 5,
+                # uneven durations, as real work has: the first part is the biggest
+                "estimate": 5 if k == 0 else 3,
             }
         )
-    part_ids = [t["id"] for t in tasks[1:]]
-    test_path = f"{tests}test_{topic}{ext}"
+    # one test task per part, each needing only its own part
+    for k, slug in enumerate(slugs):
+        test_path = f"{tests}test_{slug}{ext}"
+        tasks.append(
+            {
+                "id": f"test-{ids[k]}",
+                "title": f"Test {' '.join(parts[k])}",
+                "prompt": f"Write tests for {' '.join(parts[k])} ('{feature}') in {test_path}.",
+                "depends_on": [ids[k]],
+                "files": [test_path],
+                "estimate": 2,
+            }
+        )
     tasks.append(
         {
-            "id": f"t{len(tasks) + 1}",
-            "title": f"Test {topic.replace('_', ' ')}",
-            "prompt": f"Write tests for '{feature}' in {test_path}.",
-            # with a single part the tests cover the foundation, in parallel with the implementation
-            "depends_on": part_ids if len(part_ids) > 1 else ["t1"],
-            "files": [test_path],
-            "estimate": 3,
-        }
-    )
-    tasks.append(
-        {
-            "id": f"t{len(tasks) + 1}",
+            "id": "docs",
             "title": "Document the feature in the README",
-            "prompt": f"Describe '{feature}' and how to use it in {readme}.",
-            "depends_on": [t["id"] for t in tasks[1:]] if len(part_ids) == 1 else [tasks[-1]["id"]],
+            "prompt": f"Describe '{feature}' and how to use it in {readme}, "
+            f"using the API of {code_dir}{base}{ext}.",
+            "depends_on": ["foundation"],
             "files": [readme],
             "estimate": 2,
         }

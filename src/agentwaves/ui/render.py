@@ -98,8 +98,10 @@ def render_summary(outcome: Any) -> None:
     usage = state.usage or {}
     if usage:
         out.print(
-            f"tokens: {usage.get('input_tokens', 0):,} in, {usage.get('output_tokens', 0):,} out, "
-            f"{usage.get('cache_read_input_tokens', 0):,} from cache; cost ${usage.get('cost_usd', 0):.4f}"
+            f"tokens: {usage.get('input_tokens', 0):,} input, "
+            f"{usage.get('cache_creation_input_tokens', 0):,} cache write, "
+            f"{usage.get('cache_read_input_tokens', 0):,} cache read, "
+            f"{usage.get('output_tokens', 0):,} output; cost ${usage.get('cost_usd', 0):.4f}"
         )
     for w in state.waves:
         if w.commit:
