@@ -10,6 +10,11 @@ import sys
 
 import typer
 
+try:  # typer >= 0.24 vendors click
+    from typer._click import exceptions as click_exc
+except ImportError:  # pragma: no cover
+    from click import exceptions as click_exc  # type: ignore[no-redef]
+
 from agentwaves.errors import AgentwavesError
 
 app = typer.Typer(
@@ -39,14 +44,33 @@ def main(argv: list[str] | None = None) -> None:
         _register()
         _registered = True
     try:
-        app(args=argv, prog_name="agentwaves")
+        code = app(args=argv, prog_name="agentwaves", standalone_mode=False)
+    except click_exc.NoArgsIsHelpError as exc:
+        print(exc.ctx.get_help() if exc.ctx else str(exc))
+        sys.exit(0)
+    except click_exc.UsageError as exc:
+        hint = f" (see agentwaves {exc.ctx.info_name} --help)" if exc.ctx and exc.ctx.parent else ""
+        print(f"agentwaves: error: {exc.format_message()}{hint}", file=sys.stderr)
+        sys.exit(2)
+    except click_exc.ClickException as exc:
+        print(f"agentwaves: error: {exc.format_message()}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        print("agentwaves: interrupted", file=sys.stderr)
+        sys.exit(130)
     except AgentwavesError as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         print(f"agentwaves: error: {message}", file=sys.stderr)
         sys.exit(exc.exit_code)
+    except BrokenPipeError:  # `agentwaves ... | head`: the reader left; that is not an error
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
     except KeyboardInterrupt:
         print("agentwaves: interrupted", file=sys.stderr)
         sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":  # pragma: no cover
