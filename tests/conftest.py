@@ -22,8 +22,13 @@ def _isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GIT_AUTHOR_EMAIL", "test@example.com")
     monkeypatch.setenv("GIT_COMMITTER_NAME", "Test")
     monkeypatch.setenv("GIT_COMMITTER_EMAIL", "test@example.com")
-    for var in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "AGENTWAVES_MODEL", "AGENTWAVES_LLM",
-                "AGENTWAVES_FAKE_TIME_SCALE"):
+    for var in (
+        "ANTHROPIC_API_KEY",
+        "ANTHROPIC_BASE_URL",
+        "AGENTWAVES_MODEL",
+        "AGENTWAVES_LLM",
+        "AGENTWAVES_FAKE_TIME_SCALE",
+    ):
         monkeypatch.delenv(var, raising=False)
 
 

@@ -220,7 +220,7 @@ class Executor:
         crashpoint("before worktree")
         worktree = self.pool.acquire(group.name, branch, start)
         crashpoint("after worktree")
-        rt = GroupRuntime(group.name, worktree, gs.port, threading.Lock())
+        rt = GroupRuntime(group.name, worktree, gs.port, threading.Lock(), exclude=_setup_leftovers(worktree))
         self.runtimes[group.name] = rt
         self.ctx.store.save()
         self.ctx.events.emit(
@@ -457,6 +457,13 @@ class Executor:
                 ts.files_written = ts.handoff.files
             except ValueError:
                 pass
+
+
+def _setup_leftovers(worktree: Path) -> list[str]:
+    """Untracked, not ignored files in a freshly prepared worktree: copied files (``.env``) and what the
+    setup command made. They belong to the environment, not to any task, and are never committed."""
+    out = git(worktree, "ls-files", "-z", "--others", "--exclude-standard")
+    return sorted(p for p in out.split("\0") if p)
 
 
 __all__ = ["Executor", "GitError"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from agentwaves.agents.implementer import implement
@@ -20,7 +20,7 @@ from agentwaves.plan.model import Task
 from agentwaves.redact import is_secret_name
 from agentwaves.run.context import BudgetReached, RunContext, RunHooks
 from agentwaves.run.crash import crashpoint
-from agentwaves.run.gitops import GitError, git, identity_args
+from agentwaves.run.gitops import GitError, commit_all, exclude_pathspecs, git, identity_args
 from agentwaves.run.state import Handoff, atomic_write, now_iso
 
 TASK_TRAILER = "Agentwaves-Task"
@@ -37,6 +37,7 @@ class GroupRuntime:
     port: int
     git_lock: threading.Lock
     running: int = 0
+    exclude: list[str] = field(default_factory=list)  # copied untracked files: never committed
 
 
 def task_commit_message(ctx: RunContext, task: Task, handoff: Handoff) -> str:
@@ -104,7 +105,7 @@ def run_task(ctx: RunContext, task: Task, group: GroupRuntime, sandbox: Sandbox,
         atomic_write(ctx.handoff_path(task.id), handoff.model_dump_json(indent=1))
         with group.git_lock:
             paths = None if group.running <= 1 else sorted(tools.written)
-            sha = commit_task(group.worktree, task_commit_message(ctx, task, handoff), paths)
+            sha = commit_task(group.worktree, task_commit_message(ctx, task, handoff), paths, group.exclude)
     except BudgetReached as exc:
         ctx.stop_reason = str(exc)
         ctx.stop.set()
@@ -139,28 +140,31 @@ def _zero():  # type: ignore[no-untyped-def]
     return Usage()
 
 
-def commit_task(worktree: Path, message: str, paths: list[str] | None) -> str:
-    """Commit the task's work (all changes, or only ``paths`` when a sibling task is still writing)."""
+def commit_task(worktree: Path, message: str, paths: list[str] | None, exclude: list[str]) -> str:
+    """Commit the task's work: all changes (but copied untracked files), or only ``paths`` while a
+    sibling task of the group is still writing in the same worktree."""
     crashpoint("before task commit")
     if paths is None:
-        git(worktree, "add", "-A")
-    elif paths:
-        git(worktree, "add", "-A", "--", *paths)
-    git(
-        worktree,
-        *identity_args(worktree),
-        "-c",
-        "commit.gpgsign=false",
-        "commit",
-        "-q",
-        "--allow-empty",
-        "--no-verify",
-        "-F",
-        "-",
-        input=message,
-    )
+        sha = commit_all(worktree, message, allow_empty=True, exclude=exclude)
+    else:
+        if paths:
+            git(worktree, "add", "-A", "--", *paths, *exclude_pathspecs(exclude))
+        git(
+            worktree,
+            *identity_args(worktree),
+            "-c",
+            "commit.gpgsign=false",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "--no-verify",
+            "-F",
+            "-",
+            input=message,
+        )
+        sha = None
     crashpoint("after task commit")
-    return git(worktree, "rev-parse", "HEAD")
+    return sha or git(worktree, "rev-parse", "HEAD")
 
 
 def run_gate(ctx: RunContext, task: Task, integration: Path) -> None:
