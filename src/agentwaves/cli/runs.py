@@ -1,9 +1,166 @@
-"""Commands that look at runs: status, review, logs, land, clean (being built)."""
+"""Commands that look at runs and finish them: status, runs, review, report, logs, land, clean.
+
+Each command parses its options, calls one function of :mod:`agentwaves.run.inspect`,
+:mod:`agentwaves.run.land` or :mod:`agentwaves.run.report`, and renders the result (rich, or ``--json``).
+JSON shapes are documented in ``docs/cli.md``.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+
+from agentwaves.cli import options as opt
+
+All = Annotated[bool, typer.Option("--all", help="Every run of the repository.")]
+Force = Annotated[bool, typer.Option("--force", help="Also delete integration branches that are not landed.")]
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return f"{n} B"
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    @app.command("status")
+    def status_cmd(
+        run_id: opt.RunId = None,
+        all_runs: All = False,
+        repo: opt.Repo = Path("."),
+        json_out: opt.Json = False,
+    ) -> None:
+        """Show a run's waves, groups and tasks: state, progress, failures and their logs, tokens and cost."""
+        from agentwaves.run.inspect import open_run, runs_data, status_data
+        from agentwaves.ui.render import print_json
+        from agentwaves.ui.status import render_runs, render_status
+
+        if all_runs:
+            data = runs_data(repo)
+            print_json(data) if json_out else render_runs(data)
+            return
+        data = status_data(open_run(repo, run_id))
+        print_json(data) if json_out else render_status(data)
+
+    @app.command("runs")
+    def runs_cmd(repo: opt.Repo = Path("."), json_out: opt.Json = False) -> None:
+        """List the repository's runs: id, state, tasks done, branch, creation time, cost, landed."""
+        from agentwaves.run.inspect import runs_data
+        from agentwaves.ui.render import print_json
+        from agentwaves.ui.status import render_runs
+
+        data = runs_data(repo)
+        print_json(data) if json_out else render_runs(data)
+
+    @app.command("review")
+    def review_cmd(
+        run_id: opt.RunId = None,
+        wave: Annotated[int | None, typer.Option("--wave", help="Only this wave.")] = None,
+        diff: Annotated[bool, typer.Option("--diff", help="Show each task's diff, by group.")] = False,
+        repo: opt.Repo = Path("."),
+        json_out: opt.Json = False,
+    ) -> None:
+        """Review a run wave by wave: commits, files changed, undeclared writes, handoffs, tokens and cost."""
+        from agentwaves.run.inspect import open_run, review_data
+        from agentwaves.ui.render import print_json
+        from agentwaves.ui.review import render_review
+
+        data = review_data(open_run(repo, run_id), wave, diff)
+        print_json(data) if json_out else render_review(data, diff=diff)
+
+    @app.command("report")
+    def report_cmd(run_id: opt.RunId = None, repo: opt.Repo = Path("."), json_out: opt.Json = False) -> None:
+        """Regenerate the run's report.md (timeline, estimates vs measured, failures, cost)."""
+        from agentwaves.run.inspect import open_run
+        from agentwaves.run.report import write_report
+        from agentwaves.ui.render import print_json
+
+        path = write_report(open_run(repo, run_id).run_dir)
+        print_json({"report": str(path)}) if json_out else print(path)
+
+    @app.command("logs")
+    def logs_cmd(
+        run_id: Annotated[str, typer.Argument(help="Run id (a unique prefix is enough).")],
+        task: Annotated[str, typer.Argument(help="Task id (or a resolver log such as resolve-2-web).")],
+        follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing until it ends.")] = False,
+        repo: opt.Repo = Path("."),
+        json_out: opt.Json = False,
+    ) -> None:
+        """Print a task's transcript: messages, one line per tool call, errors. --follow tails it."""
+        import json
+
+        from agentwaves.run.inspect import follow_log, open_run
+        from agentwaves.ui.render import console
+        from agentwaves.ui.review import render_log_record
+
+        out = console()
+
+        def emit(record: dict[str, Any]) -> None:
+            print(json.dumps(record), flush=True) if json_out else render_log_record(record, out)
+
+        follow_log(open_run(repo, run_id), task, emit, follow=follow)
+
+    @app.command("land")
+    def land_cmd(run_id: opt.RunId = None, repo: opt.Repo = Path("."), json_out: opt.Json = False) -> None:
+        """Fast-forward your branch to a done run's integration branch, if that is safe."""
+        from agentwaves.run.inspect import open_run
+        from agentwaves.run.land import land
+        from agentwaves.ui.render import console, print_json
+
+        result = land(open_run(repo, run_id))
+        if json_out:
+            print_json(result)
+        elif result["already"]:
+            console().print(f"{result['branch']} already contains run {result['run']}: nothing to do")
+        else:
+            console().print(
+                f"Landed run {result['run']}: {result['branch']} fast-forwarded "
+                f"{result['from'][:10]} → {result['to'][:10]}. "
+                f"Clean up with: agentwaves clean {result['run']}"
+            )
+
+    @app.command("clean")
+    def clean_cmd(
+        run_id: opt.RunId = None,
+        all_runs: All = False,
+        force: Force = False,
+        repo: opt.Repo = Path("."),
+        json_out: opt.Json = False,
+    ) -> None:
+        """Remove a run's worktrees and group branches (and its integration branch once landed)."""
+        from agentwaves.errors import UsageError
+        from agentwaves.run.inspect import state_dir_of
+        from agentwaves.run.land import clean
+        from agentwaves.ui.render import console, print_json
+
+        if all_runs and run_id:
+            raise UsageError("give a run id or --all, not both")
+        root, state_dir = state_dir_of(repo)
+        result = clean(root, state_dir, run_id, all_runs=all_runs, force=force)
+        if json_out:
+            print_json(result)
+            return
+        out = console()
+        notes = {
+            "deleted-landed": "deleted (landed)",
+            "deleted-forced": "deleted (--force)",
+            "kept-unlanded": "kept: not landed (land it, or clean --force to delete it)",
+            "kept": "kept: it could not be deleted (checked out somewhere?)",
+            "absent": "already gone",
+        }
+        for r in result["runs"]:
+            out.print(
+                f"run {r['run']}: {len(r['worktrees_removed'])} worktrees removed, "
+                f"{len(r['group_branches_deleted'])} group branches deleted; "
+                f"{r['integration_branch']} {notes[r['integration']]}"
+            )
+            if r["group_branches_kept"]:
+                out.print(
+                    f"  kept {len(r['group_branches_kept'])} group branches: the run is {r['state']} "
+                    "and can be resumed (clean --force deletes them)"
+                )
+        out.print(f"Freed {_size(result['freed_bytes'])}.")

@@ -32,6 +32,7 @@ from agentwaves.run.integrate import (
 from agentwaves.run.merge import commit_wave, find_wave_commit
 from agentwaves.run.state import GroupState, Handoff, now_iso
 from agentwaves.run.taskrun import TASK_TRAILER, GroupRuntime, run_gate, run_task
+from agentwaves.run.watchdog import Watchdog
 from agentwaves.run.worktrees import WorktreePool, group_branch, integration_branch
 
 MAX_WAVE_NOTES = 6000
@@ -93,6 +94,13 @@ class Executor:
         with self.cond:
             self.state.state, self.state.started = "running", self.state.started or now_iso()
             self.ctx.store.save()
+        watchdog = Watchdog(self.ctx).start()
+        try:
+            self._loop()
+        finally:
+            watchdog.stop()
+
+    def _loop(self) -> None:
         while True:
             self._commit_ready_waves()
             with self.cond:

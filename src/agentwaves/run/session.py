@@ -6,6 +6,7 @@ before the run exists; once it exists, every change is in ``state.json`` and the
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from typing import Any
 from agentwaves.agents.repomap import repo_map
 from agentwaves.agents.sandbox import resolve_sandbox
 from agentwaves.config import Config, load_config
-from agentwaves.errors import UsageError
+from agentwaves.errors import AgentwavesError, UsageError
 from agentwaves.llm.base import RetryableError
 from agentwaves.llm.registry import make_llm
 from agentwaves.llm.usage import UsageTracker, usage_json
@@ -27,6 +28,7 @@ from agentwaves.run.context import RunContext, Slots
 from agentwaves.run.events import EventLog, Subscriber
 from agentwaves.run.executor import Executor
 from agentwaves.run.gitops import current_branch, ensure_state_dir, find_repo_root, git, head_sha, is_dirty
+from agentwaves.run.report import write_report
 from agentwaves.run.state import (
     GroupState,
     RepoLock,
@@ -226,6 +228,7 @@ def _execute(
         events.emit(
             "run_started",
             run=run_id,
+            run_dir=str(run_dir),
             schedule=config.schedule,
             max_agents=config.max_agents,
             llm=config.llm,
@@ -249,6 +252,8 @@ def _execute(
             "run_finished", run=run_id, state=store.state.state, error=store.state.error, summary=summary
         )
         events.close()
+        with contextlib.suppress(OSError, AgentwavesError):
+            write_report(run_dir)
         return RunOutcome(store.state, run_dir, warnings, summary)
     finally:
         lock.release()

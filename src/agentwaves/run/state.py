@@ -211,11 +211,20 @@ def runs_dir(state_dir: Path) -> Path:
 
 
 def list_runs(state_dir: Path) -> list[str]:
-    """Run ids, oldest first."""
+    """Run ids, oldest first (by creation time: two runs of one second sort right too)."""
     root = runs_dir(state_dir)
     if not root.is_dir():
         return []
-    return sorted(p.name for p in root.iterdir() if (p / "state.json").is_file())
+    runs = []
+    for p in root.iterdir():
+        state = p / "state.json"
+        if state.is_file():
+            try:
+                created = str(json.loads(state.read_text(encoding="utf-8")).get("created", ""))
+            except (OSError, ValueError):
+                created = ""
+            runs.append((created, p.name))
+    return [name for _, name in sorted(runs)]
 
 
 def resolve_run_dir(state_dir: Path, run_id: str | None) -> Path:
