@@ -10,6 +10,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agentwaves.errors import UsageError
+from agentwaves.llm.retry import RetryPolicy
 
 CONFIG_FILE = "agentwaves.yaml"
 
@@ -45,7 +46,22 @@ class Config(BaseModel):
     fake_time_scale: float = Field(
         default=0.0, ge=0, description="Fake backend: seconds per estimated minute."
     )
+    retry_attempts: int = Field(default=6, ge=1, le=50, description="Attempts per model call.")
+    retry_initial_wait: float = Field(
+        default=1.0, ge=0, description="Seconds before the first retry; doubled for each further one."
+    )
+    retry_after_cap: float = Field(
+        default=60.0, ge=0, description="Longest retry-after honoured (s); a longer one fails the call."
+    )
     record: str | None = Field(default=None, description="Record every model response to this JSONL file.")
+
+
+def retry_policy(config: Config) -> RetryPolicy:
+    return RetryPolicy(
+        max_attempts=config.retry_attempts,
+        initial_wait=config.retry_initial_wait,
+        retry_after_cap=config.retry_after_cap,
+    )
 
 
 def load_config(repo: Path, overrides: dict[str, Any] | None = None) -> Config:

@@ -157,3 +157,32 @@ def test_undeclared_write_conflict(make_repo, run_cli, tmp_path, resolvable: boo
         assert "shared.txt" in res.stderr
         assert git(repo, "rev-parse", "--verify", f"refs/heads/{failed[0]['branch']}")
         assert state["waves"][0]["commit"] is None
+
+
+def test_resume_of_a_done_run_is_a_no_op(make_repo, run_cli, tmp_path) -> None:
+    repo = make_repo()
+    plan = write_yaml(tmp_path / "plan.yaml", {"tasks": [{"id": "a", "title": "A", "files": ["a.py"]}]})
+    assert run_cli("execute", "--repo", repo, "--plan", plan, "--llm", "fake").exit_code == 0
+    head = git(repo, "rev-parse", latest_state(repo)["branch"])
+    res = run_cli("resume", "--repo", repo)
+    assert res.exit_code == 0
+    assert "already done" in res.stderr
+    assert git(repo, "rev-parse", latest_state(repo)["branch"]) == head
+
+
+def test_second_process_is_refused_while_a_run_executes(make_repo, run_cli, tmp_path) -> None:
+    from agentwaves.run.state import RepoLock
+
+    repo = make_repo()
+    plan = write_yaml(tmp_path / "plan.yaml", {"tasks": [{"id": "a", "title": "A", "files": ["a.py"]}]})
+    (repo / ".agentwaves").mkdir()
+    lock = RepoLock(repo / ".agentwaves")
+    lock.acquire("other-run")
+    try:
+        res = run_cli("execute", "--repo", repo, "--plan", plan, "--llm", "fake")
+        assert res.exit_code == 1
+        assert "another agentwaves process is executing" in res.stderr and "other-run" in res.stderr
+        assert not (repo / ".agentwaves" / "runs").exists()
+    finally:
+        lock.release()
+    assert run_cli("execute", "--repo", repo, "--plan", plan, "--llm", "fake").exit_code == 0

@@ -124,7 +124,7 @@ def draft_plan(
     repo: Path, feature: str, overrides: dict[str, object], out: Path | None = None
 ) -> DraftOutcome:
     """`agentwaves plan`: plan ``feature`` for ``repo`` and write the plan and its analysis."""
-    from agentwaves.config import load_config
+    from agentwaves.config import load_config, retry_policy
     from agentwaves.llm.registry import make_llm
     from agentwaves.plan import analyze
     from agentwaves.plan.load import dump_plan_yaml
@@ -141,6 +141,7 @@ def draft_plan(
         fake_script=Path(config.fake_script) if config.fake_script else None,
         fake_time_scale=config.fake_time_scale,
         record=Path(config.record) if config.record else None,
+        retry=retry_policy(config),
     )
     state_dir = ensure_state_dir(root)
     result = plan_feature(llm, root, feature, transcript_path=state_dir / "logs" / "planner.log")

@@ -154,6 +154,7 @@ class RetryableError(LLMError):
         super().__init__(message)
         self.kind = kind
         self.retry_after = retry_after
+        self.task: str | None = None  # set by the retry layer: the task (or agent) whose call failed
 
 
 class FatalLLMError(LLMError):

@@ -109,7 +109,9 @@ class RetryingLLM:
 
         def before_sleep(state: RetryCallState) -> None:
             if self.on_retry is not None:
-                self.on_retry(_error(state), state.attempt_number, state.upcoming_sleep)
+                err = _error(state)
+                err.task = ctx.task_id or ctx.agent
+                self.on_retry(err, state.attempt_number, state.upcoming_sleep)
 
         retrying = Retrying(
             sleep=self._sleep,

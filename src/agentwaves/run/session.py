@@ -16,7 +16,7 @@ from typing import Any
 
 from agentwaves.agents.repomap import repo_map
 from agentwaves.agents.sandbox import resolve_sandbox
-from agentwaves.config import Config, load_config
+from agentwaves.config import Config, load_config, retry_policy
 from agentwaves.errors import AgentwavesError, UsageError
 from agentwaves.llm.base import RetryableError
 from agentwaves.llm.registry import make_llm
@@ -44,7 +44,7 @@ from agentwaves.run.state import (
     resolve_run_dir,
     runs_dir,
 )
-from agentwaves.run.worktrees import WorktreePool, add_worktree, integration_branch, remove_worktree
+from agentwaves.run.worktrees import WorktreePool, add_worktree, integration_branch, prune, remove_worktree
 
 DEFAULT_PLAN = Path(".agentwaves/plan.yaml")
 
@@ -143,8 +143,11 @@ def resume_run(
     state_dir = ensure_state_dir(root)
     run_dir = resolve_run_dir(state_dir, run_id)
     previous = read_state(run_dir)
-    if previous.state == "done":
-        raise UsageError(f"run {previous.run_id} is already done: nothing to resume")
+    if previous.state == "done":  # e.g. killed while cleaning up after its last commit
+        _remove_run_worktrees(root, state_dir, previous.run_id)
+        config = load_config(root, {"llm": previous.settings.llm})
+        note = f"run {previous.run_id} is already done: nothing to resume"
+        return RunOutcome(previous, run_dir, [note], run_summary(previous, config))
     saved = previous.settings.model_dump()
     merged = {**saved, **{k: v for k, v in overrides.items() if v is not None}}
     config = load_config(root, {k: v for k, v in merged.items() if k in Config.model_fields})
@@ -181,8 +184,12 @@ def _execute(
             capacity = slots.rate_limited()
             if events:
                 events.emit("concurrency", capacity=capacity, reason="rate limited")
+        store = holder.get("store")
+        if store is not None and error.task:
+            with store.lock, contextlib.suppress(KeyError):
+                store.state.task(error.task).retries += 1  # saved with the next state write
         if events:
-            events.emit("retry", kind=error.kind, attempt=attempt, wait_s=round(wait, 2))
+            events.emit("retry", task=error.task, kind=error.kind, attempt=attempt, wait_s=round(wait, 2))
 
     llm = make_llm(
         config.llm,
@@ -191,6 +198,7 @@ def _execute(
         fake_time_scale=config.fake_time_scale,
         on_retry=on_retry,
         record=Path(config.record) if config.record else None,
+        retry=retry_policy(config),
     )
     lock = RepoLock(state_dir)
     lock.acquire("pending")
@@ -199,6 +207,7 @@ def _execute(
         run_dir = store.run_dir
         events = EventLog(run_dir / "events.jsonl")
         holder["events"] = events
+        holder["store"] = store
         for fn in subscribers:
             events.subscribe(fn)
         run_id = store.state.run_id
@@ -245,8 +254,7 @@ def _execute(
             pool.close()
             _finish(ctx, elapsed)
         if store.state.state == "done":
-            remove_worktree(root, integration)
-            shutil.rmtree(wt_root, ignore_errors=True)
+            _remove_run_worktrees(root, state_dir, run_id)
         summary = run_summary(store.state, config)
         events.emit(
             "run_finished", run=run_id, state=store.state.state, error=store.state.error, summary=summary
@@ -257,6 +265,14 @@ def _execute(
         return RunOutcome(store.state, run_dir, warnings, summary)
     finally:
         lock.release()
+
+
+def _remove_run_worktrees(root: Path, state_dir: Path, run_id: str) -> None:
+    wt_root = state_dir / "worktrees" / run_id
+    if (wt_root / "_integration").exists():
+        remove_worktree(root, wt_root / "_integration")
+    shutil.rmtree(wt_root, ignore_errors=True)
+    prune(root)
 
 
 def _restore_usage(state: RunState, tracker: UsageTracker, model: str) -> None:
