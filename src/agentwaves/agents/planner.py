@@ -6,6 +6,7 @@ A submitted plan that fails validation goes back to the model as a tool error na
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,7 +122,7 @@ class DraftOutcome:
 
 
 def draft_plan(
-    repo: Path, feature: str, overrides: dict[str, object], out: Path | None = None
+    repo: Path, feature: str, overrides: Mapping[str, object], out: Path | None = None
 ) -> DraftOutcome:
     """`agentwaves plan`: plan ``feature`` for ``repo`` and write the plan and its analysis."""
     from agentwaves.config import load_config, retry_policy
@@ -134,7 +135,7 @@ def draft_plan(
     if not feature.strip():
         raise PlanError('the feature text is empty: say what to build, e.g. agentwaves plan "add CSV export"')
     root = find_repo_root(repo)
-    config = load_config(root, overrides)
+    config = load_config(root, dict(overrides))
     llm = make_llm(
         config.llm,
         model=config.model,

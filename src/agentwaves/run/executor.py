@@ -214,8 +214,9 @@ class Executor:
     def _open_group(self, group: Group, wave: Wave) -> GroupRuntime | None:
         gs = self._group_state(group.name)
         branch = group_branch(self.ctx.run_id, group.name)
-        if gs.base and gs.branch and self._branch_head(branch):
-            start = self._branch_head(branch)
+        existing = self._branch_head(branch) if gs.base and gs.branch else None
+        if existing:
+            start = existing
         else:
             base = self.head()
             if self.schedule == "eager":

@@ -74,10 +74,11 @@ def integrate_wave(
         tree, conflicts = merge_group(repo, current, gs.head, gs.base or base)
         if conflicts:
             ctx.events.emit("merge_conflict", group=group.name, wave=wave.index, paths=conflicts)
-            tree = _resolve(ctx, group.name, wave.index, current, tree, conflicts, pool, sandbox)
-            if tree is None:
+            resolved = _resolve(ctx, group.name, wave.index, current, tree, conflicts, pool, sandbox)
+            if resolved is None:
                 result.failed[group.name] = conflicts
                 continue
+            tree = resolved
             result.resolved[group.name] = conflicts
         current = commit_tree(repo, tree, [current, gs.head], f"agentwaves: merge {group.name}")
     result.tree = None if result.failed else tree_of(repo, current)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,7 +106,7 @@ def _settings_overrides(config: Config) -> RunSettings:
 
 
 def start_run(
-    repo: Path, plan_path: Path | None, overrides: dict[str, Any], subscribers: list[Subscriber] = ()
+    repo: Path, plan_path: Path | None, overrides: dict[str, Any], subscribers: Sequence[Subscriber] = ()
 ) -> RunOutcome:  # type: ignore[assignment]
     """Execute a plan on ``repo`` from its current HEAD, on a new integration branch."""
     root = find_repo_root(repo)
@@ -136,7 +136,7 @@ def start_run(
 
 
 def resume_run(
-    repo: Path, run_id: str | None, overrides: dict[str, Any], subscribers: list[Subscriber] = ()
+    repo: Path, run_id: str | None, overrides: dict[str, Any], subscribers: Sequence[Subscriber] = ()
 ) -> RunOutcome:  # type: ignore[assignment]
     """Continue a failed or interrupted run: finished work is kept, the rest runs again."""
     root = find_repo_root(repo)
@@ -169,7 +169,7 @@ def _execute(
     plan: Plan,
     open_store: Callable[[Analysis], StateStore],
     warnings: list[str],
-    subscribers: list[Subscriber],
+    subscribers: Sequence[Subscriber],
 ) -> RunOutcome:
     analysis = analyze(plan, max_agents=config.max_agents)
     sandbox, sandbox_warning = resolve_sandbox(config.sandbox)
