@@ -8,7 +8,6 @@ what the group changed, and nothing it inherited.
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,8 +17,13 @@ from agentwaves.agents.sandbox import Sandbox
 from agentwaves.agents.tools import WorktreeTools
 from agentwaves.plan import Wave
 from agentwaves.run.context import RunContext, RunHooks
-from agentwaves.run.gitops import git
-from agentwaves.run.merge import checkout_tree, commit_tree, merge_into, write_tree_from_worktree
+from agentwaves.run.merge import (
+    accumulate,
+    checkout_tree,
+    record_resolution,
+    tree_of,
+    write_tree_from_worktree,
+)
 from agentwaves.run.state import GroupState, now_iso
 from agentwaves.run.worktrees import WorktreePool, group_branch
 
@@ -31,31 +35,13 @@ class Integration:
     resolved: dict[str, list[str]] = field(default_factory=dict)
 
 
-def tree_of(repo: Path, rev: str) -> str:
-    return git(repo, "rev-parse", f"{rev}^{{tree}}")
-
-
-def merge_group(repo: Path, current: str, head: str, fork: str) -> tuple[str, list[str]]:
-    """Merge ``head`` (forked at ``fork``) into commit ``current``; returns (tree, conflicted paths)."""
-    ours = current
-    if not _is_ancestor(repo, fork, current):
-        ours = commit_tree(repo, tree_of(repo, current), [current, fork], "agentwaves: merge base")
-    step = merge_into(repo, ours, head)
-    return step.tree, list(step.conflicts)
-
-
-def _is_ancestor(repo: Path, a: str, b: str) -> bool:
-    return subprocess.run(["git", "merge-base", "--is-ancestor", a, b], cwd=repo).returncode == 0
-
-
 def stack(repo: Path, base: str, branches: list[tuple[str, str]]) -> tuple[str, list[str]]:
     """Merge ``(head, fork)`` branches onto commit ``base``; returns (commit, conflicted paths)."""
     current = base
     for head, fork in branches:
-        tree, conflicts = merge_group(repo, current, head, fork)
-        if conflicts:
-            return current, conflicts
-        current = commit_tree(repo, tree, [current, head], "agentwaves: stacked base")
+        current, step = accumulate(repo, current, head, "agentwaves: stacked base", fork=fork)
+        if step.conflicts:
+            return current, list(step.conflicts)
     return current, []
 
 
@@ -71,16 +57,19 @@ def integrate_wave(
         gs: GroupState = state.group(group.name)
         if not gs.head or (gs.tasks and gs.tasks[0].kind == "gate"):
             continue
-        tree, conflicts = merge_group(repo, current, gs.head, gs.base or base)
-        if conflicts:
+        merged, step = accumulate(
+            repo, current, gs.head, f"agentwaves: merge {group.name}", fork=gs.base or base
+        )
+        if step.conflicts:
+            conflicts = list(step.conflicts)
             ctx.events.emit("merge_conflict", group=group.name, wave=wave.index, paths=conflicts)
-            resolved = _resolve(ctx, group.name, wave.index, current, tree, conflicts, pool, sandbox)
+            resolved = _resolve(ctx, group.name, wave.index, current, step.tree, conflicts, pool, sandbox)
             if resolved is None:
                 result.failed[group.name] = conflicts
                 continue
-            tree = resolved
             result.resolved[group.name] = conflicts
-        current = commit_tree(repo, tree, [current, gs.head], f"agentwaves: merge {group.name}")
+            merged = record_resolution(repo, current, gs.head, resolved, f"agentwaves: merge {group.name}")
+        current = merged
     result.tree = None if result.failed else tree_of(repo, current)
     return result
 
