@@ -21,7 +21,7 @@ from agentwaves.redact import is_secret_name
 from agentwaves.run.context import BudgetReached, RunContext, RunHooks
 from agentwaves.run.crash import crashpoint
 from agentwaves.run.gitops import GitError, commit_all, exclude_pathspecs, git, identity_args
-from agentwaves.run.state import Handoff, atomic_write, now_iso
+from agentwaves.run.state import Handoff, TaskState, atomic_write, now_iso
 
 TASK_TRAILER = "Agentwaves-Task"
 GATE_TIMEOUT = 1800.0
@@ -63,15 +63,10 @@ def dependency_handoffs(ctx: RunContext, task: Task) -> list[Handoff]:
     return out
 
 
-def run_task(ctx: RunContext, task: Task, group: GroupRuntime, sandbox: Sandbox, wave_notes: str) -> None:
-    """Run ``task`` to completion and commit its work on the group branch; record failure otherwise.
-
-    Never raises for task failures: the state says ``failed`` with the reason. A :class:`BudgetReached`
-    puts the task back to ``pending`` and asks the run to stop.
-    """
-    store = ctx.store
-    with store.lock:
-        ts = store.state.task(task.id)
+def mark_started(ctx: RunContext, task_id: str) -> TaskState:
+    """Record a new attempt of ``task_id``: running, attempts + 1, fresh start time, no error."""
+    with ctx.store.lock:
+        ts = ctx.store.state.task(task_id)
         ts.state, ts.attempts, ts.started, ts.finished, ts.error = (
             "running",
             ts.attempts + 1,
@@ -79,8 +74,19 @@ def run_task(ctx: RunContext, task: Task, group: GroupRuntime, sandbox: Sandbox,
             None,
             None,
         )
-        attempt = ts.attempts
-        store.save()
+        ctx.store.save()
+        return ts
+
+
+def run_task(ctx: RunContext, task: Task, group: GroupRuntime, sandbox: Sandbox, wave_notes: str) -> None:
+    """Run ``task`` to completion and commit its work on the group branch; record failure otherwise.
+
+    Never raises for task failures: the state says ``failed`` with the reason. A :class:`BudgetReached`
+    puts the task back to ``pending`` and asks the run to stop.
+    """
+    store = ctx.store
+    ts = mark_started(ctx, task.id)
+    attempt = ts.attempts
     ctx.events.emit("task_started", task=task.id, group=group.name, attempt=attempt)
     env = {"AGENTWAVES_PORT": str(group.port), "AGENTWAVES_TASK": task.id}
     tools = WorktreeTools(group.worktree, sandbox=sandbox, env=env, run_timeout=ctx.config.run_timeout)
@@ -170,16 +176,7 @@ def commit_task(worktree: Path, message: str, paths: list[str] | None, exclude: 
 def run_gate(ctx: RunContext, task: Task, integration: Path) -> None:
     """Run a gate's command in the integration worktree; save its output; record done or failed."""
     store = ctx.store
-    with store.lock:
-        ts = store.state.task(task.id)
-        ts.state, ts.attempts, ts.started, ts.finished, ts.error = (
-            "running",
-            ts.attempts + 1,
-            now_iso(),
-            None,
-            None,
-        )
-        store.save()
+    ts = mark_started(ctx, task.id)
     ctx.events.emit("gate_started", task=task.id, command=task.command)
     env = {k: v for k, v in os.environ.items() if not is_secret_name(k)}
     log = ctx.log_path(task.id)
