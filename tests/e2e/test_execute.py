@@ -186,3 +186,36 @@ def test_second_process_is_refused_while_a_run_executes(make_repo, run_cli, tmp_
     finally:
         lock.release()
     assert run_cli("execute", "--repo", repo, "--plan", plan, "--llm", "fake").exit_code == 0
+
+
+def test_sequential_runs_one_group_at_a_time(make_repo, run_cli) -> None:
+    repo = make_repo()
+    res = run_cli("execute", "--sequential", "--repo", repo, "--plan", EXAMPLES / "example1.pipeline",
+                  "--llm", "fake", "--fake-time-scale", "0.005")
+    assert res.exit_code == 0, res.stderr
+    state = latest_state(repo)
+    spans = []
+    for w in state["waves"]:
+        for g in w["groups"]:
+            starts = [_ts(t["started"]) for t in g["tasks"]]
+            ends = [_ts(t["finished"]) for t in g["tasks"]]
+            spans.append((min(starts), max(ends), g["name"]))
+    spans.sort()
+    for (_, end, name), (start, _, other) in zip(spans, spans[1:], strict=False):
+        assert end <= start, f"groups {name} and {other} overlapped"
+    assert len(wave_commits(repo, state)) == 5
+
+
+def test_uncommitted_changes_are_left_out_and_reported(make_repo, run_cli, tmp_path) -> None:
+    repo = make_repo({"README.md": "# r\n"})
+    (repo / "README.md").write_text("# r\nwork in progress\n")
+    (repo / "notes.txt").write_text("mine\n")
+    before = user_snapshot(repo)
+    plan = write_yaml(tmp_path / "plan.yaml", {"tasks": [{"id": "a", "title": "A", "files": ["a.py"]}]})
+    res = run_cli("execute", "--repo", repo, "--plan", plan, "--llm", "fake")
+    assert res.exit_code == 0, res.stderr
+    assert "uncommitted changes" in res.stderr
+    state = latest_state(repo)
+    assert git(repo, "show", f"{state['branch']}:README.md") == "# r"
+    assert "notes.txt" not in tree_files(repo, state["branch"])
+    assert user_snapshot(repo) == before
