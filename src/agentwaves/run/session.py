@@ -55,6 +55,7 @@ class RunOutcome:
     run_dir: Path
     warnings: list[str]
     summary: dict[str, Any]
+    note: str | None = None  # e.g. "already done": said instead of running
 
     @property
     def ok(self) -> bool:
@@ -147,7 +148,7 @@ def resume_run(
         _remove_run_worktrees(root, state_dir, previous.run_id)
         config = load_config(root, {"llm": previous.settings.llm})
         note = f"run {previous.run_id} is already done: nothing to resume"
-        return RunOutcome(previous, run_dir, [note], run_summary(previous, config))
+        return RunOutcome(previous, run_dir, [], run_summary(previous, config), note=note)
     saved = previous.settings.model_dump()
     merged = {**saved, **{k: v for k, v in overrides.items() if v is not None}}
     config = load_config(root, {k: v for k, v in merged.items() if k in Config.model_fields})

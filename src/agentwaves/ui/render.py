@@ -46,11 +46,18 @@ def progress_subscribers(json_out: bool) -> Iterator[list[Subscriber]]:
         from agentwaves.ui.live import LiveDisplay
 
         with LiveDisplay() as live:
-            yield [live]
+            yield [print_run_warnings, live]
         return
     from agentwaves.ui.plain import PlainPrinter
 
-    yield [PlainPrinter()]
+    yield [print_run_warnings, PlainPrinter()]
+
+
+def print_run_warnings(event: dict[str, Any]) -> None:
+    """Print a run's warnings (no sandbox, uncommitted changes) once, on stderr, as the run starts."""
+    if event.get("type") == "run_started":
+        for warning in event.get("warnings") or []:
+            console(stderr=True).print(f"[yellow]warning:[/] {warning}")
 
 
 def finish_run(outcome: Any, json_out: bool) -> None:
@@ -79,8 +86,8 @@ def finish_run(outcome: Any, json_out: bool) -> None:
 def render_summary(outcome: Any) -> None:
     state, summary = outcome.state, outcome.summary
     out = console()
-    for w in outcome.warnings:
-        console(stderr=True).print(f"[yellow]warning:[/] {w}")
+    if outcome.note:
+        console(stderr=True).print(outcome.note)
     est = summary["estimates"]
     table = Table(title=f"Run {state.run_id}: {state.state}", show_header=True)
     table.add_column("measure")
