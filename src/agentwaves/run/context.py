@@ -107,7 +107,7 @@ class RunHooks:
         budget = self.ctx.config.budget_usd
         if budget is not None and self.ctx.tracker.cost() >= budget:
             raise BudgetReached(
-                f"budget of ${budget:.2f} reached (spent ${self.ctx.tracker.cost():.2f}): "
+                f"budget of {usd(budget)} reached (spent {usd(self.ctx.tracker.cost())}): "
                 "resume with a higher --budget-usd to continue"
             )
         self.ctx.progress[self.scope] = _now()
@@ -138,6 +138,11 @@ class RunHooks:
             arg=self.ctx.redactor.redact(brief),
             error=bool(getattr(reply, "is_error", False)),
         )
+
+
+def usd(amount: float) -> str:
+    """Dollars with cents, or with four decimals below one dollar ($0.0064)."""
+    return f"${amount:.2f}" if amount >= 1 else f"${amount:.4f}"
 
 
 def _now() -> float:

@@ -19,7 +19,7 @@ from pathlib import Path
 from agentwaves.agents.sandbox import Sandbox
 from agentwaves.plan import Group, Wave
 from agentwaves.plan.model import Task
-from agentwaves.run.context import RunContext
+from agentwaves.run.context import BudgetReached, RunContext
 from agentwaves.run.crash import crashpoint
 from agentwaves.run.gitops import GitError, git
 from agentwaves.run.integrate import (
@@ -108,7 +108,7 @@ class Executor:
                 if self._all_committed():
                     break
                 if not self.running and not started:
-                    if self._next_wave_ready():
+                    if self._next_wave_ready() and not self.ctx.stop.is_set():
                         continue  # a group settled after the commit check: commit, then go on
                     break
                 self.cond.wait(timeout=0.5)
@@ -361,7 +361,12 @@ class Executor:
         base = self.head()
         ctx.events.emit("wave_merging", wave=wave.index)
         crashpoint("before wave merge")
-        result = integrate_wave(ctx, wave, base, self.pool, self.sandbox)
+        try:
+            result = integrate_wave(ctx, wave, base, self.pool, self.sandbox)
+        except BudgetReached as exc:  # the resolver may not spend more: stop cleanly, resumable
+            ctx.stop_reason = str(exc)
+            ctx.stop.set()
+            return
         crashpoint("after wave merge")
         with self.cond:
             for name, paths in result.resolved.items():

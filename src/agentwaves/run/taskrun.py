@@ -117,6 +117,8 @@ def run_task(ctx: RunContext, task: Task, group: GroupRuntime, sandbox: Sandbox,
         ctx.stop.set()
         with store.lock:
             ts.state, ts.error = "pending", str(exc)
+            # what this attempt spent counts on resume too (else a resume could exceed the budget)
+            ts.usage = usage_json(ctx.model, ctx.tracker.by_scope().get(task.id) or _zero())
             store.save()
         ctx.events.emit("task_stopped", task=task.id, reason=str(exc))
         return
@@ -154,7 +156,8 @@ def commit_task(worktree: Path, message: str, paths: list[str] | None, exclude: 
         sha = commit_all(worktree, message, allow_empty=True, exclude=exclude)
     else:
         if paths:
-            git(worktree, "add", "-A", "--", *paths, *exclude_pathspecs(exclude))
+            literal = [f":(top,literal){p}" for p in paths]  # a file named '*' is just that file
+            git(worktree, "add", "-A", "--", *literal, *exclude_pathspecs(exclude))
         git(
             worktree,
             *identity_args(worktree),
