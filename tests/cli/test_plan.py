@@ -11,20 +11,31 @@ from agentwaves.demo import prepare_repo
 from agentwaves.plan import analyze
 from agentwaves.plan.load import load_plan
 
-GOOD = {"feature": "f", "tasks": [
-    {"id": "a", "title": "A", "files": ["a.py"]},
-    {"id": "b", "title": "B", "files": ["b.py"]},
-    {"id": "c", "title": "C", "files": ["c.py"], "depends_on": ["a", "b"]},
-]}
-CYCLE = {"feature": "f", "tasks": [
-    {"id": "a", "title": "A", "depends_on": ["b"]},
-    {"id": "b", "title": "B", "depends_on": ["a"]},
-]}
+GOOD = {
+    "feature": "f",
+    "tasks": [
+        {"id": "a", "title": "A", "files": ["a.py"]},
+        {"id": "b", "title": "B", "files": ["b.py"]},
+        {"id": "c", "title": "C", "files": ["c.py"], "depends_on": ["a", "b"]},
+    ],
+}
+CYCLE = {
+    "feature": "f",
+    "tasks": [
+        {"id": "a", "title": "A", "depends_on": ["b"]},
+        {"id": "b", "title": "B", "depends_on": ["a"]},
+    ],
+}
 
 
 def _status(repo: Path) -> str:
-    return subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=repo,
-                          capture_output=True, text=True, check=True).stdout
+    return subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
 
 
 def _script(tmp_path: Path, data: dict) -> Path:
@@ -87,12 +98,17 @@ def test_missing_api_key_is_one_line_before_any_work(tmp_path, run_cli) -> None:
 def test_record_then_replay_gives_the_same_plan(tmp_path, run_cli) -> None:
     repo = prepare_repo(tmp_path / "notify")
     rec = tmp_path / "session.jsonl"
-    assert run_cli("plan", "add email and SMS notifications", "--repo", repo, "--llm", "fake",
-                   "--record", rec).exit_code == 0
+    assert (
+        run_cli(
+            "plan", "add email and SMS notifications", "--repo", repo, "--llm", "fake", "--record", rec
+        ).exit_code
+        == 0
+    )
     first = (repo / ".agentwaves" / "plan.yaml").read_text()
     (repo / ".agentwaves" / "plan.yaml").unlink()
-    res = run_cli("plan", "add email and SMS notifications", "--repo", repo, "--llm", "fake",
-                  "--fake-script", rec)
+    res = run_cli(
+        "plan", "add email and SMS notifications", "--repo", repo, "--llm", "fake", "--fake-script", rec
+    )
     assert res.exit_code == 0, res.stderr
     assert (repo / ".agentwaves" / "plan.yaml").read_text() == first
 

@@ -28,14 +28,20 @@ PLAN = {
 
 def agentwaves(repo: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     full = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "agentwaves", *args, "--repo", str(repo)], env=full,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "agentwaves", *args, "--repo", str(repo)],
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def task_trailers(repo: Path) -> Counter[str]:
     """How many task commits exist per task id, over every group branch of the run."""
-    out = git(repo, "log", "--format=%(trailers:key=Agentwaves-Task,valueonly)",
-              "--branches=agentwaves-groups/*")
+    out = git(
+        repo, "log", "--format=%(trailers:key=Agentwaves-Task,valueonly)", "--branches=agentwaves-groups/*"
+    )
     return Counter(line.strip() for line in out.splitlines() if line.strip())
 
 
@@ -74,10 +80,8 @@ def test_crash_point_sweep(make_repo, tmp_path: Path) -> None:
             return None
         assert crashed.returncode == -9, f"{where}: {crashed.stderr}"
         state = run_state(repo)  # never unreadable
-        if state is None:  # killed before the run existed: start it again
-            res = agentwaves(repo, "execute", *args)
-        else:
-            res = agentwaves(repo, "resume", *args[2:])
+        # killed before the run existed: start it again; else resume it
+        res = agentwaves(repo, "execute", *args) if state is None else agentwaves(repo, "resume", *args[2:])
         assert res.returncode == 0, f"{where}: {res.stderr}"
         state = run_state(repo)
         assert state is not None and state["state"] == "done", where

@@ -27,7 +27,9 @@ def _run(make_repo, run_cli, tmp_path: Path, name: str, *args: str) -> tuple[Pat
     repo = make_repo({"README.md": "# r\n", "pkg/__init__.py": ""}, name=name)
     plan = write_yaml(tmp_path / f"{name}.yaml", PLAN)
     before = user_snapshot(repo)
-    res = run_cli("execute", "--repo", repo, "--plan", plan, "--llm", "fake", "--fake-time-scale", "0.05", *args)
+    res = run_cli(
+        "execute", "--repo", repo, "--plan", plan, "--llm", "fake", "--fake-time-scale", "0.05", *args
+    )
     assert res.exit_code == 0, res.stderr + res.stdout
     assert user_snapshot(repo) == before
     return repo, latest_state(repo)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import datetime
 from pathlib import Path
 
@@ -19,8 +20,18 @@ def _ts(value: str) -> datetime:
 def test_seed_example1_runs_web_and_mobile_concurrently(make_repo, run_cli) -> None:
     repo = make_repo({"README.md": "# app\n"})
     before = user_snapshot(repo)
-    res = run_cli("execute", "--waves", "--repo", repo, "--plan", EXAMPLES / "example1.pipeline",
-                  "--llm", "fake", "--fake-time-scale", "0.01")
+    res = run_cli(
+        "execute",
+        "--waves",
+        "--repo",
+        repo,
+        "--plan",
+        EXAMPLES / "example1.pipeline",
+        "--llm",
+        "fake",
+        "--fake-time-scale",
+        "0.01",
+    )
     assert res.exit_code == 0, res.stderr + res.stdout
     state = latest_state(repo)
     assert state["state"] == "done"
@@ -43,22 +54,35 @@ def test_seed_example1_runs_web_and_mobile_concurrently(make_repo, run_cli) -> N
 
 def test_waves_keep_earlier_files_and_each_groups_changes(make_repo, run_cli, tmp_path) -> None:
     repo = make_repo({"README.md": "# app\n", "keep/old.txt": "old\n", "gone.txt": "bye\n"})
-    plan = write_yaml(tmp_path / "plan.yaml", {
-        "feature": "layers",
-        "tasks": [
-            {"id": "base", "title": "Base", "files": ["src/base.py"]},
-            {"id": "left", "title": "Left", "files": ["src/left.py"], "depends_on": ["base"]},
-            {"id": "right", "title": "Right", "files": ["src/right.py", "gone.txt"], "depends_on": ["base"]},
-            {"id": "top", "title": "Top", "files": ["src/top.py"], "depends_on": ["left", "right"]},
-        ],
-    })
-    script = write_yaml(tmp_path / "script.yaml", {"tasks": {
-        "right": [
-            {"tool": "write_file", "input": {"path": "src/right.py", "content": "RIGHT = 1\n"}},
-            {"tool": "run", "input": {"command": "rm gone.txt"}},
-            {"tool": "finish", "input": {"summary": "right done"}},
-        ],
-    }})
+    plan = write_yaml(
+        tmp_path / "plan.yaml",
+        {
+            "feature": "layers",
+            "tasks": [
+                {"id": "base", "title": "Base", "files": ["src/base.py"]},
+                {"id": "left", "title": "Left", "files": ["src/left.py"], "depends_on": ["base"]},
+                {
+                    "id": "right",
+                    "title": "Right",
+                    "files": ["src/right.py", "gone.txt"],
+                    "depends_on": ["base"],
+                },
+                {"id": "top", "title": "Top", "files": ["src/top.py"], "depends_on": ["left", "right"]},
+            ],
+        },
+    )
+    script = write_yaml(
+        tmp_path / "script.yaml",
+        {
+            "tasks": {
+                "right": [
+                    {"tool": "write_file", "input": {"path": "src/right.py", "content": "RIGHT = 1\n"}},
+                    {"tool": "run", "input": {"command": "rm gone.txt"}},
+                    {"tool": "finish", "input": {"summary": "right done"}},
+                ],
+            }
+        },
+    )
     before = user_snapshot(repo)
     res = run_cli("execute", "--repo", repo, "--plan", plan, "--llm", "fake", "--fake-script", script)
     assert res.exit_code == 0, res.stderr + res.stdout
@@ -82,12 +106,19 @@ def test_waves_keep_earlier_files_and_each_groups_changes(make_repo, run_cli, tm
 
 def test_partial_wave_failure_then_resume(make_repo, run_cli, tmp_path) -> None:
     repo = make_repo()
-    plan = write_yaml(tmp_path / "plan.yaml", {"tasks": [
-        {"id": "a", "title": "A", "files": ["a.py"]},
-        {"id": "b", "title": "B", "files": ["b.py"]},
-        {"id": "c", "title": "C", "files": ["c.py"], "depends_on": ["a", "b"]},
-    ]})
-    script = write_yaml(tmp_path / "s.yaml", {"faults": [{"task": "b", "call": 1, "error": "fatal", "once": True}]})
+    plan = write_yaml(
+        tmp_path / "plan.yaml",
+        {
+            "tasks": [
+                {"id": "a", "title": "A", "files": ["a.py"]},
+                {"id": "b", "title": "B", "files": ["b.py"]},
+                {"id": "c", "title": "C", "files": ["c.py"], "depends_on": ["a", "b"]},
+            ]
+        },
+    )
+    script = write_yaml(
+        tmp_path / "s.yaml", {"faults": [{"task": "b", "call": 1, "error": "fatal", "once": True}]}
+    )
     res = run_cli("execute", "--repo", repo, "--plan", plan, "--llm", "fake", "--fake-script", script)
     assert res.exit_code == 1
     assert "b" in res.stderr and "resume" in res.stderr
@@ -109,12 +140,22 @@ def test_partial_wave_failure_then_resume(make_repo, run_cli, tmp_path) -> None:
 
 def test_failing_gate_stops_the_run(make_repo, run_cli, tmp_path) -> None:
     repo = make_repo()
-    plan = write_yaml(tmp_path / "plan.yaml", {"tasks": [
-        {"id": "a", "title": "A", "files": ["a.py"]},
-        {"id": "check", "title": "Check", "kind": "gate", "command": "echo boom-output; exit 3",
-         "depends_on": ["a"]},
-        {"id": "b", "title": "B", "files": ["b.py"], "depends_on": ["check"]},
-    ]})
+    plan = write_yaml(
+        tmp_path / "plan.yaml",
+        {
+            "tasks": [
+                {"id": "a", "title": "A", "files": ["a.py"]},
+                {
+                    "id": "check",
+                    "title": "Check",
+                    "kind": "gate",
+                    "command": "echo boom-output; exit 3",
+                    "depends_on": ["a"],
+                },
+                {"id": "b", "title": "B", "files": ["b.py"], "depends_on": ["check"]},
+            ]
+        },
+    )
     res = run_cli("execute", "--repo", repo, "--plan", plan, "--llm", "fake")
     assert res.exit_code == 1
     state = latest_state(repo)
@@ -129,19 +170,38 @@ def test_failing_gate_stops_the_run(make_repo, run_cli, tmp_path) -> None:
 @pytest.mark.parametrize("resolvable", [True, False])
 def test_undeclared_write_conflict(make_repo, run_cli, tmp_path, resolvable: bool) -> None:
     repo = make_repo({"shared.txt": "top\n"})
-    plan = write_yaml(tmp_path / "plan.yaml", {"tasks": [
-        {"id": "x", "title": "X", "files": ["x.py"]},
-        {"id": "y", "title": "Y", "files": ["y.py"]},
-    ]})
-    script: dict = {"tasks": {
-        t: [{"tool": "write_file", "input": {"path": f"{t}.py", "content": f"{t} = 1\n"}},
-            {"tool": "write_file", "input": {"path": "shared.txt", "content": f"top\nfrom {t}\n"}},
-            {"tool": "finish", "input": {"summary": f"{t} done"}}]
-        for t in ("x", "y")}}
+    plan = write_yaml(
+        tmp_path / "plan.yaml",
+        {
+            "tasks": [
+                {"id": "x", "title": "X", "files": ["x.py"]},
+                {"id": "y", "title": "Y", "files": ["y.py"]},
+            ]
+        },
+    )
+    script: dict = {
+        "tasks": {
+            t: [
+                {"tool": "write_file", "input": {"path": f"{t}.py", "content": f"{t} = 1\n"}},
+                {"tool": "write_file", "input": {"path": "shared.txt", "content": f"top\nfrom {t}\n"}},
+                {"tool": "finish", "input": {"summary": f"{t} done"}},
+            ]
+            for t in ("x", "y")
+        }
+    }
     if not resolvable:
         script["resolver"] = "fail"
-    res = run_cli("execute", "--repo", repo, "--plan", plan, "--llm", "fake",
-                  "--fake-script", write_yaml(tmp_path / "s.yaml", script))
+    res = run_cli(
+        "execute",
+        "--repo",
+        repo,
+        "--plan",
+        plan,
+        "--llm",
+        "fake",
+        "--fake-script",
+        write_yaml(tmp_path / "s.yaml", script),
+    )
     state = latest_state(repo)
     tasks = {t["id"]: t for w in state["waves"] for g in w["groups"] for t in g["tasks"]}
     assert tasks["x"]["undeclared"] == ["shared.txt"]
@@ -190,8 +250,18 @@ def test_second_process_is_refused_while_a_run_executes(make_repo, run_cli, tmp_
 
 def test_sequential_runs_one_group_at_a_time(make_repo, run_cli) -> None:
     repo = make_repo()
-    res = run_cli("execute", "--sequential", "--repo", repo, "--plan", EXAMPLES / "example1.pipeline",
-                  "--llm", "fake", "--fake-time-scale", "0.005")
+    res = run_cli(
+        "execute",
+        "--sequential",
+        "--repo",
+        repo,
+        "--plan",
+        EXAMPLES / "example1.pipeline",
+        "--llm",
+        "fake",
+        "--fake-time-scale",
+        "0.005",
+    )
     assert res.exit_code == 0, res.stderr
     state = latest_state(repo)
     spans = []
@@ -201,7 +271,7 @@ def test_sequential_runs_one_group_at_a_time(make_repo, run_cli) -> None:
             ends = [_ts(t["finished"]) for t in g["tasks"]]
             spans.append((min(starts), max(ends), g["name"]))
     spans.sort()
-    for (_, end, name), (start, _, other) in zip(spans, spans[1:], strict=False):
+    for (_, end, name), (start, _, other) in itertools.pairwise(spans):
         assert end <= start, f"groups {name} and {other} overlapped"
     assert len(wave_commits(repo, state)) == 5
 

@@ -6,23 +6,49 @@ from tests.e2e.helpers import git, latest_state, tree_files, write_yaml
 
 
 def test_copy_files_setup_and_ports(make_repo, run_cli, tmp_path) -> None:
-    repo = make_repo({"README.md": "# r\n", ".gitignore": "node_modules/\n",
-                      "agentwaves.yaml": "copy_files: [.env, node_modules/]\nsetup: echo ready > .setup-done\n"})
+    repo = make_repo(
+        {
+            "README.md": "# r\n",
+            ".gitignore": "node_modules/\n",
+            "agentwaves.yaml": "copy_files: [.env, node_modules/]\nsetup: echo ready > .setup-done\n",
+        }
+    )
     (repo / ".env").write_text("SECRET_SETTING=42\n")  # untracked, not ignored
     (repo / "node_modules" / "lib").mkdir(parents=True)
     (repo / "node_modules" / "lib" / "index.js").write_text("module.exports = 1\n")  # ignored
-    plan = write_yaml(tmp_path / "plan.yaml", {"tasks": [
-        {"id": "a", "title": "A", "files": ["a.txt"]},
-        {"id": "b", "title": "B", "files": ["b.txt"]},
-    ]})
+    plan = write_yaml(
+        tmp_path / "plan.yaml",
+        {
+            "tasks": [
+                {"id": "a", "title": "A", "files": ["a.txt"]},
+                {"id": "b", "title": "B", "files": ["b.txt"]},
+            ]
+        },
+    )
     steps = {
-        t: [{"tool": "run", "input": {"command": f"cat .env node_modules/lib/index.js .setup-done > {t}.txt && "
-                                                 f"echo port=$AGENTWAVES_PORT >> {t}.txt"}},
-            {"tool": "finish", "input": {"summary": f"{t} done"}}]
+        t: [
+            {
+                "tool": "run",
+                "input": {
+                    "command": f"cat .env node_modules/lib/index.js .setup-done > {t}.txt && "
+                    f"echo port=$AGENTWAVES_PORT >> {t}.txt"
+                },
+            },
+            {"tool": "finish", "input": {"summary": f"{t} done"}},
+        ]
         for t in ("a", "b")
     }
-    res = run_cli("execute", "--repo", repo, "--plan", plan, "--llm", "fake",
-                  "--fake-script", write_yaml(tmp_path / "s.yaml", {"tasks": steps}))
+    res = run_cli(
+        "execute",
+        "--repo",
+        repo,
+        "--plan",
+        plan,
+        "--llm",
+        "fake",
+        "--fake-script",
+        write_yaml(tmp_path / "s.yaml", {"tasks": steps}),
+    )
     assert res.exit_code == 0, res.stderr
     state = latest_state(repo)
     a = git(repo, "show", f"{state['branch']}:a.txt").splitlines()

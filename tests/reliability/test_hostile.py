@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from agentwaves.agents.sandbox import _pids_cgroup_base
+from agentwaves.agents.proc import pids_cgroup_base
 from tests.e2e.helpers import git, latest_state
 from tests.reliability.support import (
     Fingerprint,
@@ -277,7 +277,7 @@ def _check_case(
         assert results[0]["result"].startswith("timed out after 2s")
     elif name == "fork_bomb":
         assert results[0]["result"].startswith("timed out after 5s")
-        if _pids_cgroup_base() is not None or os.getuid() != 0:  # the process limit can apply
+        if pids_cgroup_base() is not None or os.getuid() != 0:  # the process limit can apply
             assert "fork" in results[0]["result"]  # bash could not start more processes
         assert leftover_bomb_processes() == []
     elif name == "git_commit_push":

@@ -1,10 +1,10 @@
 """The implementer's tools, confined to one task's git worktree.
 
-Every path an agent passes goes through :func:`confine`, the single gate: relative to the worktree only, no
-``..``, nothing named ``.git``, no symlink (of the target or of any parent) that resolves outside the
-worktree or into its ``.git``. Writes are atomic, capped, and never go through a symlink. ``run`` executes
-commands through :mod:`agentwaves.agents.sandbox` with a minimal environment free of secrets. Tool
-failures come back as error outcomes the model sees; :meth:`WorktreeTools.execute` never raises.
+Every path an agent passes goes through :func:`agentwaves.agents.paths.confine`, the single gate.
+Writes are atomic, capped, and never go through a symlink. ``run`` executes commands through
+:mod:`agentwaves.agents.proc`, in the run's :mod:`agentwaves.agents.sandbox`, with a minimal environment
+free of secrets. Tool failures come back as error outcomes the model sees; :meth:`WorktreeTools.execute`
+never raises.
 """
 
 from __future__ import annotations
@@ -20,17 +20,19 @@ import tempfile
 import weakref
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
-from agentwaves.agents.sandbox import Limits, Sandbox, run_sandboxed
+from agentwaves.agents.paths import PathRefused, confine, glob_regex
+from agentwaves.agents.proc import Limits, run_sandboxed
+from agentwaves.agents.sandbox import Sandbox
 from agentwaves.errors import AgentwavesError
 from agentwaves.llm.base import ToolSpec
+from agentwaves.redact import is_secret_name
 
 MAX_LIST = 1000
 MAX_MATCHES = 200
 MAX_LINE = 300
-SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD")
 
 
 @dataclass
@@ -42,52 +44,6 @@ class ToolOutcome:
     finished: bool = False
     summary: str | None = None
     notes: str | None = None
-
-
-class PathRefused(Exception):
-    """A path the agent may not touch; the message is shown to the agent."""
-
-
-def confine(root: Path, path: str, *, write: bool = False) -> Path:
-    """The absolute path for ``path`` inside the worktree ``root``, or :class:`PathRefused`.
-
-    Refuses absolute paths, ``..``, any component named ``.git``, and any existing target or parent whose
-    real path is outside ``root`` or inside its ``.git``. With ``write``, also refuses an existing symlink
-    or non-regular file as the target (content is only ever replaced in regular files).
-    """
-    if not path or "\0" in path:
-        raise PathRefused("path must be a non-empty relative path without NUL characters ('.' is the root)")
-    pure = PurePosixPath(path)
-    if pure.is_absolute():
-        raise PathRefused(f"{path}: absolute paths are not allowed; use a path relative to the worktree root")
-    if ".." in pure.parts:
-        raise PathRefused(f"{path}: '..' is not allowed; use a path relative to the worktree root")
-    if any(part.lower() == ".git" for part in pure.parts):
-        raise PathRefused(f"{path}: .git is off limits; the tool commits for you")
-    real_root = root.resolve(strict=True)
-    target = real_root.joinpath(*pure.parts)
-    for depth in range(1, len(pure.parts) + 1):
-        current = real_root.joinpath(*pure.parts[:depth])
-        if not os.path.lexists(current):
-            break
-        real = Path(os.path.realpath(current))
-        if not real.is_relative_to(real_root):
-            raise PathRefused(f"{path}: resolves outside the worktree (through a symlink)")
-        if any(part.lower() == ".git" for part in real.relative_to(real_root).parts):
-            raise PathRefused(f"{path}: resolves into .git, which is off limits")
-    if write and os.path.lexists(target):
-        mode = os.lstat(target).st_mode
-        if stat.S_ISLNK(mode):
-            raise PathRefused(f"{path}: is a symbolic link; refusing to write through it")
-        if not stat.S_ISREG(mode):
-            raise PathRefused(f"{path}: is not a regular file")
-    return target
-
-
-def is_secret_name(name: str) -> bool:
-    """Whether an environment variable may hold a secret and must not reach agent commands."""
-    upper = name.upper()
-    return upper.startswith("ANTHROPIC_") or any(word in upper for word in SECRET_WORDS)
 
 
 def command_env(home: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -104,23 +60,6 @@ def command_env(home: Path, extra: Mapping[str, str] | None = None) -> dict[str,
         **(extra or {}),
     }
     return {k: v for k, v in env.items() if not is_secret_name(k)}
-
-
-_GLOB_TOKEN = re.compile(r"\*\*/|\*\*|\*|\?|\[!?[^]]+\]|.", re.DOTALL)
-_GLOB_MAP = {"**/": "(?:.*/)?", "**": ".*", "*": "[^/]*", "?": "[^/]"}
-
-
-def _glob_regex(pattern: str) -> re.Pattern[str]:
-    """``*`` and ``?`` stay within one path component, ``**`` spans directories, ``[...]`` is a class."""
-
-    def token(tok: str) -> str:
-        if tok in _GLOB_MAP:
-            return _GLOB_MAP[tok]
-        if len(tok) > 2 and tok[0] == "[":
-            return "[" + ("^" + tok[2:-1] if tok[1] == "!" else tok[1:-1]).replace("\\", "\\\\") + "]"
-        return re.escape(tok)
-
-    return re.compile("".join(token(t) for t in _GLOB_TOKEN.findall(pattern)) + r"\Z")
 
 
 @functools.cache
@@ -401,7 +340,7 @@ class WorktreeTools:
         base = confine(self.root, path or ".")
         if not base.is_dir():
             return ToolOutcome(f"{path}: not a directory", True)
-        regex = _glob_regex(pattern) if pattern else None
+        regex = glob_regex(pattern) if pattern else None
         shown: list[str] = []
         more = 0
         for file in self._walk(base):
