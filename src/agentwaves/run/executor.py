@@ -30,8 +30,9 @@ from agentwaves.run.integrate import (
     wave_message,
 )
 from agentwaves.run.merge import commit_wave, find_wave_commit
-from agentwaves.run.state import GroupState, Handoff, now_iso
-from agentwaves.run.taskrun import TASK_TRAILER, GroupRuntime, run_gate, run_task
+from agentwaves.run.recovery import branch_head, recover_state
+from agentwaves.run.state import GroupState, now_iso
+from agentwaves.run.taskrun import GroupRuntime, run_gate, run_task
 from agentwaves.run.watchdog import Watchdog
 from agentwaves.run.worktrees import WorktreePool, group_branch, integration_branch
 
@@ -262,8 +263,7 @@ class Executor:
         return commit
 
     def _branch_head(self, branch: str) -> str | None:
-        out = git(self.ctx.repo, "rev-parse", "--verify", "-q", f"refs/heads/{branch}", check=False)
-        return out or None
+        return branch_head(self.ctx, branch)
 
     # ------------------------------------------------------------------------------------------ workers
     def _task_thread(self, task: Task, group: Group, wave: Wave, rt: GroupRuntime | None) -> None:
@@ -402,75 +402,9 @@ class Executor:
 
     # ------------------------------------------------------------------------------------------ resume
     def recover(self) -> None:
-        """Bring state in line with git after a crash: adopt commits that exist, retry what did not finish."""
-        ctx = self.ctx
-        for wave in ctx.analysis.waves:
-            ws = self.state.wave(wave.index)
-            if ws.state != "done":
-                found = find_wave_commit(ctx.repo, self.ref, ctx.run_id, wave.index)
-                if found:
-                    ws.state, ws.commit = "done", found
-            for group in wave.groups:
-                gs = self._group_state(group.name)
-                if ws.state == "done":
-                    gs.state = "done"
-                    for tid in group.tasks:
-                        self._adopt_task(tid, None)
-                    continue
-                if gs.branch:
-                    self._adopt_branch_tasks(gs)
-                for tid in group.tasks:
-                    ts = self.state.task(tid)
-                    if ts.state in ("running", "failed"):
-                        ts.state = "pending"
-                if all(self._task_state(t) == "done" for t in group.tasks):
-                    gs.state = "done"
-                    if gs.branch and not gs.head:
-                        gs.head = self._branch_head(gs.branch)
-                else:
-                    gs.state = "pending"
-                gs.conflicts = []
-            if ws.state != "done":
-                ws.state = "pending"
-        ctx.store.save()
+        """Bring state in line with git after a crash (see :mod:`agentwaves.run.recovery`)."""
+        recover_state(self.ctx, self.ref)
         git(self.integration, "reset", "-q", "--hard", "HEAD")
-
-    def _adopt_branch_tasks(self, gs: GroupState) -> None:
-        head = self._branch_head(gs.branch)
-        if not head or not gs.base:
-            return
-        log = (
-            git(
-                self.ctx.repo,
-                "log",
-                "--format=%H%x00%(trailers:key=" + TASK_TRAILER + ",valueonly)%x1e",
-                f"{gs.base}..{head}",
-                check=False,
-            )
-            or ""
-        )
-        for record in log.split("\x1e"):
-            if "\x00" not in record:
-                continue
-            sha, tid = (part.strip() for part in record.split("\x00", 1))
-            if tid in self.tasks and self._task_state(tid) != "done":
-                self._adopt_task(tid, sha)
-        if all(self._task_state(t) == "done" for t in self.groups[gs.name].tasks):
-            gs.head = head
-
-    def _adopt_task(self, tid: str, sha: str | None) -> None:
-        ts = self.state.task(tid)
-        if ts.state == "done":
-            return
-        ts.state, ts.finished = "done", ts.finished or now_iso()
-        ts.commit = ts.commit or sha
-        path = self.ctx.handoff_path(tid)
-        if path.exists() and ts.handoff is None:
-            try:
-                ts.handoff = Handoff.model_validate_json(path.read_text())
-                ts.files_written = ts.handoff.files
-            except ValueError:
-                pass
 
 
 def _setup_leftovers(worktree: Path) -> list[str]:
