@@ -289,3 +289,42 @@ def test_uncommitted_changes_are_left_out_and_reported(make_repo, run_cli, tmp_p
     assert git(repo, "show", f"{state['branch']}:README.md") == "# r"
     assert "notes.txt" not in tree_files(repo, state["branch"])
     assert user_snapshot(repo) == before
+
+
+@pytest.mark.parametrize("schedule", ["waves", "eager"])
+def test_longest_chain_starts_first(make_repo, run_cli, tmp_path, schedule: str) -> None:
+    repo = make_repo()
+    plan = write_yaml(
+        tmp_path / "plan.yaml",
+        {
+            "tasks": [
+                {"id": "short", "title": "Short", "files": ["s.py"], "estimate": 1},
+                {"id": "long", "title": "Long", "files": ["l.py"], "estimate": 2},
+                {
+                    "id": "after-long",
+                    "title": "After long",
+                    "files": ["al.py"],
+                    "depends_on": ["long"],
+                    "estimate": 9,
+                },
+            ]
+        },
+    )
+    res = run_cli(
+        "execute",
+        "--repo",
+        repo,
+        "--plan",
+        plan,
+        "--llm",
+        "fake",
+        "--max-agents",
+        "1",
+        "--schedule",
+        schedule,
+    )
+    assert res.exit_code == 0, res.stderr
+    tasks = {t["id"]: t for w in latest_state(repo)["waves"] for g in w["groups"] for t in g["tasks"]}
+    assert _ts(tasks["long"]["finished"]) <= _ts(tasks["short"]["started"])
+    if schedule == "eager":  # the chain continues before the short task: 2 + 9 ahead of 1
+        assert _ts(tasks["after-long"]["finished"]) <= _ts(tasks["short"]["started"])

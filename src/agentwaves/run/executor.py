@@ -56,6 +56,7 @@ class Executor:
                 self.group_wave[group.name] = wave
                 for tid in group.tasks:
                     self.task_group[tid] = group
+        self.rank = self._ranks()
         self.ref = f"refs/heads/{integration_branch(ctx.run_id)}"
         self.runtimes: dict[str, GroupRuntime] = {}
         self.running: set[str] = set()
@@ -121,8 +122,31 @@ class Executor:
         return all(w.state == "done" for w in self.state.waves)
 
     # ------------------------------------------------------------------------------------------ starting
+    def _ranks(self) -> dict[str, tuple[float, int]]:
+        """Start order among ready tasks: longest remaining chain (by estimate) first, then plan order.
+
+        Barrier schedules count the chain within the wave, as the analysis's practical estimate does;
+        eager counts it to the end of the plan (dependencies and in-group order)."""
+        order = {t.id: i for i, t in enumerate(self.ctx.plan.tasks)}
+        succ: dict[str, set[str]] = {t: set() for t in self.tasks}
+        for wave in self.ctx.analysis.waves:
+            for group in wave.groups:
+                for tid, before in group.after.items():
+                    for b in before:
+                        succ[b].add(tid)
+        if self.schedule == "eager":
+            for task in self.ctx.plan.tasks:
+                for d in task.depends_on:
+                    succ[d].add(task.id)
+        tail: dict[str, float] = {}
+        for wave in reversed(self.ctx.analysis.waves):
+            for group in reversed(wave.groups):
+                for tid in reversed(group.tasks):
+                    tail[tid] = self.tasks[tid].estimate + max((tail[s] for s in succ[tid]), default=0.0)
+        return {t: (-tail[t], order[t]) for t in self.tasks}
+
     def _start_ready(self) -> int:
-        started = 0
+        candidates: list[tuple[tuple[float, int], str, Group, Wave]] = []
         failed_wave = self._failed_wave()
         for wave in self.ctx.analysis.waves:
             if self._committed(wave.index):
@@ -135,8 +159,13 @@ class Executor:
                 if self.schedule == "sequential" and not self._sequential_turn(group):
                     continue
                 for tid in group.tasks:
-                    if self._can_start(tid, group, wave) and self._launch(tid, group, wave):
-                        started += 1
+                    if self._can_start(tid, group, wave):
+                        candidates.append((self.rank[tid], tid, group, wave))
+        started = 0
+        for _, tid, group, wave in sorted(candidates, key=lambda c: c[0]):
+            # a launch can change what may start (a conflicting task now runs): check again
+            if self._can_start(tid, group, wave) and self._launch(tid, group, wave):
+                started += 1
         return started
 
     def _sequential_turn(self, group: Group) -> bool:
