@@ -328,3 +328,28 @@ def test_longest_chain_starts_first(make_repo, run_cli, tmp_path, schedule: str)
     assert _ts(tasks["long"]["finished"]) <= _ts(tasks["short"]["started"])
     if schedule == "eager":  # the chain continues before the short task: 2 + 9 ahead of 1
         assert _ts(tasks["after-long"]["finished"]) <= _ts(tasks["short"]["started"])
+
+
+def test_plan_with_merged_conflicting_groups_executes(make_repo, run_cli) -> None:
+    """The article's plan: tasks 2, 3 and 4 conflict and become one group named '2+3+4'."""
+    repo = make_repo()
+    res = run_cli("execute", "--repo", repo, "--plan", EXAMPLES / "article.yaml", "--llm", "fake")
+    assert res.exit_code == 0, res.stderr
+    state = latest_state(repo)
+    names = [g["name"] for w in state["waves"] for g in w["groups"]]
+    assert "2+3+4" in names
+    assert git(repo, "rev-parse", "--verify", f"refs/heads/agentwaves-groups/{state['run_id']}/2+3+4")
+    assert len(wave_commits(repo, state)) == len(state["waves"])
+
+
+def test_failing_setup_fails_the_run_cleanly_and_resumably(make_repo, run_cli, tmp_path) -> None:
+    repo = make_repo({"README.md": "# r\n", "agentwaves.yaml": "setup: test -e ok-to-start\n"})
+    plan = write_yaml(tmp_path / "plan.yaml", {"tasks": [{"id": "a", "title": "A", "files": ["a.py"]}]})
+    res = run_cli("execute", "--repo", repo, "--plan", plan, "--llm", "fake")
+    assert res.exit_code == 1
+    assert "Traceback" not in res.stderr
+    group = latest_state(repo)["waves"][0]["groups"][0]
+    assert group["state"] == "failed" and "could not prepare its worktree" in group["error"]
+    (repo / "agentwaves.yaml").write_text("setup: 'true'\n")
+    res = run_cli("resume", "--repo", repo)
+    assert res.exit_code == 0, res.stderr

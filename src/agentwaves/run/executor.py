@@ -17,6 +17,7 @@ import threading
 from pathlib import Path
 
 from agentwaves.agents.sandbox import Sandbox
+from agentwaves.errors import AgentwavesError
 from agentwaves.plan import Group, Wave
 from agentwaves.plan.model import Task
 from agentwaves.run.context import BudgetReached, RunContext
@@ -221,7 +222,12 @@ class Executor:
             return False
         rt = None
         if task.kind != "gate":
-            rt = self.runtimes.get(group.name) or self._open_group(group, wave)
+            try:
+                rt = self.runtimes.get(group.name) or self._open_group(group, wave)
+            except AgentwavesError as exc:  # e.g. the setup command failed: this group fails, not the run
+                self.ctx.slots.release()
+                self._group_failed(group, f"could not prepare its worktree: {exc}")
+                return False
             if rt is None:
                 self.ctx.slots.release()
                 return False
@@ -290,6 +296,12 @@ class Executor:
         if conflicts:
             return None  # wait until those groups are committed; then the head is the base
         return commit
+
+    def _group_failed(self, group: Group, error: str) -> None:
+        gs = self._group_state(group.name)
+        gs.state, gs.error = "failed", error
+        self.ctx.store.save()
+        self.ctx.events.emit("group_failed", group=group.name, error=error, logs=[])
 
     def _branch_head(self, branch: str) -> str | None:
         return branch_head(self.ctx, branch)

@@ -26,7 +26,7 @@ from agentwaves.run.gitops import GitError, branch_exists, check_owned_ref, comm
 
 INTEGRATION_PREFIX = "agentwaves/"
 GROUP_PREFIX = "agentwaves-groups/"
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")  # "+" joins merged groups: "csv+json"
 _GLOB_CHARS = set("*?[")
 
 _admin_locks: dict[str, threading.Lock] = {}
