@@ -1,0 +1,178 @@
+"""``python -m benchmarks [--quick] [--json]``: makespan, git overhead, analysis time and prompt-cache cost.
+
+The parts run one after another (never side by side: the machine's cores would be shared and distort
+the timings). Progress goes to stderr; the results to stdout, as tables or (``--json``) as one object:
+``{"makespan": {...}, "overhead_ratio": x, "analysis_ms": x, "cache_read_share": x, ...}``.
+See docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+PARTS = ("makespan", "overhead", "analysis", "cost")
+
+
+def machine() -> dict[str, Any]:
+    """nproc, memory, CPU model, Python and git versions, load average."""
+
+    def first(path: str, key: str) -> str | None:
+        try:
+            for line in Path(path).read_text().splitlines():
+                if line.startswith(key):
+                    return line.split(":", 1)[1].strip()
+        except OSError:
+            pass
+        return None
+
+    def out(*cmd: str) -> str:
+        root = Path(__file__).resolve().parent.parent
+        return subprocess.run(cmd, cwd=root, capture_output=True, text=True, check=False).stdout.strip()
+
+    mem = first("/proc/meminfo", "MemTotal")
+    git = out("git", "--version")
+    dirty = bool(out("git", "status", "--porcelain", "--untracked-files=no", "--", "src"))
+    return {
+        "nproc": os.cpu_count(),
+        "memory_gib": round(int(mem.split()[0]) / 2**20, 1) if mem else None,
+        "cpu": first("/proc/cpuinfo", "model name"),
+        "python": platform.python_version(),
+        "git": git.removeprefix("git version "),
+        "os": f"{platform.system()} {platform.release()}",
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "commit": out("git", "rev-parse", "--short", "HEAD") + (" (src modified)" if dirty else ""),
+    }
+
+
+def _log(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def run_all(quick: bool, parts: tuple[str, ...], log: Callable[[str], None] = _log) -> dict[str, Any]:
+    os.environ.setdefault("GIT_CONFIG_NOSYSTEM", "1")
+    result: dict[str, Any] = {"quick": quick, "machine": machine()}
+    took: dict[str, float] = {}
+    for part in parts:
+        log(f"== {part}")
+        t0 = time.perf_counter()
+        if part == "makespan":
+            from . import makespan
+
+            result["makespan"] = makespan.run(quick, progress=log)
+        elif part == "overhead":
+            from . import overhead
+
+            result["overhead"] = overhead.run(quick)
+            result["overhead_ratio"] = result["overhead"]["overhead_ratio"]
+        elif part == "analysis":
+            from . import analysis
+
+            result["analysis"] = analysis.run(quick)
+            result["analysis_ms"] = result["analysis"]["analysis_ms"]
+        elif part == "cost":
+            from . import cost
+
+            result["cost"] = cost.run(quick)
+            result["cache_read_share"] = result["cost"]["cache_read_share"]
+        took[part] = round(time.perf_counter() - t0, 1)
+        log(f"   {part}: {took[part]} s")
+    result["seconds"] = took
+    result["command"] = "python -m benchmarks" + (" --quick" if quick else "") + " --json"
+    return result
+
+
+def _r(value: Any) -> str:
+    return "-" if value is None else f"{value:.2f}" if isinstance(value, float) else str(value)
+
+
+def text_report(res: dict[str, Any]) -> str:
+    """The results as short plain-text tables."""
+    out: list[str] = []
+    m = res.get("makespan")
+    if m:
+        out.append("Makespan / lower bound max(critical path, work / agents): measured (simulated)")
+        out.append(
+            f"{'case':<12} {'agents':>6} {'tasks':>5}  {'eager':>13}  {'waves':>13}  {'sequential':>13}"
+        )
+        for row in m["cases"]:
+            cells = [f"{_r(row[s].get('ratio')):>5} ({row[s]['sim_ratio']:.2f})" for s in SCHEDULE_ORDER]
+            out.append(
+                f"{row['case']:<12} {row['agents']:>6} {row['tasks']:>5}  "
+                + "  ".join(f"{c:>13}" for c in cells)
+            )
+        every = m["summary"]["all"]
+        for s in SCHEDULE_ORDER:
+            st, sim = every[s]["ratio"] or {}, every[s]["sim_ratio"]
+            ovh = (every[s]["overhead_ms_per_task"] or {}).get("median")
+            out.append(
+                f"{s:<10} mean {_r(st.get('mean'))} (simulated {sim['mean']:.3f}), max {_r(st.get('max'))}; "
+                f"overhead {_r(ovh)} ms/task (median)"
+            )
+        vp = every["waves"]["vs_practical"]
+        out.append(f"waves / practical estimate: mean {vp['mean']}, max {vp['max']}")
+        out.append(
+            f"eager simulated with plan-order starts {every['eager_plan_order_sim_ratio']['mean']}, "
+            f"with conflict-aware chains {every['eager_effective_sim_ratio']['mean']}"
+        )
+        if m.get("fixed_cost"):
+            f = m["fixed_cost"]
+            out.append(
+                f"zero-latency pass ({f['tasks']} tasks, {f['agents']} agents): "
+                f"eager {f['eager_ms_per_task']} ms/task, waves {f['waves_ms_per_task']} ms/task"
+            )
+        if m.get("long_tasks"):
+            lt = m["long_tasks"]
+            e, w = lt["eager"], lt["waves"]
+            out.append(
+                f"long tasks ({lt['tasks']} tasks, {lt['time_scale']} s/min): eager {e['ratio']} "
+                f"(sim {e['sim_ratio']}), waves {w['ratio']} (sim {w['sim_ratio']})"
+            )
+        out.append(f"goals: {m['summary']['goals']}")
+        out.append("")
+    if "overhead" in res:
+        o = res["overhead"]
+        out.append(
+            f"Overhead: agentwaves {o['agentwaves_s']} s vs naive script {o['naive_s']} s "
+            f"on {o['files']} files: ratio {o['overhead_ratio']}"
+        )
+    if "analysis" in res:
+        a = res["analysis"]
+        out.append(f"Analysis: {a['tasks']} tasks, {a['dependencies']} dependencies: {a['analysis_ms']} ms")
+    if "cost" in res:
+        c, per_task = res["cost"], res["cost"]["cost_usd_per_task"]
+        out.append(
+            f"Cost: cache read share after a wave's first agent {c['cache_read_share']}; "
+            f"per task ${per_task['cache_on']} cached vs ${per_task['cache_off']} not"
+        )
+    out.append(f"seconds per part: {res['seconds']}")
+    return "\n".join(out)
+
+
+SCHEDULE_ORDER = ("eager", "waves", "sequential")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller cases: finishes in under two minutes")
+    parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    parser.add_argument("--only", choices=PARTS, action="append", help="run only this part (repeatable)")
+    parser.add_argument("--out", type=Path, help="also write the JSON results to this file")
+    args = parser.parse_args(argv)
+    res = run_all(args.quick, tuple(args.only or PARTS))
+    if args.out:
+        args.out.write_text(json.dumps(res, indent=2) + "\n")
+    print(json.dumps(res, indent=2) if args.json else text_report(res))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

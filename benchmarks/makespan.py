@@ -1,0 +1,257 @@
+"""Makespan: measured wall time of real runs (fake LLM, simulated latency) against the lower bound.
+
+Cases: the seed's three pipelines and the article's plan (4 agents), and random DAGs (:mod:`.dags`) with 4
+and 8 agents. Per case the schedules run one after another on fresh repositories with the same time scale:
+for an example, chosen so its lower bound max(critical path, work / agents) lasts ``example_bound_s``
+seconds; for a random DAG, ``random_scale`` seconds per plan minute (so a 3-minute task sleeps 3 x that).
+Per schedule a row has:
+
+- ``ratio``: measured makespan / lower bound (the figure the issue asks for);
+- ``sim_ratio``: the same schedule simulated with zero overhead (:mod:`.simulate`) / lower bound: the cost
+  of the schedule itself;
+- ``overhead_ms_per_task``: (measured - simulated) / tasks: what agentwaves' own work (worktrees, commits,
+  merges, state writes) added to the makespan, per task;
+- for ``waves``: ``vs_practical``, measured / the analysis' practical estimate.
+
+The simulations use the executor's start order (longest remaining chain first). Each case also gets
+``eager_plan_order_sim_ratio`` and ``waves_plan_order_sim_vs_practical`` (the plan-order starts of the
+executor before 09ce194), ``eager_effective_sim_ratio`` (longest chain counted over earlier-wave conflicts
+too, a proposal) and ``list_ratio`` (textbook list scheduling, dependencies only). Full mode adds
+``fixed_cost``, a zero-latency pass over one DAG (wall time per task when the agents take no time at
+all), and ``long_tasks``, one 100-task DAG at ten times the time scale, to show how the measured ratio
+approaches the simulated one when tasks are long next to the per-task overhead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from agentwaves.plan import Plan, analyze
+
+from .dags import dag_sizes, example_plans, load_example, lower_bound, random_dag
+from .runs import allow_merged_group_names, execute
+from .simulate import list_schedule, simulate
+
+SCHEDULES = ("eager", "waves", "sequential")
+
+
+@dataclass(frozen=True)
+class Settings:
+    example_bound_s: float  # the lower bound of every example lasts this long
+    random_scale: float  # seconds per plan minute in the random DAGs
+    dags: int
+    low: int  # smallest DAG (tasks)
+    high: int  # largest DAG
+    agents: tuple[int, ...]
+    sequential_every: int  # measure --sequential on every k-th DAG at the first agent count (0: none)
+    example_repeats: int  # runs per schedule of each example (median)
+    long_scale: float = 0.0  # if > 0: one extra 100-task DAG with 4 agents at this many s / plan minute
+
+
+QUICK = Settings(
+    example_bound_s=1.2,
+    random_scale=0.03,
+    dags=3,
+    low=50,
+    high=50,
+    agents=(4,),
+    sequential_every=0,
+    example_repeats=1,
+)
+FULL = Settings(
+    example_bound_s=2.5,
+    random_scale=0.03,
+    dags=20,
+    low=50,
+    high=200,
+    agents=(4, 8),
+    sequential_every=5,
+    example_repeats=3,
+    long_scale=0.3,
+)
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    kind: str  # example | random
+    plan: Plan
+    agents: int
+    schedules: tuple[str, ...]
+    repeats: int = 1
+
+
+def cases(settings: Settings) -> list[Case]:
+    out = [
+        Case(name, "example", load_example(path), 4, SCHEDULES, settings.example_repeats)
+        for name, path in example_plans().items()
+    ]
+    for i, size in enumerate(dag_sizes(settings.dags, low=settings.low, high=settings.high)):
+        plan = random_dag(size, seed=100 + i)
+        for agents in settings.agents:
+            with_seq = (
+                settings.sequential_every > 0
+                and i % settings.sequential_every == 0
+                and agents == settings.agents[0]
+            )
+            schedules = SCHEDULES if with_seq else SCHEDULES[:2]
+            out.append(Case(f"dag{i:02d}-{size}", "random", plan, agents, schedules))
+    return out
+
+
+def run_case(case: Case, settings: Settings) -> dict[str, Any]:
+    """Run a case's schedules one at a time and return its row."""
+    bound = lower_bound(case.plan, case.agents)
+    analysis = analyze(case.plan, max_agents=case.agents)
+    scale = settings.example_bound_s / bound.lower if case.kind == "example" else settings.random_scale
+    tasks = len(case.plan.tasks)
+    row: dict[str, Any] = {
+        "case": case.name,
+        "kind": case.kind,
+        "tasks": tasks,
+        "agents": case.agents,
+        "waves": len(analysis.waves),
+        "conflicts": len(analysis.conflicts),
+        "bound_min": round(bound.lower, 2),
+        "critical_path_min": round(bound.critical_path, 2),
+        "work_per_agent_min": round(bound.work / case.agents, 2),
+        "practical_min": round(bound.practical, 2),
+        "time_scale": round(scale, 5),
+        "list_ratio": round(list_schedule(case.plan, case.agents) / bound.lower, 3),
+        "eager_plan_order_sim_ratio": round(
+            simulate(analysis, "eager", case.agents, "plan") / bound.lower, 3
+        ),
+        "eager_effective_sim_ratio": round(
+            simulate(analysis, "eager", case.agents, "effective") / bound.lower, 3
+        ),
+        "waves_plan_order_sim_vs_practical": round(
+            simulate(analysis, "waves", case.agents, "plan") / bound.practical, 3
+        ),
+    }
+    for schedule in SCHEDULES:
+        sim = simulate(analysis, schedule, case.agents)
+        entry: dict[str, Any] = {"sim_ratio": round(sim / bound.lower, 3)}
+        if schedule == "waves":
+            entry["sim_vs_practical"] = round(sim / bound.practical, 3)
+        if schedule in case.schedules:
+            walls = []
+            for _ in range(case.repeats):
+                m = execute(case.plan, schedule, case.agents, scale)
+                if not m.ok:
+                    raise RuntimeError(f"{case.name} --{schedule} failed: {m.error}")
+                walls.append(m.makespan_s)
+            wall = statistics.median(walls)
+            entry.update(
+                measured_s=round(wall, 3),
+                ratio=round(wall / (bound.lower * scale), 3),
+                overhead_ms_per_task=round((wall - sim * scale) / tasks * 1000, 1),
+            )
+            if schedule == "waves":
+                entry["vs_practical"] = round(wall / (bound.practical * scale), 3)
+        row[schedule] = entry
+    return row
+
+
+def fixed_cost(plan: Plan, agents: int) -> dict[str, Any]:
+    """Zero-latency runs: wall time per task when the agents take no time."""
+    out: dict[str, Any] = {"tasks": len(plan.tasks), "agents": agents}
+    for schedule in ("eager", "waves"):
+        m = execute(plan, schedule, agents, 0.0)
+        out[f"{schedule}_ms_per_task"] = round(m.makespan_s / len(plan.tasks) * 1000, 1)
+    return out
+
+
+def _stats(values: list[float]) -> dict[str, float] | None:
+    if not values:
+        return None
+    return {
+        "mean": round(statistics.fmean(values), 3),
+        "median": round(statistics.median(values), 3),
+        "max": round(max(values), 3),
+        "n": len(values),
+    }
+
+
+def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for kind in ("all", "example", "random"):
+        sel = [r for r in rows if kind == "all" or r["kind"] == kind]
+        part: dict[str, Any] = {}
+        for schedule in SCHEDULES:
+            entries = [r[schedule] for r in sel]
+            measured = [e for e in entries if "ratio" in e]
+            part[schedule] = {
+                "ratio": _stats([e["ratio"] for e in measured]),
+                "sim_ratio": _stats([e["sim_ratio"] for e in entries]),
+                "overhead_ms_per_task": _stats([e["overhead_ms_per_task"] for e in measured]),
+            }
+        waves = [r["waves"] for r in sel]
+        part["waves"]["vs_practical"] = _stats([e["vs_practical"] for e in waves])
+        part["waves"]["sim_vs_practical"] = _stats([e["sim_vs_practical"] for e in waves])
+        part["waves"]["within_5pct"] = sum(abs(e["vs_practical"] - 1) <= 0.05 for e in waves)
+        for key in (
+            "eager_plan_order_sim_ratio",
+            "eager_effective_sim_ratio",
+            "waves_plan_order_sim_vs_practical",
+        ):
+            part[key] = _stats([r[key] for r in sel])
+        part["list_ratio"] = _stats([r["list_ratio"] for r in sel])
+        out[kind] = part
+    every = out["all"]
+    out["goals"] = {
+        "eager_mean_ratio_le_1_10": every["eager"]["ratio"]["mean"] <= 1.10,
+        "eager_mean_sim_ratio_le_1_10": every["eager"]["sim_ratio"]["mean"] <= 1.10,
+        "waves_mean_within_5pct_of_practical": abs(every["waves"]["vs_practical"]["mean"] - 1) <= 0.05,
+    }
+    return out
+
+
+def run(quick: bool = False, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """All cases, one run at a time; ``progress`` gets one line per case."""
+    settings = QUICK if quick else FULL
+    patched = allow_merged_group_names()
+    t0 = time.perf_counter()
+    rows = []
+    todo = cases(settings)
+    for k, case in enumerate(todo, 1):
+        started = time.perf_counter()
+        row = run_case(case, settings)
+        rows.append(row)
+        if progress:
+            ratios = " ".join(f"{s}={row[s]['ratio']}" for s in SCHEDULES if "ratio" in row[s])
+            took = time.perf_counter() - started
+            progress(f"[{k}/{len(todo)}] {case.name} x{case.agents}: {ratios} ({took:.0f} s)")
+    long_row = None
+    if settings.long_scale > 0:
+        plan = random_dag(100, seed=99)
+        long_case = Case("long-100", "long", plan, 4, SCHEDULES[:2])
+        long_row = run_case(long_case, dataclasses.replace(settings, random_scale=settings.long_scale))
+        if progress:
+            progress(
+                f"[long] long-100 x4: eager={long_row['eager']['ratio']} waves={long_row['waves']['ratio']}"
+            )
+    fixed = None
+    if not quick:
+        smallest = min((c.plan for c in todo if c.kind == "random"), key=lambda p: len(p.tasks))
+        fixed = fixed_cost(smallest, settings.agents[0])
+    return {
+        "settings": settings.__dict__,
+        "workarounds": ["group names with '+' allowed in worktrees (see runs.py)"] if patched else [],
+        "summary": summarize(rows),
+        "fixed_cost": fixed,
+        "long_tasks": long_row,
+        "cases": rows,
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+
+
+if __name__ == "__main__":
+    import json
+
+    print(json.dumps(run("--quick" in sys.argv[1:], lambda s: print(s, file=sys.stderr)), indent=2))

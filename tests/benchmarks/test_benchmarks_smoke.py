@@ -1,0 +1,78 @@
+"""Smoke tests of the benchmark suite: its code paths work. No timings are asserted, only structure."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # `benchmarks` lives at the repository root, beside `src`
+    sys.path.insert(0, str(ROOT))
+
+from agentwaves.plan import analyze  # noqa: E402
+from benchmarks import makespan  # noqa: E402
+from benchmarks.dags import example_plans, load_example, lower_bound, random_dag  # noqa: E402
+from benchmarks.simulate import list_schedule, simulate  # noqa: E402
+
+
+def _small_dag():  # type: ignore[no-untyped-def]
+    """The first seeded 6-task DAG without a merged ("a+b") group, which this version cannot execute."""
+    for seed in range(100):
+        plan = random_dag(6, seed)
+        if all("+" not in g.name for w in analyze(plan, max_agents=4).waves for g in w.groups):
+            return plan
+    raise AssertionError("no small DAG without merged groups")
+
+
+def test_makespan_case_runs_the_three_schedules(tmp_path: Path) -> None:
+    plan = _small_dag()
+    settings = makespan.Settings(
+        example_bound_s=0.1,
+        random_scale=0.002,  # a 3-minute task sleeps 6 ms
+        dags=1,
+        low=6,
+        high=6,
+        agents=(4,),
+        sequential_every=1,
+        example_repeats=1,
+    )
+    case = makespan.Case("smoke", "random", plan, 4, makespan.SCHEDULES)
+    row = makespan.run_case(case, settings)
+    for key in ("case", "tasks", "agents", "bound_min", "practical_min", "time_scale", "list_ratio"):
+        assert key in row
+    for schedule in makespan.SCHEDULES:
+        entry = row[schedule]
+        assert {"measured_s", "ratio", "sim_ratio", "overhead_ms_per_task"} <= set(entry)
+        # the fake sleeps each task's estimate: no run can beat the lower bound
+        assert entry["ratio"] >= 0.99
+        assert entry["sim_ratio"] >= 0.99
+    assert "vs_practical" in row["waves"]
+    summary = makespan.summarize([row])
+    assert set(summary) == {"all", "example", "random", "goals"}
+    assert summary["random"]["eager"]["ratio"]["n"] == 1
+
+
+def test_simulations_respect_the_lower_bound() -> None:
+    plans = [random_dag(40, seed) for seed in range(3)]
+    plans += [load_example(path) for path in example_plans().values()]
+    for plan in plans:
+        for agents in (2, 4, 8):
+            bound = lower_bound(plan, agents).lower
+            analysis = analyze(plan, max_agents=agents)
+            assert list_schedule(plan, agents) >= bound - 1e-9
+            for schedule in makespan.SCHEDULES:
+                assert simulate(analysis, schedule, agents) >= bound - 1e-9
+            for priority in ("plan", "effective"):
+                assert simulate(analysis, "eager", agents, priority) >= bound - 1e-9
+        # the executor starts a wave's tasks as the practical estimate orders them: the same makespan
+        practical = lower_bound(plan, 4).practical
+        assert abs(simulate(analyze(plan, max_agents=4), "waves", 4) - practical) < 1e-6
+
+
+def test_cli_help() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "--quick" in proc.stdout and "--json" in proc.stdout
