@@ -1,0 +1,118 @@
+"""Where a run's own time goes: ``python -m benchmarks.profile [--tasks N] [--seed S] [--agents A]
+[--schedule eager|waves|sequential] [--scale S]``.
+
+Runs one random DAG (:func:`.dags.random_dag`) with the fake LLM and times the executor's scheduler steps
+(wrapped in this process only): opening a group (worktree and, for eager, the stacked base), starting
+ready tasks (runs under the run's state lock, so task threads wait for it), committing waves, and the
+stacked-base merges (how many branches each stack merged). Prints JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from agentwaves.plan.load import dump_plan_yaml
+from agentwaves.run import executor as executor_module
+from agentwaves.run.session import start_run
+
+from .dags import lower_bound, random_dag
+from .runs import git_identity, make_repo
+
+STEPS = ("_start_ready", "_open_group", "_stacked_base", "_commit_wave", "_wave_notes", "_settle_group")
+
+
+def _timed(fn: Callable[..., Any], sink: list[float]) -> Callable[..., Any]:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            sink.append(time.perf_counter() - t0)
+
+    return wrapper
+
+
+def profile(tasks: int, seed: int, agents: int, schedule: str, scale: float) -> dict[str, Any]:
+    times: dict[str, list[float]] = defaultdict(list)
+    stacked: list[int] = []
+    cls = executor_module.Executor
+    saved: dict[str, Any] = {n: getattr(cls, n) for n in STEPS if hasattr(cls, n)}
+    stack = getattr(executor_module, "stack", None)
+    for name, fn in saved.items():
+        setattr(cls, name, _timed(fn, times[name]))
+    if stack is not None:
+
+        def counting_stack(repo: Path, base: str, branches: list[tuple[str, str]]) -> Any:
+            stacked.append(len(branches))
+            return stack(repo, base, branches)
+
+        executor_module.stack = _timed(counting_stack, times["stack"])  # type: ignore[attr-defined]
+    plan = random_dag(tasks, seed)
+    try:
+        with tempfile.TemporaryDirectory(prefix="agentwaves-profile-") as name, git_identity():
+            repo = make_repo(Path(name) / "repo")
+            plan_path = Path(name) / "plan.yaml"
+            plan_path.write_text(dump_plan_yaml(plan))
+            overrides = {
+                "llm": "fake",
+                "fake_time_scale": scale,
+                "max_agents": agents,
+                "schedule": schedule,
+                "sandbox": "none",
+            }
+            outcome = start_run(repo, plan_path, overrides)
+    finally:
+        for name, fn in saved.items():
+            setattr(cls, name, fn)
+        if stack is not None:
+            executor_module.stack = stack  # type: ignore[attr-defined]
+    bound = lower_bound(plan, agents).lower * scale
+    makespan = outcome.state.makespan_s or 0.0
+    return {
+        "tasks": tasks,
+        "agents": agents,
+        "schedule": schedule,
+        "state": outcome.state.state,
+        "makespan_s": round(makespan, 2),
+        "bound_s": round(bound, 2),
+        "ratio": round(makespan / bound, 3) if bound else None,
+        "steps": {
+            name: {
+                "calls": len(v),
+                "total_s": round(sum(v), 2),
+                "median_ms": round(statistics.median(v) * 1000, 1),
+                "max_ms": round(max(v) * 1000, 1),
+            }
+            for name, v in times.items()
+            if v
+        },
+        "stack_branches": {
+            "calls": len(stacked),
+            "median": statistics.median(stacked) if stacked else 0,
+            "max": max(stacked, default=0),
+            "total": sum(stacked),
+        },
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.profile", description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=137)
+    parser.add_argument("--seed", type=int, default=100)
+    parser.add_argument("--agents", type=int, default=4)
+    parser.add_argument("--schedule", default="eager", choices=("eager", "waves", "sequential"))
+    parser.add_argument("--scale", type=float, default=0.03, help="seconds per plan minute")
+    args = parser.parse_args()
+    print(json.dumps(profile(args.tasks, args.seed, args.agents, args.schedule, args.scale), indent=2))
+
+
+if __name__ == "__main__":
+    main()
