@@ -64,6 +64,7 @@ class Executor:
         self.gate_running = False
         self.cond = threading.Condition(ctx.store.lock)
         self.threads: list[threading.Thread] = []
+        self.notes_cache: dict[int, str] = {}
 
     # ------------------------------------------------------------------------------------------ state
     @property
@@ -363,12 +364,19 @@ class Executor:
             self.ctx.events.emit("group_done", group=group.name, head=gs.head)
 
     def _wave_notes(self, wave: Wave) -> str:
+        """The earlier waves' handoffs. Final once every earlier wave is committed: then cached."""
+        cached = self.notes_cache.get(wave.index)
+        if cached is not None:
+            return cached
         with self.cond:
             notes = [
                 wave_handoff_markdown(self.ctx, w) for w in self.ctx.analysis.waves if w.index < wave.index
             ]
-        text = "\n".join(n for n in notes if n.count("\n") > 1)
-        return text[-MAX_WAVE_NOTES:]
+            final = self._earlier_committed(wave.index)
+        text = "\n".join(n for n in notes if n.count("\n") > 1)[-MAX_WAVE_NOTES:]
+        if final:
+            self.notes_cache[wave.index] = text
+        return text
 
     # ------------------------------------------------------------------------------------------ commits
     def _next_wave_ready(self) -> bool:
