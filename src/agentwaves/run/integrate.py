@@ -24,6 +24,7 @@ from agentwaves.run.merge import (
     tree_of,
     write_tree_from_worktree,
 )
+from agentwaves.run.merge import wave_message as merge_wave_message
 from agentwaves.run.state import GroupState, now_iso
 from agentwaves.run.worktrees import WorktreePool, group_branch
 
@@ -117,18 +118,18 @@ def _resolve(
 
 
 def wave_message(ctx: RunContext, wave: Wave) -> str:
+    """Subject, one line per task with its handoff summary, then the trailers find_wave_commit reads."""
     state = ctx.store.state
-    groups = [g.name for g in wave.groups]
-    lines = [f"agentwaves: wave {wave.index} complete ({' '.join(groups)})", ""]
+    items = []
     for g in wave.groups:
         for tid in g.tasks:
             ts = state.task(tid)
             summary = (ts.handoff.summary.strip().splitlines() or [""])[0] if ts.handoff else ""
             if ts.kind == "gate":
                 summary = summary or "gate passed"
-            lines.append(f"- {tid} ({g.name}): {summary or ts.title}")
-    lines += ["", f"Agentwaves-Run: {ctx.run_id}", f"Agentwaves-Wave: {wave.index}"]
-    return "\n".join(lines) + "\n"
+            items.append(f"- {tid} ({g.name}): {summary or ts.title}")
+    subject = f"agentwaves: wave {wave.index} complete ({' '.join(g.name for g in wave.groups)})"
+    return merge_wave_message(ctx.run_id, wave.index, subject, "\n".join(items))
 
 
 def wave_handoff_markdown(ctx: RunContext, wave: Wave) -> str:

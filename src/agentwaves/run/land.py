@@ -19,6 +19,7 @@ from typing import Any
 from agentwaves.errors import AgentwavesError
 from agentwaves.run.gitops import GitError, current_branch, delete_branch, git, is_dirty, run_git
 from agentwaves.run.inspect import LANDED_FILE, RunRef, effective_state, is_live, lock_holder, read_landed
+from agentwaves.run.merge import is_ancestor
 from agentwaves.run.state import atomic_write, list_runs, now_iso, read_state, resolve_run_dir, runs_dir
 from agentwaves.run.worktrees import GROUP_PREFIX, INTEGRATION_PREFIX, list_worktrees, prune, remove_worktree
 
@@ -26,10 +27,6 @@ from agentwaves.run.worktrees import GROUP_PREFIX, INTEGRATION_PREFIX, list_work
 def _rev(root: Path, rev: str) -> str | None:
     res = run_git(root, "rev-parse", "--verify", "-q", f"{rev}^{{commit}}", check=False)
     return res.stdout.strip() or None
-
-
-def _is_ancestor(root: Path, a: str, b: str) -> bool:
-    return run_git(root, "merge-base", "--is-ancestor", a, b, check=False).returncode == 0
 
 
 def _dirty_paths(root: Path) -> list[str]:
@@ -63,7 +60,7 @@ def land(ref: RunRef) -> dict[str, Any]:
         target = str(landed["landed"])
     if target is None:
         raise AgentwavesError(f"the integration branch {s.branch} of run {rid} no longer exists")
-    if _is_ancestor(root, target, head):
+    if is_ancestor(root, target, head):
         if not landed:
             _record(ref, branch, head, target)
         return {"run": rid, "branch": branch, "from": head, "to": head, "already": True}
@@ -74,7 +71,7 @@ def land(ref: RunRef) -> dict[str, Any]:
             f"the working tree has uncommitted changes ({shown}): commit or stash them, "
             f"then run `agentwaves land {rid}`"
         )
-    if not _is_ancestor(root, head, target):
+    if not is_ancestor(root, head, target):
         raise AgentwavesError(
             f"your branch {branch} moved since the run started (base {s.base[:7]}, now {head[:7]}): "
             f"rebase the run with `git rebase {branch} {s.branch} && git switch {branch} && "

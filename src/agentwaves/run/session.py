@@ -27,7 +27,7 @@ from agentwaves.plan.model import Plan
 from agentwaves.run.context import RunContext, Slots
 from agentwaves.run.events import EventLog, Subscriber
 from agentwaves.run.executor import Executor
-from agentwaves.run.gitops import current_branch, ensure_state_dir, find_repo_root, git, head_sha, is_dirty
+from agentwaves.run.gitops import current_branch, ensure_state_dir, find_repo_root, head_sha, is_dirty
 from agentwaves.run.report import write_report
 from agentwaves.run.state import (
     GroupState,
@@ -322,7 +322,3 @@ def run_summary(state: RunState, config: Config) -> dict[str, Any]:
         "realized_share": round(min(realized, 1.0), 3) if realized else None,
         "seconds_per_plan_minute": per_minute,
     }
-
-
-def head_of_run(repo: Path, state: RunState) -> str:
-    return git(repo, "rev-parse", f"refs/heads/{state.branch}")

@@ -13,7 +13,7 @@ from agentwaves.agents.loop import AgentFailed, Limits, Transcript
 from agentwaves.agents.sandbox import Sandbox
 from agentwaves.agents.tools import WorktreeTools
 from agentwaves.errors import AgentwavesError
-from agentwaves.llm.base import LLMError
+from agentwaves.llm.base import LLMError, Usage
 from agentwaves.llm.usage import usage_json
 from agentwaves.plan.globs import overlaps, parse_entry
 from agentwaves.plan.model import Task
@@ -118,7 +118,7 @@ def run_task(ctx: RunContext, task: Task, group: GroupRuntime, sandbox: Sandbox,
         with store.lock:
             ts.state, ts.error = "pending", str(exc)
             # what this attempt spent counts on resume too (else a resume could exceed the budget)
-            ts.usage = usage_json(ctx.model, ctx.tracker.by_scope().get(task.id) or _zero())
+            ts.usage = task_usage(ctx, task.id)
             store.save()
         ctx.events.emit("task_stopped", task=task.id, reason=str(exc))
         return
@@ -127,7 +127,7 @@ def run_task(ctx: RunContext, task: Task, group: GroupRuntime, sandbox: Sandbox,
         transcript.write("failed", reason)
         with store.lock:
             ts.state, ts.finished, ts.error = "failed", now_iso(), reason
-            ts.usage = usage_json(ctx.model, ctx.tracker.by_scope().get(task.id) or _zero())
+            ts.usage = task_usage(ctx, task.id)
             store.save()
         ctx.events.emit("task_failed", task=task.id, group=group.name, error=reason)
         return
@@ -135,17 +135,16 @@ def run_task(ctx: RunContext, task: Task, group: GroupRuntime, sandbox: Sandbox,
     with store.lock:
         ts.state, ts.finished, ts.commit, ts.handoff = "done", now_iso(), sha, handoff
         ts.files_written, ts.undeclared = handoff.files, undeclared
-        ts.usage = usage_json(ctx.model, ctx.tracker.by_scope().get(task.id) or _zero())
+        ts.usage = task_usage(ctx, task.id)
         store.save()
     if undeclared:
         ctx.events.emit("undeclared_writes", task=task.id, files=undeclared)
     ctx.events.emit("task_done", task=task.id, group=group.name, commit=sha, files=handoff.files)
 
 
-def _zero():  # type: ignore[no-untyped-def]
-    from agentwaves.llm.base import Usage
-
-    return Usage()
+def task_usage(ctx: RunContext, task_id: str) -> dict[str, object]:
+    """The task's tokens and cost so far, as stored in its state."""
+    return usage_json(ctx.model, ctx.tracker.by_scope().get(task_id) or Usage())
 
 
 def commit_task(worktree: Path, message: str, paths: list[str] | None, exclude: list[str]) -> str:
