@@ -20,13 +20,21 @@ from pathlib import Path
 from typing import Any
 
 from agentwaves.plan.load import dump_plan_yaml
+from agentwaves.run import commits as commits_module
 from agentwaves.run import executor as executor_module
+from agentwaves.run import stacking as stacking_module
 from agentwaves.run.session import start_run
 
 from .dags import lower_bound, random_dag
 from .runs import git_identity, make_repo
 
-STEPS = ("_start_ready", "_open_group", "_stacked_base", "_commit_wave", "_wave_notes", "_settle_group")
+STEPS = (
+    (
+        executor_module.Executor,
+        ("_start_ready", "_open_group", "_stack_inputs", "_wave_notes", "_settle_group"),
+    ),
+    (commits_module.WaveCommitter, ("commit",)),
+)
 
 
 def _timed(fn: Callable[..., Any], sink: list[float]) -> Callable[..., Any]:
@@ -43,18 +51,16 @@ def _timed(fn: Callable[..., Any], sink: list[float]) -> Callable[..., Any]:
 def profile(tasks: int, seed: int, agents: int, schedule: str, scale: float) -> dict[str, Any]:
     times: dict[str, list[float]] = defaultdict(list)
     stacked: list[int] = []
-    cls = executor_module.Executor
-    saved: dict[str, Any] = {n: getattr(cls, n) for n in STEPS if hasattr(cls, n)}
-    stack = getattr(executor_module, "stack", None)
-    for name, fn in saved.items():
+    saved = [(cls, n, getattr(cls, n)) for cls, names in STEPS for n in names]
+    stack = stacking_module.stack
+    for cls, name, fn in saved:
         setattr(cls, name, _timed(fn, times[name]))
-    if stack is not None:
 
-        def counting_stack(repo: Path, base: str, branches: list[tuple[str, str]]) -> Any:
-            stacked.append(len(branches))
-            return stack(repo, base, branches)
+    def counting_stack(repo: Path, base: str, branches: list[Any]) -> Any:
+        stacked.append(len(branches))
+        return stack(repo, base, branches)
 
-        executor_module.stack = _timed(counting_stack, times["stack"])  # type: ignore[attr-defined]
+    stacking_module.stack = _timed(counting_stack, times["stack"])  # type: ignore[assignment]
     plan = random_dag(tasks, seed)
     try:
         with tempfile.TemporaryDirectory(prefix="agentwaves-profile-") as name, git_identity():
@@ -70,10 +76,9 @@ def profile(tasks: int, seed: int, agents: int, schedule: str, scale: float) -> 
             }
             outcome = start_run(repo, plan_path, overrides)
     finally:
-        for name, fn in saved.items():
+        for cls, name, fn in saved:
             setattr(cls, name, fn)
-        if stack is not None:
-            executor_module.stack = stack  # type: ignore[attr-defined]
+        stacking_module.stack = stack  # type: ignore[assignment]
     bound = lower_bound(plan, agents).lower * scale
     makespan = outcome.state.makespan_s or 0.0
     return {

@@ -78,7 +78,7 @@ def test_crash_point_sweep(make_repo, tmp_path: Path) -> None:
         if crashed.returncode == 0:  # thread timing made this run reach fewer points
             shutil.rmtree(repo)
             return None
-        assert crashed.returncode == -9, f"{where}: {crashed.stderr}"
+        assert crashed.returncode == -9, f"{where}: {crashed.stderr}{crashed.stdout[-2000:]}"
         state = run_state(repo)  # never unreadable
         # killed before the run existed: start it again; else resume it
         res = agentwaves(repo, "execute", *args) if state is None else agentwaves(repo, "resume", *args[2:])

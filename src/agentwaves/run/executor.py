@@ -4,7 +4,11 @@ One loop serves the three schedules; they differ only in when a task may start:
 
 - ``waves``: when every earlier wave is committed (a barrier per wave, the seed's design);
 - ``sequential``: as ``waves``, and only one group at a time (the seed's "before waves");
-- ``eager``: as soon as its own dependencies are done, on a base stacked from their branches.
+- ``eager``: as soon as its own dependencies are done, on a base stacked from the finished groups of the
+  uncommitted earlier waves (which hold its dependencies).
+
+Waves are committed by :class:`agentwaves.run.commits.WaveCommitter`; eager's bases come from
+:mod:`agentwaves.run.stacking`.
 
 Everywhere: in-group order (``after``) holds, conflicting tasks never overlap (and a later-wave task waits
 for an earlier-wave conflicting one), at most ``slots`` tasks run at once, gates wait for every earlier
@@ -20,18 +24,13 @@ from agentwaves.agents.sandbox import Sandbox
 from agentwaves.errors import AgentwavesError
 from agentwaves.plan import Group, Wave
 from agentwaves.plan.model import Task
-from agentwaves.run.context import BudgetReached, RunContext
+from agentwaves.run.commits import WaveCommitter
+from agentwaves.run.context import RunContext
 from agentwaves.run.crash import crashpoint
 from agentwaves.run.gitops import GitError, git
-from agentwaves.run.integrate import (
-    integrate_wave,
-    mark_wave_committed,
-    stack,
-    wave_handoff_markdown,
-    wave_message,
-)
-from agentwaves.run.merge import commit_wave, find_wave_commit
+from agentwaves.run.integrate import wave_handoff_markdown
 from agentwaves.run.recovery import branch_head, recover_state
+from agentwaves.run.stacking import Branch, StackedBases
 from agentwaves.run.state import GroupState, now_iso
 from agentwaves.run.taskrun import GroupRuntime, run_gate, run_task
 from agentwaves.run.watchdog import Watchdog
@@ -58,11 +57,15 @@ class Executor:
                 for tid in group.tasks:
                     self.task_group[tid] = group
         self.rank = self._ranks()
-        self.ref = f"refs/heads/{integration_branch(ctx.run_id)}"
         self.runtimes: dict[str, GroupRuntime] = {}
         self.running: set[str] = set()
+        self.opening: set[str] = set()  # groups whose worktree a task thread is preparing
+        self.blocked: dict[str, int] = {}  # group -> committed waves when its stacked base conflicted
+        self.bases = StackedBases(ctx.repo)
         self.gate_running = False
         self.cond = threading.Condition(ctx.store.lock)
+        self.ref = f"refs/heads/{integration_branch(ctx.run_id)}"
+        self.commits = WaveCommitter(ctx, self.cond, pool, sandbox, integration, self.ref)
         self.threads: list[threading.Thread] = []
         self.notes_cache: dict[int, str] = {}
 
@@ -105,20 +108,24 @@ class Executor:
             watchdog.stop()
 
     def _loop(self) -> None:
+        self.commits.pending()  # waves an earlier process left finished but uncommitted
         while True:
-            self._commit_ready_waves()
             with self.cond:
                 started = 0 if self.ctx.stop.is_set() else self._start_ready()
-                if self._all_committed():
+                if self._all_committed() or self.commits.failure is not None:
                     break
-                if not self.running and not started:
-                    if self._next_wave_ready() and not self.ctx.stop.is_set():
-                        continue  # a group settled after the commit check: commit, then go on
+                idle = not self.running and not started and not self.commits.committing
+                if idle and (self.ctx.stop.is_set() or not self.commits.next_ready()):
                     break
-                self.cond.wait(timeout=0.5)
+                if not idle:
+                    self.cond.wait(timeout=0.5)
+                    continue
+            self.commits.pending()  # a group settled after its thread's commit check
         for t in self.threads:
             t.join()
-        self._commit_ready_waves()
+        if self.commits.failure is not None:
+            raise self.commits.failure
+        self.commits.ready_waves()
 
     def _all_committed(self) -> bool:
         return all(w.state == "done" for w in self.state.waves)
@@ -128,7 +135,8 @@ class Executor:
         """Start order among ready tasks: longest remaining chain (by estimate) first, then plan order.
 
         Barrier schedules count the chain within the wave, as the analysis's practical estimate does;
-        eager counts it to the end of the plan (dependencies and in-group order)."""
+        eager counts it to the end of the plan: dependencies, in-group order, and a later-wave task that
+        conflicts with this one (it cannot start before this one is done)."""
         order = {t.id: i for i, t in enumerate(self.ctx.plan.tasks)}
         succ: dict[str, set[str]] = {t: set() for t in self.tasks}
         for wave in self.ctx.analysis.waves:
@@ -140,6 +148,10 @@ class Executor:
             for task in self.ctx.plan.tasks:
                 for d in task.depends_on:
                     succ[d].add(task.id)
+                index = self.group_wave[self.task_group[task.id].name].index
+                for other in self.ctx.analysis.conflicts_of(task.id):
+                    if self.group_wave[self.task_group[other].name].index > index:
+                        succ[task.id].add(other)
         tail: dict[str, float] = {}
         for wave in reversed(self.ctx.analysis.waves):
             for group in reversed(wave.groups):
@@ -180,7 +192,7 @@ class Executor:
     def _can_start(self, tid: str, group: Group, wave: Wave) -> bool:
         if tid in self.running or self._task_state(tid) != "pending":
             return False
-        if self._group_state(group.name).state == "failed":
+        if self._group_state(group.name).state == "failed" or group.name in self.opening:
             return False
         if any(self._task_state(d) != "done" for d in group.after.get(tid, [])):
             return False
@@ -198,7 +210,7 @@ class Executor:
             ):
                 return False
         if group.name not in self.runtimes and self.schedule == "eager":
-            return self._group_deps_done(group)
+            return self._group_deps_done(group) and self.blocked.get(group.name) != self.commits.count()
         return True
 
     def _dep_groups(self, group: Group) -> list[str]:
@@ -218,28 +230,20 @@ class Executor:
         return all(self._group_state(n).state == "done" for n in self._dep_groups(group))
 
     def _launch(self, tid: str, group: Group, wave: Wave) -> bool:
+        """Start ``tid``'s thread. A group without a worktree yet is opened by that thread, outside the
+        state lock (stacked base, worktree, setup), so other tasks keep starting and finishing meanwhile."""
         task = self.tasks[tid]
         if not self.ctx.slots.try_acquire():
             return False
         rt = None
-        if task.kind != "gate":
-            try:
-                rt = self.runtimes.get(group.name) or self._open_group(group, wave)
-            except AgentwavesError as exc:  # e.g. the setup command failed: this group fails, not the run
-                self.ctx.slots.release()
-                self._group_failed(group, f"could not prepare its worktree: {exc}")
-                return False
-            if rt is None:
-                self.ctx.slots.release()
-                return False
-            rt.running += 1
-        else:
+        if task.kind == "gate":
             self.gate_running = True
-        ws = self.state.wave(wave.index)
-        if ws.state == "pending":
-            ws.state, ws.started = "running", ws.started or now_iso()
-        gs = self._group_state(group.name)
-        gs.state = "running"
+            self._mark_running(group, wave)
+        elif (rt := self.runtimes.get(group.name)) is not None:
+            rt.running += 1
+            self._mark_running(group, wave)
+        else:
+            self.opening.add(group.name)
         self.running.add(tid)
         thread = threading.Thread(
             target=self._task_thread, args=(task, group, wave, rt), daemon=True, name=f"task-{tid}"
@@ -248,55 +252,74 @@ class Executor:
         thread.start()
         return True
 
+    def _mark_running(self, group: Group, wave: Wave) -> None:
+        ws = self.state.wave(wave.index)
+        if ws.state == "pending":
+            ws.state, ws.started = "running", ws.started or now_iso()
+        self._group_state(group.name).state = "running"
+
     def _open_group(self, group: Group, wave: Wave) -> GroupRuntime | None:
-        gs = self._group_state(group.name)
-        branch = group_branch(self.ctx.run_id, group.name)
-        existing = self._branch_head(branch) if gs.base and gs.branch else None
+        """Prepare ``group``'s worktree (called without the lock). None: no base yet (see :meth:`_base`)."""
+        with self.cond:
+            gs = self._group_state(group.name)
+            branch = group_branch(self.ctx.run_id, group.name)
+            resumed = bool(gs.base and gs.branch)
+            stack_inputs = self._stack_inputs(group, wave) if self.schedule == "eager" else None
+            committed = self.commits.count()
+        existing = self._branch_head(branch) if resumed else None
+        base = None
         if existing:
             start = existing
         else:
-            base = self.head()
-            if self.schedule == "eager":
-                stacked = self._stacked_base(group)
-                if stacked is None:
-                    return None
-                base = stacked
-            gs.base, start = base, base
-        gs.branch = branch
+            # read after the snapshot: a wave committed in between is then merged twice, harmlessly
+            head = self.head()
+            base = self.bases.base(wave.index, head, *stack_inputs) if stack_inputs else head
+            if base is None:
+                with self.cond:
+                    self.blocked[group.name] = committed  # wait for the next wave commit
+                return None
+            start = base
         crashpoint("before worktree")
         worktree = self.pool.acquire(group.name, branch, start)
         crashpoint("after worktree")
         rt = GroupRuntime(group.name, worktree, gs.port, threading.Lock(), exclude=_setup_leftovers(worktree))
-        self.runtimes[group.name] = rt
-        self.ctx.store.save()
-        self.ctx.events.emit(
-            "group_started", group=group.name, wave=wave.index, base=gs.base, worktree=str(worktree)
-        )
+        with self.cond:
+            if base is not None:
+                gs.base = base
+            gs.branch = branch
+            rt.running += 1
+            self.runtimes[group.name] = rt
+            self.opening.discard(group.name)
+            self._mark_running(group, wave)
+            self.ctx.store.save()
+            self.ctx.events.emit(
+                "group_started", group=group.name, wave=wave.index, base=gs.base, worktree=str(worktree)
+            )
+            self.cond.notify_all()  # the group's other ready tasks may start now
         return rt
 
-    def _stacked_base(self, group: Group) -> str | None:
-        """Integration head plus the uncommitted dependency groups' branches (transitively, in wave order)."""
-        pending: set[str] = set()
+    def _stack_inputs(self, group: Group, wave: Wave) -> tuple[list[Branch], list[Branch]]:
+        """Under the lock: the finished, uncommitted non-gate groups of earlier waves, and those of them
+        ``group`` builds on (transitively), both in wave order."""
+        needed: set[str] = set()
         todo = list(self._dep_groups(group))
         while todo:
             name = todo.pop()
-            if name in pending or self._committed(self.group_wave[name].index):
+            if name in needed or self._committed(self.group_wave[name].index):
                 continue
-            pending.add(name)
+            needed.add(name)
             todo.extend(self._dep_groups(self.groups[name]))
-        if not pending:
-            return self.head()
-        order = sorted(pending, key=lambda n: (self.group_wave[n].index, n))
-        branches = []
-        for name in order:
-            gs = self._group_state(name)
-            if not gs.head or self.tasks[self.groups[name].tasks[0]].kind == "gate":
+        finished: list[Branch] = []
+        for w in self.ctx.analysis.waves:
+            if w.index >= wave.index:
+                break
+            if self._committed(w.index):
                 continue
-            branches.append((gs.head, gs.base or self.head()))
-        commit, conflicts = stack(self.ctx.repo, self.head(), branches)
-        if conflicts:
-            return None  # wait until those groups are committed; then the head is the base
-        return commit
+            for g in w.groups:
+                gs = self._group_state(g.name)
+                if gs.state == "done" and gs.head and gs.base and self.tasks[g.tasks[0]].kind != "gate":
+                    finished.append(Branch(g.name, gs.head, gs.base))
+        return finished, [b for b in finished if b.group in needed]
 
     def _group_failed(self, group: Group, error: str) -> None:
         gs = self._group_state(group.name)
@@ -309,7 +332,17 @@ class Executor:
 
     # ------------------------------------------------------------------------------------------ workers
     def _task_thread(self, task: Task, group: Group, wave: Wave, rt: GroupRuntime | None) -> None:
+        opening = rt is None and task.kind != "gate"
         try:
+            if opening:
+                try:
+                    rt = self._open_group(group, wave)
+                except AgentwavesError as exc:  # e.g. the setup command failed: this group fails, not the run
+                    with self.cond:
+                        self._group_failed(group, f"could not prepare its worktree: {exc}")
+                    return
+                if rt is None:
+                    return  # no base yet: the task stays pending
             if rt is None:
                 run_gate(self.ctx, task, self.integration)
             else:
@@ -323,12 +356,15 @@ class Executor:
             self.ctx.slots.release()
             with self.cond:
                 self.running.discard(task.id)
-                if rt is None:
+                if rt is not None:
+                    rt.running -= 1
+                elif task.kind == "gate":
                     self.gate_running = False
                 else:
-                    rt.running -= 1
+                    self.opening.discard(group.name)  # it could not be opened
                 self._settle_group(group)
                 self.cond.notify_all()
+            self.commits.pending()
 
     def _settle_group(self, group: Group) -> None:
         states = [self._task_state(t) for t in group.tasks]
@@ -377,77 +413,6 @@ class Executor:
         if final:
             self.notes_cache[wave.index] = text
         return text
-
-    # ------------------------------------------------------------------------------------------ commits
-    def _next_wave_ready(self) -> bool:
-        for wave in self.ctx.analysis.waves:
-            if not self._committed(wave.index):
-                ws = self.state.wave(wave.index)
-                return ws.state != "failed" and all(
-                    self._group_state(g.name).state == "done" for g in wave.groups
-                )
-        return False
-
-    def _commit_ready_waves(self) -> None:
-        for wave in self.ctx.analysis.waves:
-            if self._committed(wave.index):
-                continue
-            with self.cond:
-                states = [self._group_state(g.name).state for g in wave.groups]
-                ws = self.state.wave(wave.index)
-                if ws.state == "failed" or any(s != "done" for s in states):
-                    return
-            self._commit_wave(wave)
-            if not self._committed(wave.index):
-                return
-
-    def _commit_wave(self, wave: Wave) -> None:
-        ctx = self.ctx
-        existing = find_wave_commit(ctx.repo, self.ref, ctx.run_id, wave.index)
-        if existing:
-            self._finish_commit(wave, existing)
-            return
-        base = self.head()
-        ctx.events.emit("wave_merging", wave=wave.index)
-        crashpoint("before wave merge")
-        try:
-            result = integrate_wave(ctx, wave, base, self.pool, self.sandbox)
-        except BudgetReached as exc:  # the resolver may not spend more: stop cleanly, resumable
-            ctx.stop_reason = str(exc)
-            ctx.stop.set()
-            return
-        crashpoint("after wave merge")
-        with self.cond:
-            for name, paths in result.resolved.items():
-                self._group_state(name).resolved = paths
-            if result.tree is None:
-                for name, paths in result.failed.items():
-                    gs = self._group_state(name)
-                    gs.state, gs.conflicts = "failed", paths
-                    gs.error = (
-                        f"merge conflict the resolver could not fix in {', '.join(paths)}; "
-                        f"branch {gs.branch} is kept"
-                    )
-                    ctx.events.emit("group_failed", group=name, error=gs.error, logs=[])
-                self.state.wave(wave.index).state = "failed"
-                ctx.store.save()
-                return
-            message = wave_message(ctx, wave)
-        crashpoint("before wave commit")
-        commit = commit_wave(ctx.repo, base, result.tree, message, self.ref)
-        crashpoint("after wave commit")
-        self._finish_commit(wave, commit)
-
-    def _finish_commit(self, wave: Wave, commit: str) -> None:
-        git(self.integration, "reset", "-q", "--hard", "HEAD")
-        mark_wave_committed(self.ctx, wave, commit)
-        notes = self.ctx.run_dir / "handoffs" / f"wave-{wave.index}.md"
-        notes.parent.mkdir(parents=True, exist_ok=True)
-        with self.cond:
-            notes.write_text(wave_handoff_markdown(self.ctx, wave))
-        self.ctx.events.emit(
-            "wave_committed", wave=wave.index, commit=commit, groups=[g.name for g in wave.groups]
-        )
 
     # ------------------------------------------------------------------------------------------ resume
     def recover(self) -> None:

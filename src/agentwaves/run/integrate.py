@@ -9,7 +9,6 @@ what the group changed, and nothing it inherited.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from agentwaves.agents.loop import Limits, Transcript
 from agentwaves.agents.resolver import resolve
@@ -34,16 +33,6 @@ class Integration:
     tree: str | None
     failed: dict[str, list[str]] = field(default_factory=dict)
     resolved: dict[str, list[str]] = field(default_factory=dict)
-
-
-def stack(repo: Path, base: str, branches: list[tuple[str, str]]) -> tuple[str, list[str]]:
-    """Merge ``(head, fork)`` branches onto commit ``base``; returns (commit, conflicted paths)."""
-    current = base
-    for head, fork in branches:
-        current, step = accumulate(repo, current, head, "agentwaves: stacked base", fork=fork)
-        if step.conflicts:
-            return current, list(step.conflicts)
-    return current, []
 
 
 def integrate_wave(

@@ -75,7 +75,9 @@ def _admin_lock(repo: Path) -> threading.Lock:
 def list_worktrees(repo: Path) -> list[WorktreeInfo]:
     """All worktrees git knows for ``repo``; the first is the main worktree."""
     result: list[WorktreeInfo] = []
-    for record in git(repo, "worktree", "list", "--porcelain", "-z").split("\0\0"):
+    with _admin_lock(repo):  # a worktree being added meanwhile is half-made: git would die reading it
+        out = git(repo, "worktree", "list", "--porcelain", "-z")
+    for record in out.split("\0\0"):
         fields = dict(tok.partition(" ")[::2] for tok in record.split("\0") if tok)
         if "worktree" in fields:
             branch = fields.get("branch")
@@ -158,6 +160,14 @@ def add_worktree(repo: Path, path: Path, branch: str, base: str) -> Path:
         _add_unpopulated(repo, path, branch, head_sha(repo, base))
     git(path, "reset", "-q", "--hard")
     return path
+
+
+def _switch(worktree: Path, branch: str, sha: str) -> None:
+    """``checkout -f -B branch sha``, without what makes that unsafe beside a concurrent ``worktree add``:
+    checkout reads every worktree's HEAD (to refuse a branch checked out elsewhere), and git dies on a
+    worktree whose administrative files are half-written. Our branches are one per pool worktree."""
+    git(worktree, "symbolic-ref", "HEAD", f"refs/heads/{branch}")
+    git(worktree, "reset", "-q", "--hard", sha)
 
 
 def remove_worktree(repo: Path, path: Path) -> None:
@@ -320,7 +330,7 @@ class WorktreePool:
             source = None
         if source is not None:
             try:
-                git(target, "checkout", "-q", "-f", "-B", branch, base_sha)
+                _switch(target, branch, base_sha)
                 git(target, "clean", "-ffdq")
                 self._copy(target)
             except BaseException:
@@ -331,7 +341,7 @@ class WorktreePool:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             _add_unpopulated(self.repo, target, None, base_sha)
-            git(target, "checkout", "-q", "-f", "-B", branch, base_sha)
+            _switch(target, branch, base_sha)
             self._copy(target)
             self._run_setup(target)
         except BaseException:
