@@ -121,7 +121,7 @@ def text_report(res: dict[str, Any]) -> str:
         out.append(f"waves / practical estimate: mean {vp['mean']}, max {vp['max']}")
         out.append(
             f"eager simulated with plan-order starts {every['eager_plan_order_sim_ratio']['mean']}, "
-            f"with conflict-aware chains {every['eager_effective_sim_ratio']['mean']}"
+            f"with dependency-only chains {every['eager_deps_chain_sim_ratio']['mean']}"
         )
         if m.get("fixed_cost"):
             f = m["fixed_cost"]
@@ -129,11 +129,10 @@ def text_report(res: dict[str, Any]) -> str:
                 f"zero-latency pass ({f['tasks']} tasks, {f['agents']} agents): "
                 f"eager {f['eager_ms_per_task']} ms/task, waves {f['waves_ms_per_task']} ms/task"
             )
-        if m.get("long_tasks"):
-            lt = m["long_tasks"]
+        for lt in m.get("scale_sweep") or []:
             e, w = lt["eager"], lt["waves"]
             out.append(
-                f"long tasks ({lt['tasks']} tasks, {lt['time_scale']} s/min): eager {e['ratio']} "
+                f"{lt['tasks']} tasks at {lt['time_scale']} s/min: eager {e['ratio']} "
                 f"(sim {e['sim_ratio']}), waves {w['ratio']} (sim {w['sim_ratio']})"
             )
         out.append(f"goals: {m['summary']['goals']}")

@@ -3,9 +3,8 @@
 The offline demo (the bundled sandbox project, the fake planner's plan: 6 agent tasks in 3 waves and a
 test gate) runs twice with the fake LLM, whose usage accounting models Anthropic's prompt cache
 (:class:`agentwaves.llm.usage.PromptCacheModel`): once as agentwaves runs it (every request asks for
-caching), once with caching off. There is no setting to turn caching off, so the second run wraps the
-backend so that every request has ``cache=False`` (what the real backend would then send: no
-``cache_control`` breakpoints). Usage per task comes from ``state.json``.
+caching), once with ``prompt_cache: false`` (every request then has ``cache=False``: the real backend
+sends no ``cache_control`` breakpoints). Usage per task comes from ``state.json``.
 
 ``cache_read_share``: cache reads / all input tokens (uncached + cache writes + cache reads), over the
 tasks that are not the first to start in their wave; ``first_agent_share`` the same for the first ones.
@@ -14,48 +13,15 @@ Costs are priced on the model the fake's usage is modelled on.
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-
-from agentwaves.llm.base import CallContext, Request, Response
 
 from .runs import Measured, git_identity, measured
 
 TIME_SCALE = 0.05  # seconds per plan minute: the demo's 18 minutes of work take about a second
 INPUT_KEYS = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
-
-
-class NoCacheLLM:
-    """Delegates to ``inner`` with every request's ``cache`` turned off."""
-
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
-
-    def complete(self, request: Request, ctx: CallContext) -> Response:
-        response: Response = self._inner.complete(dataclasses.replace(request, cache=False), ctx)
-        return response
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-
-@contextmanager
-def caching(enabled: bool) -> Iterator[None]:
-    """Within the block, runs started by :func:`start_run` use caching or not (patches this process)."""
-    from agentwaves.run import session
-
-    original = session.make_llm
-    if not enabled:
-        session.make_llm = lambda *a, **kw: NoCacheLLM(original(*a, **kw))  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        session.make_llm = original  # type: ignore[assignment]
 
 
 def demo_run(cache: bool) -> Measured:
@@ -67,9 +33,8 @@ def demo_run(cache: bool) -> Measured:
     with tempfile.TemporaryDirectory(prefix="agentwaves-cost-") as name, git_identity():
         repo = prepare_repo(Path(name) / "notify")
         draft_plan(repo, FEATURE, {"llm": "fake"})
-        overrides = {"llm": "fake", "fake_time_scale": TIME_SCALE, "sandbox": "none"}
-        with caching(cache):
-            outcome = start_run(repo, None, overrides)
+        overrides = {"llm": "fake", "fake_time_scale": TIME_SCALE, "sandbox": "none", "prompt_cache": cache}
+        outcome = start_run(repo, None, overrides)
         if not outcome.ok:
             raise RuntimeError(f"the demo run failed: {outcome.state.error}")
         return measured(outcome)

@@ -15,11 +15,12 @@ Per schedule a row has:
 
 The simulations use the executor's start order (longest remaining chain first). Each case also gets
 ``eager_plan_order_sim_ratio`` and ``waves_plan_order_sim_vs_practical`` (the plan-order starts of the
-executor before 09ce194), ``eager_effective_sim_ratio`` (longest chain counted over earlier-wave conflicts
-too, a proposal) and ``list_ratio`` (textbook list scheduling, dependencies only). Full mode adds
+executor before 09ce194), ``eager_deps_chain_sim_ratio`` (eager's chains counted over dependencies only,
+the executor before 3603555) and ``list_ratio`` (textbook list scheduling, dependencies only). Full mode adds
 ``fixed_cost``, a zero-latency pass over one DAG (wall time per task when the agents take no time at
-all), and ``long_tasks``, one 100-task DAG at ten times the time scale, to show how the measured ratio
-approaches the simulated one when tasks are long next to the per-task overhead.
+all), and ``scale_sweep``, one 100-task DAG at 0.03, 0.1, 0.3 and 1 s per plan minute, to show how the
+measured ratio approaches the simulated one as tasks grow long next to agentwaves' per-task cost (real
+agents take minutes per task: 60 s per plan minute).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ class Settings:
     agents: tuple[int, ...]
     sequential_every: int  # measure --sequential on every k-th DAG at the first agent count (0: none)
     example_repeats: int  # runs per schedule of each example (median)
-    long_scale: float = 0.0  # if > 0: one extra 100-task DAG with 4 agents at this many s / plan minute
+    sweep_scales: tuple[float, ...] = ()  # one extra 100-task DAG (4 agents) at each of these s / plan min
 
 
 QUICK = Settings(
@@ -73,7 +74,7 @@ FULL = Settings(
     agents=(4, 8),
     sequential_every=5,
     example_repeats=3,
-    long_scale=0.3,
+    sweep_scales=(0.03, 0.1, 0.3, 1.0),
 )
 
 
@@ -127,8 +128,8 @@ def run_case(case: Case, settings: Settings) -> dict[str, Any]:
         "eager_plan_order_sim_ratio": round(
             simulate(analysis, "eager", case.agents, "plan") / bound.lower, 3
         ),
-        "eager_effective_sim_ratio": round(
-            simulate(analysis, "eager", case.agents, "effective") / bound.lower, 3
+        "eager_deps_chain_sim_ratio": round(
+            simulate(analysis, "eager", case.agents, "deps") / bound.lower, 3
         ),
         "waves_plan_order_sim_vs_practical": round(
             simulate(analysis, "waves", case.agents, "plan") / bound.practical, 3
@@ -197,7 +198,7 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         part["waves"]["within_5pct"] = sum(abs(e["vs_practical"] - 1) <= 0.05 for e in waves)
         for key in (
             "eager_plan_order_sim_ratio",
-            "eager_effective_sim_ratio",
+            "eager_deps_chain_sim_ratio",
             "waves_plan_order_sim_vs_practical",
         ):
             part[key] = _stats([r[key] for r in sel])
@@ -210,6 +211,15 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "waves_mean_within_5pct_of_practical": abs(every["waves"]["vs_practical"]["mean"] - 1) <= 0.05,
     }
     return out
+
+
+def _with_sweep_goal(summary: dict[str, Any], sweep: list[dict[str, Any]]) -> dict[str, Any]:
+    if sweep:
+        last = sweep[-1]
+        summary["goals"][f"eager_ratio_le_1_10_at_{last['time_scale']:g}_s_per_min"] = (
+            last["eager"]["ratio"] <= 1.10
+        )
+    return summary
 
 
 def run(quick: bool = False, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
@@ -227,14 +237,15 @@ def run(quick: bool = False, progress: Callable[[str], None] | None = None) -> d
             ratios = " ".join(f"{s}={row[s]['ratio']}" for s in SCHEDULES if "ratio" in row[s])
             took = time.perf_counter() - started
             progress(f"[{k}/{len(todo)}] {case.name} x{case.agents}: {ratios} ({took:.0f} s)")
-    long_row = None
-    if settings.long_scale > 0:
-        plan = random_dag(100, seed=99)
-        long_case = Case("long-100", "long", plan, 4, SCHEDULES[:2])
-        long_row = run_case(long_case, dataclasses.replace(settings, random_scale=settings.long_scale))
+    sweep = []
+    plan = random_dag(100, seed=99)
+    for scale in settings.sweep_scales:
+        long_case = Case(f"sweep-100@{scale:g}", "sweep", plan, 4, SCHEDULES[:2])
+        row = run_case(long_case, dataclasses.replace(settings, random_scale=scale))
+        sweep.append(row)
         if progress:
             progress(
-                f"[long] long-100 x4: eager={long_row['eager']['ratio']} waves={long_row['waves']['ratio']}"
+                f"[sweep] {long_case.name} x4: eager={row['eager']['ratio']} waves={row['waves']['ratio']}"
             )
     fixed = None
     if not quick:
@@ -243,9 +254,9 @@ def run(quick: bool = False, progress: Callable[[str], None] | None = None) -> d
     return {
         "settings": settings.__dict__,
         "workarounds": ["group names with '+' allowed in worktrees (see runs.py)"] if patched else [],
-        "summary": summarize(rows),
+        "summary": _with_sweep_goal(summarize(rows), sweep),
         "fixed_cost": fixed,
-        "long_tasks": long_row,
+        "scale_sweep": sweep,
         "cases": rows,
         "seconds": round(time.perf_counter() - t0, 1),
     }

@@ -56,9 +56,9 @@ def profile(tasks: int, seed: int, agents: int, schedule: str, scale: float) -> 
     for cls, name, fn in saved:
         setattr(cls, name, _timed(fn, times[name]))
 
-    def counting_stack(repo: Path, base: str, branches: list[Any]) -> Any:
+    def counting_stack(repo: Path, base: str, branches: list[Any], **kwargs: Any) -> Any:
         stacked.append(len(branches))
-        return stack(repo, base, branches)
+        return stack(repo, base, branches, **kwargs)
 
     stacking_module.stack = _timed(counting_stack, times["stack"])  # type: ignore[assignment]
     plan = random_dag(tasks, seed)

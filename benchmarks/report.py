@@ -28,13 +28,14 @@ def _cell(entry: dict[str, Any]) -> str:
 def cases_table(rows: list[dict[str, Any]]) -> str:
     head = (
         "| case | tasks | agents | conflicts | bound (min) | s / min | eager | waves | sequential "
-        "| waves / practical | eager sim: plan order, conflict-aware | overhead ms/task (eager, waves) |\n"
+        "| waves / practical | eager sim: plan order, dependency-only chains "
+        "| overhead ms/task (eager, waves) |\n"
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
     )
     lines = []
     for r in rows:
         w = r["waves"]
-        variants = f"{r['eager_plan_order_sim_ratio']:.2f}, {r['eager_effective_sim_ratio']:.2f}"
+        variants = f"{r['eager_plan_order_sim_ratio']:.2f}, {r['eager_deps_chain_sim_ratio']:.2f}"
         lines.append(
             f"| {r['case']} | {r['tasks']} | {r['agents']} | {r['conflicts']} | {_f(r['bound_min'], 1)} "
             f"| {r['time_scale']:.3f} | {_cell(r['eager'])} | {_cell(w)} | {_cell(r['sequential'])} "
@@ -66,8 +67,8 @@ def markdown(res: dict[str, Any]) -> str:
     if "makespan" in res:
         m = res["makespan"]
         parts += [summary_table(m["summary"]), "", cases_table(m["cases"])]
-        if m.get("long_tasks"):
-            parts += ["", cases_table([m["long_tasks"]])]
+        if m.get("scale_sweep"):
+            parts += ["", cases_table(m["scale_sweep"])]
     return "\n".join(parts)
 
 

@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from agentwaves.plan import Analysis, Plan, Task
 
 PRIORITIES = {
-    "executor": "longest remaining chain first, as the executor does since 09ce194: within the wave over "
-    "in-group `after` for waves and sequential, to the plan's end over dependencies and `after` for eager",
+    "executor": "longest remaining chain first, as the executor does: within the wave over in-group "
+    "`after` for waves and sequential; for eager to the plan's end over every precedence it enforces "
+    "(dependencies, `after`, earlier-wave conflicting tasks before later-wave ones; since 3603555)",
     "plan": "plan order: waves, groups, tasks (the executor before 09ce194)",
-    "effective": "longest remaining chain over every precedence the executor enforces, earlier-wave "
-    "conflicting tasks included (a proposal)",
+    "deps": "eager: longest remaining chain over dependencies and `after` only (09ce194 to 3603555)",
 }
 
 
@@ -159,7 +159,7 @@ def ranks(analysis: Analysis, schedule: str, priority: str) -> dict[str, float]:
     """Per task, the remaining chain length the start order sorts by (empty: plan order)."""
     if priority == "plan":
         return {}
-    if priority == "effective":
+    if priority == "executor" and schedule == "eager":
         return effective_tails(analysis)
     tasks = analysis.plan.by_id
     preds: dict[str, set[str]] = {}

@@ -54,6 +54,10 @@ class Config(BaseModel):
         default=60.0, ge=0, description="Longest retry-after honoured (s); a longer one fails the call."
     )
     record: str | None = Field(default=None, description="Record every model response to this JSONL file.")
+    prompt_cache: bool = Field(
+        default=True,
+        description="Ask the API to cache each request's stable prefix (tools, system, conversation so far).",
+    )
 
 
 def retry_policy(config: Config) -> RetryPolicy:

@@ -63,7 +63,7 @@ def test_simulations_respect_the_lower_bound() -> None:
             assert list_schedule(plan, agents) >= bound - 1e-9
             for schedule in makespan.SCHEDULES:
                 assert simulate(analysis, schedule, agents) >= bound - 1e-9
-            for priority in ("plan", "effective"):
+            for priority in ("plan", "deps"):
                 assert simulate(analysis, "eager", agents, priority) >= bound - 1e-9
         # the executor starts a wave's tasks as the practical estimate orders them: the same makespan
         practical = lower_bound(plan, 4).practical

@@ -353,3 +353,20 @@ def test_failing_setup_fails_the_run_cleanly_and_resumably(make_repo, run_cli, t
     (repo / "agentwaves.yaml").write_text("setup: 'true'\n")
     res = run_cli("resume", "--repo", repo)
     assert res.exit_code == 0, res.stderr
+
+
+def test_prompt_cache_setting_reaches_the_agents(make_repo, run_cli, tmp_path) -> None:
+    """``prompt_cache: false`` in agentwaves.yaml: no request asks for caching, so nothing is read from it."""
+    plan = write_yaml(
+        tmp_path / "plan.yaml",
+        {"feature": "f", "tasks": [{"id": "a", "title": "A", "files": ["a.py"]}]},
+    )
+    reads = {}
+    for cache in (True, False):
+        files = {"README.md": "# r\n", "agentwaves.yaml": f"prompt_cache: {str(cache).lower()}\n"}
+        repo = make_repo(files, name=f"cache-{cache}")
+        res = run_cli("execute", "--repo", repo, "--plan", plan, "--llm", "fake", "--sandbox", "none")
+        assert res.exit_code == 0, res.stderr
+        usage = latest_state(repo)["waves"][0]["groups"][0]["tasks"][0]["usage"]
+        reads[cache] = usage["cache_read_input_tokens"]
+    assert reads[True] > 0 and reads[False] == 0

@@ -247,3 +247,13 @@ def test_registry_imports_the_sdk_only_for_anthropic() -> None:
         "assert 'anthropic' not in sys.modules and 'agentwaves.llm.anthropic' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_prompt_cache_off_sends_no_breakpoints(stub_api: StubAPI, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", API_KEY)
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", stub_api.url)
+    request = Request(system="s", messages=conversation(), tools=AGENT_TOOLS)
+    make_llm("anthropic", sleep=lambda s: None).complete(request, CTX)
+    make_llm("anthropic", cache=False, sleep=lambda s: None).complete(request, CTX)
+    on, off = (str(r["body"]) for r in stub_api.requests)
+    assert "cache_control" in on and "cache_control" not in off

@@ -64,6 +64,11 @@ def test_chain_is_extended_then_carried_over_to_a_new_head(make_repo: Callable[.
     third = bases.base(3, new_head, [b, c], [c])
     assert third is not None
     assert set(contents(repo, third)) == {"README.md", "shared.txt", "a.txt", "b.txt", "c.txt"}
+    # a later wave's first chain starts from a copy of wave 3's: one merge on top of it
+    d = Branch("d", make_commit(repo, new_head, {"d.txt": "d\n"}), new_head)
+    later = bases.base(6, new_head, [b, c, d], [d])
+    assert later is not None and head_sha(repo, f"{later}^1") == third
+    assert "d.txt" in contents(repo, later)
     # another wave's chain is its own: only what it is given
     other = bases.base(2, new_head, [c], [c])
     assert other is not None and set(contents(repo, other)) == {"README.md", "shared.txt", "a.txt", "c.txt"}

@@ -142,6 +142,7 @@ def draft_plan(
         fake_script=Path(config.fake_script) if config.fake_script else None,
         fake_time_scale=config.fake_time_scale,
         record=Path(config.record) if config.record else None,
+        cache=config.prompt_cache,
         retry=retry_policy(config),
     )
     state_dir = ensure_state_dir(root)

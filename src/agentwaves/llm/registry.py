@@ -5,6 +5,7 @@ The Anthropic module (and with it the ``anthropic`` SDK) is imported only when t
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Callable
@@ -14,7 +15,7 @@ import yaml
 from pydantic import ValidationError
 
 from agentwaves.errors import UsageError
-from agentwaves.llm.base import LLM
+from agentwaves.llm.base import LLM, CallContext, Request, Response
 from agentwaves.llm.fake import FakeLLM, FakeScript
 from agentwaves.llm.replay import RecordingLLM
 from agentwaves.llm.retry import OnRetry, RetryingLLM, RetryPolicy
@@ -33,6 +34,7 @@ def make_llm(
     fake_script: Path | None = None,
     fake_time_scale: float | None = None,
     record: Path | None = None,
+    cache: bool = True,
     retry: RetryPolicy | None = None,
     on_retry: OnRetry | None = None,
     sleep: Callable[[float], None] = time.sleep,
@@ -40,6 +42,7 @@ def make_llm(
     """The backend ``name`` wrapped in :class:`RetryingLLM` (and in :class:`RecordingLLM` under it when
     ``record`` is given, so only successful responses are recorded).
 
+    ``cache=False`` sends every request with ``cache`` off (no ``cache_control`` breakpoints).
     ``fake_script``: a YAML :class:`FakeScript`, or a ``.jsonl`` recording to replay. ``fake_time_scale``
     defaults to ``AGENTWAVES_FAKE_TIME_SCALE`` (else 0). Raises :class:`UsageError` for an unknown name or
     a bad script, and :class:`~agentwaves.llm.base.FatalLLMError` when the Anthropic key is missing.
@@ -59,9 +62,23 @@ def make_llm(
         backend = AnthropicLLM(model)
     else:
         raise UsageError(f"unknown LLM backend {name!r}: choose {' or '.join(BACKENDS)}")
+    if not cache:
+        backend = NoCacheLLM(backend)
     if record is not None:
         backend = RecordingLLM(backend, Path(record))
     return RetryingLLM(backend, retry or RetryPolicy(), on_retry=on_retry, sleep=sleep)
+
+
+class NoCacheLLM:
+    """Delegates to ``inner`` with every request's ``cache`` turned off (``prompt_cache: false``)."""
+
+    def __init__(self, inner: LLM) -> None:
+        self.inner = inner
+        self.name: str = inner.name
+        self.model: str = inner.model
+
+    def complete(self, request: Request, ctx: CallContext) -> Response:
+        return self.inner.complete(dataclasses.replace(request, cache=False), ctx)
 
 
 def load_fake_script(path: Path) -> FakeScript:

@@ -199,6 +199,7 @@ def _execute(
         fake_time_scale=config.fake_time_scale,
         on_retry=on_retry,
         record=Path(config.record) if config.record else None,
+        cache=config.prompt_cache,
         retry=retry_policy(config),
     )
     lock = RepoLock(state_dir)

@@ -6,7 +6,8 @@ order. That is the tree ``--waves`` would hand it once those waves are committed
 running; it always holds the group's dependencies, which eager waits for.
 
 One chain per wave is kept and extended as groups finish, so a base costs one merge per group finished
-since the last base for that wave, not one per group it builds on. When the integration head moves (a
+since the last base for that wave, not one per group it builds on; a wave's first chain starts from a
+copy of the nearest earlier wave's. When the integration head moves (a
 wave was committed) the chain is carried over with one merge of the new head. If a chain does not merge
 cleanly (two finished groups touched the same lines outside the plan's declared files), the base falls
 back to the head plus only the groups this group builds on; if that conflicts too there is no base until
@@ -18,7 +19,7 @@ Called from task threads, never under the run's state lock: the inputs are snaps
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from agentwaves.run.gitops import git, identity_args
@@ -36,12 +37,12 @@ class Branch:
     fork: str
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Chain:
     base: str  # the integration head the chain is built on
     commit: str  # base plus ``merged``
     tree: str
-    merged: list[Branch] = field(default_factory=list)
+    merged: tuple[Branch, ...] = ()
 
 
 def _commit(repo: Path, identity: list[str], tree: str, parents: list[str]) -> str:
@@ -117,20 +118,32 @@ class StackedBases:
         if chain is not None and chain.base != head:
             chain = self._rebase(chain, head, finished)
         if chain is None or not set(chain.merged) <= set(finished):
-            chain = _Chain(head, head, tree_of(self.repo, head))
+            chain = self._start(wave, head, finished)
         have = set(chain.merged)
         todo = [b for b in finished if b not in have]
         commit, tree, conflicts = stack(
             self.repo, chain.commit, todo, tree=chain.tree, identity=self._identity
         )
-        if conflicts:
-            self._broken[wave] = head
-            self._chains.pop(wave, None)
-            return None
-        chain.commit, chain.tree = commit, tree
-        chain.merged.extend(todo)
-        self._chains[wave] = chain
+        with self._lock:  # chains are replaced, never changed: _start may be copying another wave's
+            if conflicts:
+                self._broken[wave] = head
+                self._chains.pop(wave, None)
+                return None
+            self._chains[wave] = _Chain(head, commit, tree, (*chain.merged, *todo))
         return commit
+
+    def _start(self, wave: int, head: str, finished: list[Branch]) -> _Chain:
+        """A new chain for ``wave``: a copy of the nearest earlier wave's chain on the same head (its groups
+        are all in earlier waves, so also before ``wave``), else just the head."""
+        with self._lock:
+            lower = sorted(
+                ((w, c) for w, c in self._chains.items() if w < wave and c.base == head), key=lambda x: x[0]
+            )
+        have = set(finished)
+        for _, c in reversed(lower):
+            if set(c.merged) <= have:
+                return c
+        return _Chain(head, head, tree_of(self.repo, head))
 
     def _rebase(self, chain: _Chain, head: str, finished: list[Branch]) -> _Chain | None:
         """Carry a chain over to a new integration head (waves committed since): one merge of the head
@@ -142,4 +155,4 @@ class StackedBases:
         assert self._identity is not None
         commit = _commit(self.repo, self._identity, step.tree, [chain.commit, head])
         still = set(finished)
-        return _Chain(head, commit, step.tree, [b for b in chain.merged if b in still])
+        return _Chain(head, commit, step.tree, tuple(b for b in chain.merged if b in still))
