@@ -52,10 +52,14 @@ def run_state(repo: Path) -> dict | None:
 
 
 @pytest.mark.slow
-def test_crash_point_sweep(make_repo, tmp_path: Path) -> None:
+@pytest.mark.parametrize("schedule", ["waves", "eager"])
+def test_crash_point_sweep(make_repo, tmp_path: Path, schedule: str) -> None:
+    """Every crash point with --waves; every other one with eager (c opens on a stacked base while wave 1
+    is being committed), to keep the suite short."""
     template = make_repo({"README.md": "# r\n", "src/__init__.py": ""}, name="template")
     plan = write_yaml(tmp_path / "plan.yaml", PLAN)
-    args = ("--plan", str(plan), "--llm", "fake", "--sandbox", "none")
+    args = ("--plan", str(plan), "--llm", "fake", "--sandbox", "none", "--schedule", schedule)
+    step = 1 if schedule == "waves" else 2
 
     reference = tmp_path / "reference"
     shutil.copytree(template, reference)
@@ -94,7 +98,7 @@ def test_crash_point_sweep(make_repo, tmp_path: Path) -> None:
         return where
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        results = list(pool.map(attempt, range(1, len(points) + 1)))
+        results = list(pool.map(attempt, range(1, len(points) + 1, step)))
     survived = [r for r in results if r]
-    print(f"crash points survived: {len(survived)}/{len(survived)} (of {len(points)} in the reference run)")
-    assert len(survived) >= 30
+    print(f"{schedule}: crash points survived: {len(survived)}/{len(survived)} (of {len(points)} reached)")
+    assert len(survived) >= 30 // step

@@ -51,3 +51,51 @@ def test_eager_starts_dependents_early_and_matches_waves_tree(make_repo, run_cli
     # c built on a's work: its file has a's block before its own
     a_text = git(repo_e, "show", f"{state_e['branch']}:pkg/a.py")
     assert a_text.index('return "a"') < a_text.index('return "c"')
+
+
+def test_group_on_conflicting_finished_groups_starts_on_what_it_needs(make_repo, run_cli, tmp_path) -> None:
+    """x and y (wave 1) both write shared.txt outside their declared files, so the finished groups of wave 1
+    do not merge; z (wave 2, after x only) still starts before wave 1 is committed, on the head plus x.
+    The wave-1 conflict goes to the resolver as with --waves, and the final tree is the same."""
+    plan = write_yaml(
+        tmp_path / "plan.yaml",
+        {
+            "feature": "stacked conflict",
+            "tasks": [
+                {"id": "x", "title": "X", "files": ["x.py"], "estimate": 6},
+                {"id": "y", "title": "Y", "files": ["y.py"], "estimate": 1},
+                {"id": "slow", "title": "Slow", "files": ["slow.py"], "estimate": 30},
+                {"id": "z", "title": "Z", "files": ["z.py"], "depends_on": ["x"], "estimate": 1},
+            ],
+        },
+    )
+    writes = {
+        t: [
+            {"tool": "write_file", "input": {"path": f"{t}.py", "content": f"{t} = 1\n"}},
+            {"tool": "write_file", "input": {"path": "shared.txt", "content": f"top\nfrom {t}\n"}},
+            {"tool": "finish", "input": {"summary": f"{t} done"}},
+        ]
+        for t in ("x", "y")
+    }
+    script = write_yaml(tmp_path / "s.yaml", {"tasks": writes})
+    trees, states, repos = {}, {}, {}
+    for schedule in ("waves", "eager"):
+        repo = make_repo({"README.md": "# r\n", "shared.txt": "top\n"}, name=schedule)
+        res = run_cli(
+            "execute", "--repo", repo, "--plan", plan, "--llm", "fake", "--fake-script", script,
+            "--fake-time-scale", "0.05", "--schedule", schedule,
+        )  # fmt: skip
+        assert res.exit_code == 0, res.stderr + res.stdout
+        states[schedule], repos[schedule] = latest_state(repo), repo
+        trees[schedule] = tree_files(repo, states[schedule]["branch"])
+    assert trees["eager"] == trees["waves"]
+    repo, state = repos["eager"], states["eager"]
+    text = git(repo, "show", f"{state['branch']}:shared.txt")
+    assert "from x" in text and "from y" in text and "<<<<<<<" not in text
+    tasks = {t["id"]: t for w in state["waves"] for g in w["groups"] for t in g["tasks"]}
+    assert _ts(tasks["z"]["started"]) < _ts(tasks["slow"]["finished"])  # before wave 1 was committed
+    # y had finished when z opened, but z's base holds x only: the fallback, not the conflicting chain
+    assert _ts(tasks["y"]["finished"]) < _ts(tasks["z"]["started"])
+    z_group = next(g for w in state["waves"] for g in w["groups"] if g["tasks"][0]["id"] == "z")
+    base_files = git(repo, "ls-tree", "-r", "--name-only", z_group["base"]).split()
+    assert "x.py" in base_files and "y.py" not in base_files

@@ -104,7 +104,8 @@ def test_waves_keep_earlier_files_and_each_groups_changes(make_repo, run_cli, tm
     assert user_snapshot(repo) == before
 
 
-def test_partial_wave_failure_then_resume(make_repo, run_cli, tmp_path) -> None:
+@pytest.mark.parametrize("schedule", ["waves", "eager"])
+def test_partial_wave_failure_then_resume(make_repo, run_cli, tmp_path, schedule: str) -> None:
     repo = make_repo()
     plan = write_yaml(
         tmp_path / "plan.yaml",
@@ -119,7 +120,19 @@ def test_partial_wave_failure_then_resume(make_repo, run_cli, tmp_path) -> None:
     script = write_yaml(
         tmp_path / "s.yaml", {"faults": [{"task": "b", "call": 1, "error": "fatal", "once": True}]}
     )
-    res = run_cli("execute", "--repo", repo, "--plan", plan, "--llm", "fake", "--fake-script", script)
+    res = run_cli(
+        "execute",
+        "--repo",
+        repo,
+        "--plan",
+        plan,
+        "--llm",
+        "fake",
+        "--schedule",
+        schedule,
+        "--fake-script",
+        script,
+    )
     assert res.exit_code == 1
     assert "b" in res.stderr and "resume" in res.stderr
     state = latest_state(repo)
@@ -138,7 +151,8 @@ def test_partial_wave_failure_then_resume(make_repo, run_cli, tmp_path) -> None:
     assert len(wave_commits(repo, state)) == 2
 
 
-def test_failing_gate_stops_the_run(make_repo, run_cli, tmp_path) -> None:
+@pytest.mark.parametrize("schedule", ["waves", "eager"])
+def test_failing_gate_stops_the_run(make_repo, run_cli, tmp_path, schedule: str) -> None:
     repo = make_repo()
     plan = write_yaml(
         tmp_path / "plan.yaml",
@@ -156,7 +170,7 @@ def test_failing_gate_stops_the_run(make_repo, run_cli, tmp_path) -> None:
             ]
         },
     )
-    res = run_cli("execute", "--repo", repo, "--plan", plan, "--llm", "fake")
+    res = run_cli("execute", "--repo", repo, "--plan", plan, "--llm", "fake", "--schedule", schedule)
     assert res.exit_code == 1
     state = latest_state(repo)
     tasks = {t["id"]: t for w in state["waves"] for g in w["groups"] for t in g["tasks"]}
@@ -168,7 +182,8 @@ def test_failing_gate_stops_the_run(make_repo, run_cli, tmp_path) -> None:
 
 
 @pytest.mark.parametrize("resolvable", [True, False])
-def test_undeclared_write_conflict(make_repo, run_cli, tmp_path, resolvable: bool) -> None:
+@pytest.mark.parametrize("schedule", ["waves", "eager"])
+def test_undeclared_write_conflict(make_repo, run_cli, tmp_path, resolvable: bool, schedule: str) -> None:
     repo = make_repo({"shared.txt": "top\n"})
     plan = write_yaml(
         tmp_path / "plan.yaml",
@@ -199,6 +214,8 @@ def test_undeclared_write_conflict(make_repo, run_cli, tmp_path, resolvable: boo
         plan,
         "--llm",
         "fake",
+        "--schedule",
+        schedule,
         "--fake-script",
         write_yaml(tmp_path / "s.yaml", script),
     )
@@ -342,10 +359,13 @@ def test_plan_with_merged_conflicting_groups_executes(make_repo, run_cli) -> Non
     assert len(wave_commits(repo, state)) == len(state["waves"])
 
 
-def test_failing_setup_fails_the_run_cleanly_and_resumably(make_repo, run_cli, tmp_path) -> None:
+@pytest.mark.parametrize("schedule", ["waves", "eager"])
+def test_failing_setup_fails_the_run_cleanly_and_resumably(
+    make_repo, run_cli, tmp_path, schedule: str
+) -> None:
     repo = make_repo({"README.md": "# r\n", "agentwaves.yaml": "setup: test -e ok-to-start\n"})
     plan = write_yaml(tmp_path / "plan.yaml", {"tasks": [{"id": "a", "title": "A", "files": ["a.py"]}]})
-    res = run_cli("execute", "--repo", repo, "--plan", plan, "--llm", "fake")
+    res = run_cli("execute", "--repo", repo, "--plan", plan, "--llm", "fake", "--schedule", schedule)
     assert res.exit_code == 1
     assert "Traceback" not in res.stderr
     group = latest_state(repo)["waves"][0]["groups"][0]

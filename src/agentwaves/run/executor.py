@@ -259,7 +259,9 @@ class Executor:
         self._group_state(group.name).state = "running"
 
     def _open_group(self, group: Group, wave: Wave) -> GroupRuntime | None:
-        """Prepare ``group``'s worktree (called without the lock). None: no base yet (see :meth:`_base`)."""
+        """Prepare ``group``'s worktree (called without the lock).
+
+        None: no base yet, as the groups it builds on do not merge (:mod:`agentwaves.run.stacking`)."""
         with self.cond:
             gs = self._group_state(group.name)
             branch = group_branch(self.ctx.run_id, group.name)
@@ -282,7 +284,9 @@ class Executor:
         crashpoint("before worktree")
         worktree = self.pool.acquire(group.name, branch, start)
         crashpoint("after worktree")
-        rt = GroupRuntime(group.name, worktree, gs.port, threading.Lock(), exclude=_setup_leftovers(worktree))
+        # a fresh or cleaned worktree has untracked files only from copy_files or setup
+        leftovers = _setup_leftovers(worktree) if self.pool.copy_files or self.pool.setup else []
+        rt = GroupRuntime(group.name, worktree, gs.port, threading.Lock(), exclude=leftovers)
         with self.cond:
             if base is not None:
                 gs.base = base
@@ -354,6 +358,7 @@ class Executor:
                 self.ctx.store.save()
         finally:
             self.ctx.slots.release()
+            released: Path | None = None
             with self.cond:
                 self.running.discard(task.id)
                 if rt is not None:
@@ -362,26 +367,30 @@ class Executor:
                     self.gate_running = False
                 else:
                     self.opening.discard(group.name)  # it could not be opened
-                self._settle_group(group)
+                released = self._settle_group(group)
                 self.cond.notify_all()
+            if released is not None:
+                self.pool.release(released)  # a git process: not under the lock
             self.commits.pending()
 
-    def _settle_group(self, group: Group) -> None:
+    def _settle_group(self, group: Group) -> Path | None:
+        """Under the lock: the group's state once none of its tasks runs. Returns the worktree for the
+        caller to give back to the pool (after releasing the lock), if the group is finished with it."""
         states = [self._task_state(t) for t in group.tasks]
         gs = self._group_state(group.name)
         if any(t in self.running for t in group.tasks):
-            return
+            return None
         rt = self.runtimes.get(group.name)
         if all(s == "done" for s in states):
             gs.state, gs.error = "done", None
             if rt is not None:
-                gs.head = git(rt.worktree, "rev-parse", "HEAD")
+                gs.head = rt.head or git(rt.worktree, "rev-parse", "HEAD")
         elif any(s == "failed" for s in states):
             failed = [t for t, s in zip(group.tasks, states, strict=True) if s == "failed"]
             gs.state = "failed"
             gs.error = "; ".join(f"{t}: {self.state.task(t).error}" for t in failed)
             if rt is not None:
-                gs.head = git(rt.worktree, "rev-parse", "HEAD")
+                gs.head = rt.head or git(rt.worktree, "rev-parse", "HEAD")
             self.ctx.events.emit(
                 "group_failed",
                 group=group.name,
@@ -391,13 +400,13 @@ class Executor:
         elif self.ctx.stop.is_set() and rt is not None:
             gs.state = "pending"
         else:
-            return
+            return None
         self.ctx.store.save()
         if rt is not None:
             del self.runtimes[group.name]
-            self.pool.release(rt.worktree)
         if gs.state == "done":
             self.ctx.events.emit("group_done", group=group.name, head=gs.head)
+        return rt.worktree if rt is not None else None
 
     def _wave_notes(self, wave: Wave) -> str:
         """The earlier waves' handoffs. Final once every earlier wave is committed: then cached."""

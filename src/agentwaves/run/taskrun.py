@@ -38,6 +38,7 @@ class GroupRuntime:
     git_lock: threading.Lock
     running: int = 0
     exclude: list[str] = field(default_factory=list)  # copied untracked files: never committed
+    head: str | None = None  # the worktree's HEAD after the last task commit (set under git_lock)
 
 
 def task_commit_message(ctx: RunContext, task: Task, handoff: Handoff) -> str:
@@ -112,6 +113,7 @@ def run_task(ctx: RunContext, task: Task, group: GroupRuntime, sandbox: Sandbox,
         with group.git_lock:
             paths = None if group.running <= 1 else sorted(tools.written)
             sha = commit_task(group.worktree, task_commit_message(ctx, task, handoff), paths, group.exclude)
+            group.head = sha
     except BudgetReached as exc:
         ctx.stop_reason = str(exc)
         ctx.stop.set()
