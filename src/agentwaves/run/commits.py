@@ -16,7 +16,7 @@ from agentwaves.run.context import BudgetReached, RunContext
 from agentwaves.run.crash import crashpoint
 from agentwaves.run.gitops import git
 from agentwaves.run.integrate import integrate_wave, mark_wave_committed, wave_handoff_markdown, wave_message
-from agentwaves.run.merge import commit_wave, find_wave_commit
+from agentwaves.run.merge import commit_wave
 from agentwaves.run.worktrees import WorktreePool
 
 
@@ -99,11 +99,7 @@ class WaveCommitter:
                 return
 
     def commit(self, wave: Wave) -> None:
-        ctx = self.ctx
-        existing = find_wave_commit(ctx.repo, self.ref, ctx.run_id, wave.index)
-        if existing:
-            self._finish(wave, existing)
-            return
+        ctx = self.ctx  # a wave commit made before a crash was adopted by recover_state at the start
         base = git(self.ctx.repo, "rev-parse", self.ref)
         ctx.events.emit("wave_merging", wave=wave.index)
         crashpoint("before wave merge")
@@ -136,7 +132,6 @@ class WaveCommitter:
         self._finish(wave, commit)
 
     def _finish(self, wave: Wave, commit: str) -> None:
-        git(self.integration, "reset", "-q", "--hard", "HEAD")
         mark_wave_committed(self.ctx, wave, commit)
         notes = self.ctx.run_dir / "handoffs" / f"wave-{wave.index}.md"
         notes.parent.mkdir(parents=True, exist_ok=True)

@@ -348,6 +348,8 @@ class Executor:
                 if rt is None:
                     return  # no base yet: the task stays pending
             if rt is None:
+                # wave commits move the branch, not the files: bring the gate's worktree up to them
+                git(self.integration, "reset", "-q", "--hard", "HEAD")
                 run_gate(self.ctx, task, self.integration)
             else:
                 run_task(self.ctx, task, rt, self.sandbox, self._wave_notes(wave))

@@ -24,6 +24,7 @@ from agentwaves.run.merge import (
     write_tree_from_worktree,
 )
 from agentwaves.run.merge import wave_message as merge_wave_message
+from agentwaves.run.stacking import Branch, stack
 from agentwaves.run.state import GroupState, now_iso
 from agentwaves.run.worktrees import WorktreePool, group_branch
 
@@ -38,9 +39,21 @@ class Integration:
 def integrate_wave(
     ctx: RunContext, wave: Wave, base: str, pool: WorktreePool, sandbox: Sandbox
 ) -> Integration:
-    """Merge every non-gate group of ``wave`` onto ``base``. Conflicts go to the resolver agent."""
+    """Merge every non-gate group of ``wave`` onto ``base``. Conflicts go to the resolver agent.
+
+    First all groups in one :func:`~agentwaves.run.stacking.stack` (two git processes per group); only if
+    that conflicts, group by group, so that the conflicting ones can be resolved or reported."""
     repo = ctx.repo
     state = ctx.store.state
+    heads = [state.group(g.name) for g in wave.groups]
+    branches = [
+        Branch(h.name, h.head, h.base or base)
+        for h in heads
+        if h.head and not (h.tasks and h.tasks[0].kind == "gate")
+    ]
+    _, tree, conflicts = stack(repo, base, branches)
+    if not conflicts:
+        return Integration(tree=tree)
     current = base
     result = Integration(tree=None)
     for group in wave.groups:
