@@ -67,7 +67,7 @@ QUICK = Settings(
 )
 FULL = Settings(
     example_bound_s=2.5,
-    random_scale=0.03,
+    random_scale=0.1,
     dags=20,
     low=50,
     high=200,
