@@ -120,19 +120,8 @@ def test_partial_wave_failure_then_resume(make_repo, run_cli, tmp_path, schedule
     script = write_yaml(
         tmp_path / "s.yaml", {"faults": [{"task": "b", "call": 1, "error": "fatal", "once": True}]}
     )
-    res = run_cli(
-        "execute",
-        "--repo",
-        repo,
-        "--plan",
-        plan,
-        "--llm",
-        "fake",
-        "--schedule",
-        schedule,
-        "--fake-script",
-        script,
-    )
+    res = run_cli("execute", "--repo", repo, "--plan", plan, "--llm", "fake", "--schedule", schedule,
+                  "--fake-script", script)  # fmt: skip
     assert res.exit_code == 1
     assert "b" in res.stderr and "resume" in res.stderr
     state = latest_state(repo)
@@ -206,19 +195,8 @@ def test_undeclared_write_conflict(make_repo, run_cli, tmp_path, resolvable: boo
     }
     if not resolvable:
         script["resolver"] = "fail"
-    res = run_cli(
-        "execute",
-        "--repo",
-        repo,
-        "--plan",
-        plan,
-        "--llm",
-        "fake",
-        "--schedule",
-        schedule,
-        "--fake-script",
-        write_yaml(tmp_path / "s.yaml", script),
-    )
+    res = run_cli("execute", "--repo", repo, "--plan", plan, "--llm", "fake", "--schedule", schedule,
+                  "--fake-script", write_yaml(tmp_path / "s.yaml", script))  # fmt: skip
     state = latest_state(repo)
     tasks = {t["id"]: t for w in state["waves"] for g in w["groups"] for t in g["tasks"]}
     assert tasks["x"]["undeclared"] == ["shared.txt"]

@@ -11,7 +11,9 @@ from agentwaves.agents.tools import WorktreeTools
 from agentwaves.llm.base import LLM, CallContext, ToolUseBlock, Usage
 from agentwaves.prompts import render
 
-MARKER = re.compile(r"^(<{7}( |$)|={7}$|>{7}( |$))", re.M)
+# ``<<<<<<<`` and ``>>>>>>>`` lines, as run.merge.conflict_markers_left checks: a lone ``=======`` is also
+# how Markdown underlines a heading, and never appears in a conflict without the other two
+MARKER = re.compile(r"^(<{7}|>{7})( |$)", re.M)
 
 
 def has_markers(text: str) -> bool:
