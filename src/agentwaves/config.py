@@ -30,6 +30,9 @@ class Config(BaseModel):
         default_factory=list, description="Untracked files copied into each new worktree (e.g. .env)."
     )
     setup: str | None = Field(default=None, description="Shell command run in each new worktree.")
+    setup_timeout: float = Field(
+        default=900.0, gt=0, description="Seconds the setup command may take before its group fails."
+    )
     gate_command: str | None = Field(
         default=None, description="A test command the planner adds as a final gate (e.g. 'pytest -q')."
     )

@@ -154,6 +154,26 @@ def test_setup_failure_names_the_command_and_cleans_up(repo: Path, tmp_path: Pat
     pool.close()
 
 
+def _running(needle: str) -> bool:
+    for proc in Path("/proc").iterdir():
+        try:
+            if needle in (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"):
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def test_setup_timeout_kills_the_command_and_what_it_started(repo: Path, tmp_path: Path) -> None:
+    pool = WorktreePool(repo, tmp_path / "wt", setup="sleep 31.4159 & sleep 31.4159", setup_timeout=0.5)
+    with pytest.raises(SetupError) as exc:
+        pool.acquire("api", group_branch("r1", "api"), "main")
+    assert "did not finish in 0.5 s" in str(exc.value) and "setup_timeout" in str(exc.value)
+    assert not _running("sleep 31.4159")  # the background one too
+    assert not (tmp_path / "wt" / "api").exists()
+    pool.close()
+
+
 def test_refuses_branches_outside_the_namespace(repo: Path, tmp_path: Path) -> None:
     before = user_view(repo)
     pool = WorktreePool(repo, tmp_path / "wt")

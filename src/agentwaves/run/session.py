@@ -234,7 +234,13 @@ def _execute(
         integration = add_worktree(
             root, wt_root / "_integration", integration_branch(run_id), store.state.base
         )
-        pool = WorktreePool(root, wt_root, copy_files=config.copy_files, setup=config.setup)
+        pool = WorktreePool(
+            root,
+            wt_root,
+            copy_files=config.copy_files,
+            setup=config.setup,
+            setup_timeout=config.setup_timeout,
+        )
         store.state.pid = None
         events.emit(
             "run_started",

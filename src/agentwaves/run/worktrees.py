@@ -15,6 +15,7 @@ import contextlib
 import os
 import re
 import shutil
+import signal
 import subprocess
 import threading
 from collections.abc import Iterable, Mapping
@@ -225,6 +226,7 @@ class WorktreePool:
         copy_files: Iterable[str] = (),
         setup: str | None = None,
         setup_env: Mapping[str, str] | None = None,
+        setup_timeout: float | None = None,
         reuse: bool = True,
     ) -> None:
         self.repo = Path(repo).resolve()
@@ -232,6 +234,7 @@ class WorktreePool:
         self.copy_files = list(copy_files)
         self.setup = setup
         self.setup_env = dict(setup_env or {})
+        self.setup_timeout = setup_timeout
         self.reuse = reuse
         self._lock = threading.Lock()
         self._free: list[Path] = []
@@ -396,11 +399,30 @@ class WorktreePool:
         if not self.setup:
             return
         env = {**os.environ, **self.setup_env}
-        proc = subprocess.run(
-            self.setup, shell=True, cwd=target, env=env, capture_output=True, text=True, errors="replace"
+        proc = subprocess.Popen(
+            self.setup,
+            shell=True,
+            cwd=target,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+            start_new_session=True,  # its own process group: a timeout kills what it started too
         )
+        try:
+            stdout, stderr = proc.communicate(timeout=self.setup_timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):  # a child that left the group keeps a pipe
+                proc.communicate(timeout=5)
+            raise SetupError(
+                f"setup command {self.setup!r} did not finish in {self.setup_timeout:g} s in {target.name} "
+                "(setup_timeout in agentwaves.yaml)"
+            ) from None
         if proc.returncode != 0:
-            lines = [ln.strip() for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]
+            lines = [ln.strip() for ln in (stderr or stdout).splitlines() if ln.strip()]
             last = lines[-1] if lines else "no output"
             raise SetupError(
                 f"setup command {self.setup!r} failed in {target.name} (exit {proc.returncode}): {last}"
