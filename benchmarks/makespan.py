@@ -240,12 +240,12 @@ def run(quick: bool = False, progress: Callable[[str], None] | None = None) -> d
     sweep = []
     plan = random_dag(100, seed=99)
     for scale in settings.sweep_scales:
-        long_case = Case(f"sweep-100@{scale:g}", "sweep", plan, 4, SCHEDULES[:2])
-        row = run_case(long_case, dataclasses.replace(settings, random_scale=scale))
+        sweep_case = Case(f"sweep-100@{scale:g}", "sweep", plan, 4, SCHEDULES[:2])
+        row = run_case(sweep_case, dataclasses.replace(settings, random_scale=scale))
         sweep.append(row)
         if progress:
             progress(
-                f"[sweep] {long_case.name} x4: eager={row['eager']['ratio']} waves={row['waves']['ratio']}"
+                f"[sweep] {sweep_case.name} x4: eager={row['eager']['ratio']} waves={row['waves']['ratio']}"
             )
     fixed = None
     if not quick:
