@@ -8,7 +8,6 @@ scheduler keeps starting tasks while a wave is merged. The merge itself is
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 from agentwaves.agents.sandbox import Sandbox
 from agentwaves.plan import Wave
@@ -29,14 +28,12 @@ class WaveCommitter:
         cond: threading.Condition,
         pool: WorktreePool,
         sandbox: Sandbox,
-        integration: Path,
         ref: str,
     ) -> None:
         self.ctx = ctx
         self.cond = cond
         self.pool = pool
         self.sandbox = sandbox
-        self.integration = integration
         self.ref = ref
         self.committing = False  # a thread is committing waves (see pending)
         self.failure: BaseException | None = None  # what a committing thread raised; the run stops

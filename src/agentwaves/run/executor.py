@@ -65,7 +65,7 @@ class Executor:
         self.gate_running = False
         self.cond = threading.Condition(ctx.store.lock)
         self.ref = f"refs/heads/{integration_branch(ctx.run_id)}"
-        self.commits = WaveCommitter(ctx, self.cond, pool, sandbox, integration, self.ref)
+        self.commits = WaveCommitter(ctx, self.cond, pool, sandbox, self.ref)
         self.threads: list[threading.Thread] = []
         self.notes_cache: dict[int, str] = {}
 

@@ -7,11 +7,10 @@ running; it always holds the group's dependencies, which eager waits for.
 
 One chain per wave is kept and extended as groups finish, so a base costs one merge per group finished
 since the last base for that wave, not one per group it builds on; a wave's first chain starts from a
-copy of the nearest earlier wave's. When the integration head moves (a
-wave was committed) the chain is carried over with one merge of the new head. If a chain does not merge
-cleanly (two finished groups touched the same lines outside the plan's declared files), the base falls
-back to the head plus only the groups this group builds on; if that conflicts too there is no base until
-the next wave commit.
+copy of the nearest earlier wave's. When the integration head moves (a wave was committed) the chain is
+carried over with one merge of the new head. If a chain does not merge cleanly (two finished groups
+touched the same lines outside the plan's declared files), the base falls back to the head plus only the
+groups this group builds on; if that conflicts too there is no base until the next wave commit.
 
 Called from task threads, never under the run's state lock: the inputs are snapshots taken under it.
 """
