@@ -117,7 +117,7 @@ def run_case(case: Case, settings: Settings) -> dict[str, Any]:
         "kind": case.kind,
         "tasks": tasks,
         "agents": case.agents,
-        "waves": len(analysis.waves),
+        "wave_count": len(analysis.waves),
         "conflicts": len(analysis.conflicts),
         "bound_min": round(bound.lower, 2),
         "critical_path_min": round(bound.critical_path, 2),
