@@ -292,6 +292,18 @@ def test_search_is_bounded(setup: Setup) -> None:
     assert len(text.splitlines()) == 201 and "more matches not shown" in text
 
 
+def test_search_with_a_backtracking_pattern_times_out_instead_of_hanging(setup: Setup) -> None:
+    """``(a+)+$`` on a long run of a's followed by another letter takes exponential time in ``re``."""
+    (setup.wt / "aaa.txt").write_text("a" * 40 + "b\n")
+    os.mkfifo(setup.wt / "pipe")  # a FIFO is skipped, not opened and waited on
+    tools = WorktreeTools(setup.wt, sandbox=NoSandbox(), search_timeout=1.0)
+    started = time.monotonic()
+    out = tools.execute("search", {"pattern": "(a+)+$"})
+    assert out.is_error and "more than 1 s" in out.content and "simplify" in out.content
+    assert time.monotonic() - started < 10
+    assert tools.execute("search", {"pattern": "^a+b$"}).content == "aaa.txt:1: " + "a" * 40 + "b"
+
+
 # ----------------------------------------------------------------------------------- schemas, finish
 
 

@@ -26,6 +26,7 @@ from typing import Any
 from agentwaves.agents.paths import PathRefused, confine, glob_regex
 from agentwaves.agents.proc import Limits, run_sandboxed
 from agentwaves.agents.sandbox import Sandbox
+from agentwaves.agents.search import SEARCH_TIMEOUT, SearchTimeout, match_files
 from agentwaves.errors import AgentwavesError
 from agentwaves.llm.base import ToolSpec
 from agentwaves.redact import is_secret_name
@@ -174,6 +175,7 @@ class WorktreeTools:
         max_run_timeout: float = 600.0,
         max_output: int = 30_000,
         max_file_bytes: int = 2_000_000,
+        search_timeout: float = SEARCH_TIMEOUT,
         limits: Limits | None = None,
     ) -> None:
         self.root = root.resolve()
@@ -183,6 +185,7 @@ class WorktreeTools:
         self.max_run_timeout = max_run_timeout
         self.max_output = max_output
         self.max_file_bytes = max_file_bytes
+        self.search_timeout = search_timeout
         self.limits = limits
         self.written: set[str] = set()
         self._home: Path | None = None
@@ -358,29 +361,29 @@ class WorktreeTools:
 
     def _search(self, pattern: str, path: str = ".") -> ToolOutcome:
         try:
-            regex = re.compile(pattern)
+            re.compile(pattern)
         except re.error as exc:
             return ToolOutcome(f"invalid regular expression {pattern!r}: {exc}", True)
         base = confine(self.root, path or ".")
-        files = [base] if base.is_file() else (f for f in self._walk(base) if not f.is_symlink())
-        lines: list[str] = []
-        size = 0
-        for file in files:
-            with contextlib.suppress(OSError):
-                st = os.stat(file)
-                if not stat.S_ISREG(st.st_mode) or st.st_size > self.max_file_bytes:
-                    continue
-                data = file.read_bytes()
-                if b"\0" in data[:8192]:
-                    continue
-                for number, line in enumerate(data.decode("utf-8", errors="replace").splitlines(), 1):
-                    if regex.search(line):
-                        hit = f"{self._rel(file)}:{number}: {line[:MAX_LINE]}"
-                        if len(lines) >= MAX_MATCHES or size + len(hit) > self.max_output:
-                            lines.append("[... more matches not shown; narrow the pattern or path]")
-                            return ToolOutcome("\n".join(lines), False)
-                        lines.append(hit)
-                        size += len(hit) + 1
+        found = [base] if base.is_file() else (f for f in self._walk(base) if not f.is_symlink())
+        files = [(self._rel(f), str(f)) for f in found if not f.is_symlink()]
+        try:
+            matches = match_files(
+                pattern,
+                files,
+                max_matches=MAX_MATCHES,
+                max_line=MAX_LINE,
+                max_output=self.max_output,
+                max_file_bytes=self.max_file_bytes,
+                timeout=self.search_timeout,
+            )
+        except SearchTimeout as exc:
+            return ToolOutcome(
+                f"{exc}: the pattern backtracks too much; simplify it or narrow the path", True
+            )
+        lines = matches.lines
+        if matches.truncated:
+            lines.append("[... more matches not shown; narrow the pattern or path]")
         return ToolOutcome("\n".join(lines) if lines else "no matches", False)
 
     def _run(self, command: str, timeout: float | None = None) -> ToolOutcome:
