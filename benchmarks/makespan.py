@@ -36,7 +36,7 @@ from typing import Any
 from agentwaves.plan import Plan, analyze
 
 from .dags import dag_sizes, example_plans, load_example, lower_bound, random_dag
-from .runs import allow_merged_group_names, execute
+from .runs import execute
 from .simulate import list_schedule, simulate
 
 SCHEDULES = ("eager", "waves", "sequential")
@@ -225,7 +225,6 @@ def _with_sweep_goal(summary: dict[str, Any], sweep: list[dict[str, Any]]) -> di
 def run(quick: bool = False, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """All cases, one run at a time; ``progress`` gets one line per case."""
     settings = QUICK if quick else FULL
-    patched = allow_merged_group_names()
     t0 = time.perf_counter()
     rows = []
     todo = cases(settings)
@@ -253,7 +252,7 @@ def run(quick: bool = False, progress: Callable[[str], None] | None = None) -> d
         fixed = fixed_cost(smallest, settings.agents[0])
     return {
         "settings": settings.__dict__,
-        "workarounds": ["group names with '+' allowed in worktrees (see runs.py)"] if patched else [],
+        "workarounds": [],  # none any more: the '+' group-name patch is gone (fixed in 1390d7f)
         "summary": _with_sweep_goal(summarize(rows), sweep),
         "fixed_cost": fixed,
         "scale_sweep": sweep,

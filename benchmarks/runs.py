@@ -8,7 +8,6 @@ never from the user's configuration.
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -17,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agentwaves.errors import UsageError
 from agentwaves.plan import Plan
 from agentwaves.plan.load import dump_plan_yaml
 from agentwaves.run.session import RunOutcome, start_run
@@ -61,22 +59,6 @@ def make_repo(path: Path) -> Path:
     git("add", "-A")
     git("commit", "-q", "-m", "initial")
     return path
-
-
-def allow_merged_group_names() -> bool:
-    """Work around a bug: the analysis names a group of merged conflicting tasks ``a+b`` (``+`` is valid in
-    plan group names and git refs) but ``worktrees.group_branch`` rejects ``+``, so any plan with such a
-    group fails to execute. If this version has the bug, widen the name check in this process (only ``+``
-    is added) and return True, so the benchmark can report that it did."""
-    from agentwaves.run import worktrees
-
-    try:
-        worktrees.group_branch("run", "a+b")
-        return False
-    except UsageError:
-        worktrees._NAME_RE = re.compile(r"^[A-Za-z0-9_+][A-Za-z0-9_.+-]*$")  # type: ignore[attr-defined]
-        worktrees.group_branch("run", "a+b")
-        return True
 
 
 @dataclass(frozen=True)
