@@ -365,7 +365,7 @@ class WorktreeTools:
         except re.error as exc:
             return ToolOutcome(f"invalid regular expression {pattern!r}: {exc}", True)
         base = confine(self.root, path or ".")
-        found = [base] if base.is_file() else (f for f in self._walk(base) if not f.is_symlink())
+        found = [base] if base.is_file() else self._walk(base)
         files = [(self._rel(f), str(f)) for f in found if not f.is_symlink()]
         try:
             matches = match_files(

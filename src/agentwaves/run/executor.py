@@ -57,6 +57,7 @@ class Executor:
                 for tid in group.tasks:
                     self.task_group[tid] = group
         self.rank = self._ranks()
+        self.dep_groups = {name: self._deps_of(g) for name, g in self.groups.items()}
         self.runtimes: dict[str, GroupRuntime] = {}
         self.running: set[str] = set()
         self.opening: set[str] = set()  # groups whose worktree a task thread is preparing
@@ -77,11 +78,8 @@ class Executor:
     def _task_state(self, tid: str) -> str:
         return self.state.task(tid).state
 
-    def _committed(self, index: int) -> bool:
-        return self.state.wave(index).state == "done"
-
     def _earlier_committed(self, index: int) -> bool:
-        return all(self._committed(w.index) for w in self.ctx.analysis.waves if w.index < index)
+        return all(self.commits.committed(w.index) for w in self.ctx.analysis.waves if w.index < index)
 
     def _group_state(self, name: str) -> GroupState:
         return self.state.group(name)
@@ -112,7 +110,7 @@ class Executor:
         while True:
             with self.cond:
                 started = 0 if self.ctx.stop.is_set() else self._start_ready()
-                if self._all_committed() or self.commits.failure is not None:
+                if self.commits.count() == len(self.state.waves) or self.commits.failure is not None:
                     break
                 idle = not self.running and not started and not self.commits.committing
                 if idle and (self.ctx.stop.is_set() or not self.commits.next_ready()):
@@ -126,9 +124,6 @@ class Executor:
         if self.commits.failure is not None:
             raise self.commits.failure
         self.commits.ready_waves()
-
-    def _all_committed(self) -> bool:
-        return all(w.state == "done" for w in self.state.waves)
 
     # ------------------------------------------------------------------------------------------ starting
     def _ranks(self) -> dict[str, tuple[float, int]]:
@@ -163,7 +158,7 @@ class Executor:
         candidates: list[tuple[tuple[float, int], str, Group, Wave]] = []
         failed_wave = self._failed_wave()
         for wave in self.ctx.analysis.waves:
-            if self._committed(wave.index):
+            if self.commits.committed(wave.index):
                 continue
             if failed_wave is not None and wave.index > failed_wave:
                 break
@@ -213,7 +208,7 @@ class Executor:
             return self._group_deps_done(group) and self.blocked.get(group.name) != self.commits.count()
         return True
 
-    def _dep_groups(self, group: Group) -> list[str]:
+    def _deps_of(self, group: Group) -> list[str]:
         """Groups whose work this group builds on: its tasks' dependencies and earlier conflicting tasks."""
         names: set[str] = set()
         wave = self.group_wave[group.name].index
@@ -227,7 +222,7 @@ class Executor:
         return sorted(names)
 
     def _group_deps_done(self, group: Group) -> bool:
-        return all(self._group_state(n).state == "done" for n in self._dep_groups(group))
+        return all(self._group_state(n).state == "done" for n in self.dep_groups[group.name])
 
     def _launch(self, tid: str, group: Group, wave: Wave) -> bool:
         """Start ``tid``'s thread. A group without a worktree yet is opened by that thread, outside the
@@ -306,18 +301,18 @@ class Executor:
         """Under the lock: the finished, uncommitted non-gate groups of earlier waves, and those of them
         ``group`` builds on (transitively), both in wave order."""
         needed: set[str] = set()
-        todo = list(self._dep_groups(group))
+        todo = list(self.dep_groups[group.name])
         while todo:
             name = todo.pop()
-            if name in needed or self._committed(self.group_wave[name].index):
+            if name in needed or self.commits.committed(self.group_wave[name].index):
                 continue
             needed.add(name)
-            todo.extend(self._dep_groups(self.groups[name]))
+            todo.extend(self.dep_groups[name])
         finished: list[Branch] = []
         for w in self.ctx.analysis.waves:
             if w.index >= wave.index:
                 break
-            if self._committed(w.index):
+            if self.commits.committed(w.index):
                 continue
             for g in w.groups:
                 gs = self._group_state(g.name)

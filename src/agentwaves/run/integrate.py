@@ -45,7 +45,7 @@ def integrate_wave(
     that conflicts, group by group, so that the conflicting ones can be resolved or reported."""
     repo = ctx.repo
     state = ctx.store.state
-    heads = [state.group(g.name) for g in wave.groups]
+    heads: list[GroupState] = [state.group(g.name) for g in wave.groups]
     branches = [
         Branch(h.name, h.head, h.base or base)
         for h in heads
@@ -56,22 +56,18 @@ def integrate_wave(
         return Integration(tree=tree)
     current = base
     result = Integration(tree=None)
-    for group in wave.groups:
-        gs: GroupState = state.group(group.name)
-        if not gs.head or (gs.tasks and gs.tasks[0].kind == "gate"):
-            continue
-        merged, step = accumulate(
-            repo, current, gs.head, f"agentwaves: merge {group.name}", fork=gs.base or base
-        )
+    for b in branches:
+        message = f"agentwaves: merge {b.group}"
+        merged, step = accumulate(repo, current, b.head, message, fork=b.fork)
         if step.conflicts:
             conflicts = list(step.conflicts)
-            ctx.events.emit("merge_conflict", group=group.name, wave=wave.index, paths=conflicts)
-            resolved = _resolve(ctx, group.name, wave.index, current, step.tree, conflicts, pool, sandbox)
+            ctx.events.emit("merge_conflict", group=b.group, wave=wave.index, paths=conflicts)
+            resolved = _resolve(ctx, b.group, wave.index, current, step.tree, conflicts, pool, sandbox)
             if resolved is None:
-                result.failed[group.name] = conflicts
+                result.failed[b.group] = conflicts
                 continue
-            result.resolved[group.name] = conflicts
-            merged = record_resolution(repo, current, gs.head, resolved, f"agentwaves: merge {group.name}")
+            result.resolved[b.group] = conflicts
+            merged = record_resolution(repo, current, b.head, resolved, message)
         current = merged
     result.tree = None if result.failed else tree_of(repo, current)
     return result
