@@ -12,21 +12,18 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agentwaves.plan.load import dump_plan_yaml
 from agentwaves.run import commits as commits_module
 from agentwaves.run import executor as executor_module
 from agentwaves.run import stacking as stacking_module
-from agentwaves.run.session import start_run
 
 from .dags import lower_bound, random_dag
-from .runs import git_identity, make_repo
+from .runs import execute
 
 STEPS = (
     (
@@ -63,29 +60,18 @@ def profile(tasks: int, seed: int, agents: int, schedule: str, scale: float) -> 
     stacking_module.stack = _timed(counting_stack, times["stack"])  # type: ignore[assignment]
     plan = random_dag(tasks, seed)
     try:
-        with tempfile.TemporaryDirectory(prefix="agentwaves-profile-") as name, git_identity():
-            repo = make_repo(Path(name) / "repo")
-            plan_path = Path(name) / "plan.yaml"
-            plan_path.write_text(dump_plan_yaml(plan))
-            overrides = {
-                "llm": "fake",
-                "fake_time_scale": scale,
-                "max_agents": agents,
-                "schedule": schedule,
-                "sandbox": "none",
-            }
-            outcome = start_run(repo, plan_path, overrides)
+        run = execute(plan, schedule, agents, scale)
     finally:
         for cls, name, fn in saved:
             setattr(cls, name, fn)
         stacking_module.stack = stack  # type: ignore[assignment]
     bound = lower_bound(plan, agents).lower * scale
-    makespan = outcome.state.makespan_s or 0.0
+    makespan = run.makespan_s
     return {
         "tasks": tasks,
         "agents": agents,
         "schedule": schedule,
-        "state": outcome.state.state,
+        "state": "done" if run.ok else f"failed: {run.error}",
         "makespan_s": round(makespan, 2),
         "bound_s": round(bound, 2),
         "ratio": round(makespan / bound, 3) if bound else None,
