@@ -54,3 +54,18 @@ def user_snapshot(repo: Path) -> tuple[str, str, str, str]:
         git(repo, "ls-files", "-s"),
         git(repo, "status", "--porcelain", "--untracked-files=all"),
     )
+
+
+def shared_file_calls(tasks: tuple[str, ...] = ("x", "y"), own_file: bool = True) -> dict[str, list[dict]]:
+    """Fake-script calls per task: write ``<task>.py`` (if ``own_file``), then ``shared.txt`` (undeclared,
+    the same line as every other task, so merging the tasks' groups conflicts), then finish."""
+
+    def calls(t: str) -> list[dict]:
+        own = [{"tool": "write_file", "input": {"path": f"{t}.py", "content": f"{t} = 1\n"}}]
+        return [
+            *(own if own_file else []),
+            {"tool": "write_file", "input": {"path": "shared.txt", "content": f"top\nfrom {t}\n"}},
+            {"tool": "finish", "input": {"summary": f"{t} done"}},
+        ]
+
+    return {t: calls(t) for t in tasks}

@@ -5,7 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from tests.e2e.helpers import git, latest_state, tree_files, user_snapshot, wave_commits, write_yaml
+from tests.e2e.helpers import (
+    git,
+    latest_state,
+    shared_file_calls,
+    tree_files,
+    user_snapshot,
+    wave_commits,
+    write_yaml,
+)
 
 PLAN = {
     "feature": "eager",
@@ -69,14 +77,7 @@ def test_group_on_conflicting_finished_groups_starts_on_what_it_needs(make_repo,
             ],
         },
     )
-    writes = {
-        t: [
-            {"tool": "write_file", "input": {"path": f"{t}.py", "content": f"{t} = 1\n"}},
-            {"tool": "write_file", "input": {"path": "shared.txt", "content": f"top\nfrom {t}\n"}},
-            {"tool": "finish", "input": {"summary": f"{t} done"}},
-        ]
-        for t in ("x", "y")
-    }
+    writes = shared_file_calls()
     script = write_yaml(tmp_path / "s.yaml", {"tasks": writes})
     trees, states, repos = {}, {}, {}
     for schedule in ("waves", "eager"):

@@ -8,7 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.helpers import git, latest_state, tree_files, user_snapshot, wave_commits, write_yaml
+from tests.e2e.helpers import (
+    git,
+    latest_state,
+    shared_file_calls,
+    tree_files,
+    user_snapshot,
+    wave_commits,
+    write_yaml,
+)
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 
@@ -183,16 +191,7 @@ def test_undeclared_write_conflict(make_repo, run_cli, tmp_path, resolvable: boo
             ]
         },
     )
-    script: dict = {
-        "tasks": {
-            t: [
-                {"tool": "write_file", "input": {"path": f"{t}.py", "content": f"{t} = 1\n"}},
-                {"tool": "write_file", "input": {"path": "shared.txt", "content": f"top\nfrom {t}\n"}},
-                {"tool": "finish", "input": {"summary": f"{t} done"}},
-            ]
-            for t in ("x", "y")
-        }
-    }
+    script: dict = {"tasks": shared_file_calls()}
     if not resolvable:
         script["resolver"] = "fail"
     res = run_cli("execute", "--repo", repo, "--plan", plan, "--llm", "fake", "--schedule", schedule,

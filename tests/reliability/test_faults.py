@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e.helpers import git, latest_state, wave_commits
+from tests.e2e.helpers import git, latest_state, shared_file_calls, wave_commits
 from tests.reliability.support import (
     Fingerprint,
     agentwaves,
@@ -273,14 +273,7 @@ def test_budget_reached_by_the_resolver_stops_cleanly(
 ) -> None:
     """Both tasks finish within the budget; merging needs the resolver, whose first call is over it."""
     plan_tasks = [{"id": t, "title": t.upper(), "files": [f"{t}.py"]} for t in ("x", "y")]
-    calls = {
-        t: [
-            {"tool": "write_file", "input": {"path": f"{t}.py", "content": f"{t} = 1\n"}},
-            {"tool": "write_file", "input": {"path": "shared.txt", "content": f"top\nfrom {t}\n"}},
-            {"tool": "finish", "input": {"summary": f"{t} done"}},
-        ]
-        for t in ("x", "y")
-    }
+    calls = shared_file_calls()
     files = {"shared.txt": "top\n"}
     ref = make_workspace(make_repo, tmp_path, files=files, name="ref")
     # --sequential: the same calls in the same order in both runs, so the same costs
@@ -322,13 +315,7 @@ def test_faults_of_the_resolver(
     times: int, make_repo: Callable[..., Path], tmp_path: Path, run_cli: Callable[..., Any]
 ) -> None:
     """Retried like any agent's; when retries run out the group fails with its conflict, branch kept."""
-    calls = {
-        t: [
-            {"tool": "write_file", "input": {"path": "shared.txt", "content": f"top\nfrom {t}\n"}},
-            {"tool": "finish", "input": {"summary": f"{t} done"}},
-        ]
-        for t in ("x", "y")
-    }
+    calls = shared_file_calls(own_file=False)
     ws = make_workspace(make_repo, tmp_path, files={"shared.txt": "top\n"})
     plan = ws.plan([{"id": t, "title": t.upper(), "files": [f"{t}.py"]} for t in ("x", "y")])
     script = ws.script(
