@@ -1,7 +1,10 @@
-"""``python -m benchmarks [--quick] [--json]``: makespan, git overhead, analysis time and prompt-cache cost.
+"""``python -m benchmarks [--quick] [--json] [--jobs N]``: makespan, git overhead, analysis time and
+prompt-cache cost.
 
 The parts run one after another (never side by side: the machine's cores would be shared and distort
-the timings). Progress goes to stderr; the results to stdout, as tables or (``--json``) as one object:
+the timings); within the makespan part, full mode measures several runs at once (see
+benchmarks/makespan.py). Progress goes to stderr; the results to stdout, as tables or (``--json``) as
+one object:
 ``{"makespan": {...}, "overhead_ratio": x, "analysis_ms": x, "cache_read_share": x, ...}``.
 See docs/benchmarks.md.
 """
@@ -57,7 +60,9 @@ def _log(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def run_all(quick: bool, parts: tuple[str, ...], log: Callable[[str], None] = _log) -> dict[str, Any]:
+def run_all(
+    quick: bool, parts: tuple[str, ...], log: Callable[[str], None] = _log, jobs: int | None = None
+) -> dict[str, Any]:
     os.environ.setdefault("GIT_CONFIG_NOSYSTEM", "1")
     result: dict[str, Any] = {"quick": quick, "machine": machine()}
     took: dict[str, float] = {}
@@ -67,7 +72,7 @@ def run_all(quick: bool, parts: tuple[str, ...], log: Callable[[str], None] = _l
         if part == "makespan":
             from . import makespan
 
-            result["makespan"] = makespan.run(quick, progress=log)
+            result["makespan"] = makespan.run(quick, progress=log, jobs=jobs)
         elif part == "overhead":
             from . import overhead
 
@@ -86,7 +91,8 @@ def run_all(quick: bool, parts: tuple[str, ...], log: Callable[[str], None] = _l
         took[part] = round(time.perf_counter() - t0, 1)
         log(f"   {part}: {took[part]} s")
     result["seconds"] = took
-    result["command"] = "python -m benchmarks" + (" --quick" if quick else "") + " --json"
+    jobs_flag = f" --jobs {jobs}" if jobs is not None else ""
+    result["command"] = "python -m benchmarks" + (" --quick" if quick else "") + jobs_flag + " --json"
     return result
 
 
@@ -160,13 +166,20 @@ SCHEDULE_ORDER = ("eager", "waves", "sequential")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=" ".join(__doc__.split("\n\n")[0].split())
+    )
     parser.add_argument("--quick", action="store_true", help="smaller cases: finishes in under two minutes")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
     parser.add_argument("--only", choices=PARTS, action="append", help="run only this part (repeatable)")
     parser.add_argument("--out", type=Path, help="also write the JSON results to this file")
+    parser.add_argument(
+        "--jobs", type=int, help="makespan runs measured at once (full: 6, quick: 1); 1 for one at a time"
+    )
     args = parser.parse_args(argv)
-    res = run_all(args.quick, tuple(args.only or PARTS))
+    if args.jobs is not None and args.jobs < 1:
+        parser.error("--jobs must be at least 1")
+    res = run_all(args.quick, tuple(args.only or PARTS), jobs=args.jobs)
     if args.out:
         args.out.write_text(json.dumps(res, indent=2) + "\n")
     print(json.dumps(res, indent=2) if args.json else text_report(res))

@@ -43,18 +43,23 @@ def make_repo(path: Path, files: int) -> Path:
     return path
 
 
-def _agent(worktree: Path, wave: int, group: int, files: int) -> None:
-    """The zero-latency agent: change one existing file, add one new file."""
+def _agent(worktree: Path, wave: int, group: int, files: int) -> list[str]:
+    """The zero-latency agent: change one existing file, add one new file; returns the paths written
+    (what an agent's file tools record)."""
     i = (wave * GROUPS + group) * 37 % files
-    existing = worktree / "src" / f"d{i // 100:04d}" / f"f{i:05d}.txt"
+    changed = f"src/d{i // 100:04d}/f{i:05d}.txt"
+    existing = worktree / changed
     existing.write_text(existing.read_text() + f"changed in wave {wave} by group {group}\n")
-    new = worktree / "out" / f"g{group}" / f"w{wave}.txt"
+    added = f"out/g{group}/w{wave}.txt"
+    new = worktree / added
     new.parent.mkdir(parents=True, exist_ok=True)
     new.write_text(f"new file from wave {wave}, group {group}\n")
+    return [changed, added]
 
 
 def agentwaves_way(repo: Path, work: Path, files: int) -> list[float]:
-    """Pool with reuse + merge_wave + commit_wave; seconds per wave (the last includes the cleanup)."""
+    """Pool with reuse + merge_wave + commit_wave, as the executor drives them for agents that only used
+    their file tools; seconds per wave (the last includes the cleanup)."""
     from agentwaves.run.merge import commit_wave, merge_wave, wave_message
     from agentwaves.run.worktrees import (
         WorktreePool,
@@ -77,18 +82,17 @@ def agentwaves_way(repo: Path, work: Path, files: int) -> list[float]:
         for g in range(GROUPS):  # all groups of a wave hold their worktree at once, as in a real run
             name = f"w{wave}-g{g}"
             wt = pool.acquire(name, group_branch(run_id, name), head)
-            _agent(wt, wave, g, files)
-            sha = pool.commit(wt, f"{name}: work")
+            written = _agent(wt, wave, g, files)
+            sha = pool.commit(wt, f"{name}: work", paths=written)  # as the executor commits a task
             assert sha is not None
             worktrees.append(wt)
             branches.append((name, sha))
-        for wt in worktrees:
-            pool.release(wt)
+        for wt, (_, sha) in zip(worktrees, branches, strict=True):
+            pool.release(wt, clean_head=sha)
         result = merge_wave(repo, head, branches)
         assert result.tree is not None and not result.conflicts
-        head = commit_wave(
-            repo, head, result.tree, wave_message(run_id, wave + 1, f"wave {wave + 1}"), ref, worktree=integ
-        )
+        # the executor moves the integration branch only; its worktree is refreshed before a gate
+        head = commit_wave(repo, head, result.tree, wave_message(run_id, wave + 1, f"wave {wave + 1}"), ref)
         now = time.perf_counter()
         times.append(now - start)
         start = now

@@ -29,7 +29,12 @@ def test_makespan_case_runs_the_three_schedules(tmp_path: Path) -> None:
         example_repeats=1,
     )
     case = makespan.Case("smoke", "random", plan, 4, makespan.SCHEDULES)
-    row = makespan.run_case(case, settings)
+    other = makespan.Case("other", "random", random_dag(4, seed=1), 2, ("eager",))
+    lines: list[str] = []
+    # two worker processes: every run of both cases is measured, and the rows come back in case order
+    row, second = makespan.run_cases([(case, settings), (other, settings)], jobs=2, progress=lines.append)
+    assert second["case"] == "other" and "ratio" in second["eager"] and "ratio" not in second["waves"]
+    assert len(lines) == 4 and any("other x2 --eager" in line for line in lines)
     for key in ("case", "tasks", "agents", "bound_min", "practical_min", "time_scale", "list_ratio"):
         assert key in row
     for schedule in makespan.SCHEDULES:

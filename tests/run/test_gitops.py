@@ -122,6 +122,20 @@ def test_commit_all_stages_everything_and_skips_empty(make_repo: Callable[..., P
     assert sh(repo, "rev-parse", "HEAD^") == sha
 
 
+def test_commit_all_with_known_paths_stages_only_them(make_repo: Callable[..., Path]) -> None:
+    repo = make_repo({".gitignore": "*.log\n"})
+    (repo / "a*.py").write_text("star\n")  # a literal name, not a glob
+    (repo / "b.py").write_text("b\n")
+    (repo / "other.py").write_text("not said\n")
+    commit_all(repo, "known", paths=["a*.py", "b.py"])
+    assert sh(repo, "ls-files") == ".gitignore\na*.py\nb.py"
+    # git refuses an ignored path: everything is staged instead, the ignored file still left out
+    (repo / "debug.log").write_text("log\n")
+    commit_all(repo, "with an ignored file", paths=["debug.log", "b.py"])
+    assert "other.py" in sh(repo, "ls-files") and "debug.log" not in sh(repo, "ls-files")
+    assert sh(repo, "status", "--porcelain") == ""
+
+
 def test_commit_all_excludes_paths(make_repo: Callable[..., Path]) -> None:
     repo = make_repo()
     (repo / ".env").write_text("SECRET=1\n")

@@ -292,3 +292,66 @@ def test_integration_worktree(repo: Path, tmp_path: Path) -> None:
     assert len(list_worktrees(repo)) == 1
     remove_worktree(repo, path)  # already gone: no error
     assert user_view(repo) == before
+
+
+def _tree_on_disk(wt: Path) -> dict[str, str]:
+    """Every file git tracks or could add (ignored ones and the .env copy aside), with its text."""
+    names = sh(wt, "ls-files", "-z", "--cached", "--others", "--exclude-standard").split("\0")
+    return {n: (wt / n).read_text() for n in names if n and n != ".env" and (wt / n).exists()}
+
+
+def _tree_of(repo: Path, rev: str) -> dict[str, str]:
+    names = sh(repo, "ls-tree", "-r", "-z", "--name-only", rev).split("\0")
+    return {n: sh(repo, "show", f"{rev}:{n}") + "\n" for n in names if n}
+
+
+def test_clean_release_switches_only_what_differs(repo: Path, tmp_path: Path) -> None:
+    """A worktree released with ``clean_head`` is moved to the next base by a two-tree read-tree: its
+    files then equal the new base exactly (changed, added and deleted files), ignored files and the copy
+    are kept, and the branch is the new group's."""
+    pool = WorktreePool(repo, tmp_path / "wt", copy_files=[".env"])
+    wt = pool.acquire("w1-api", group_branch("r1", "api"), "main")
+    (wt / "src" / "app.py").write_text("print('api')\n")
+    (wt / "src" / "api.py").write_text("API = 1\n")
+    (wt / "build").mkdir()
+    (wt / "build" / "cache.o").write_text("cached\n")
+    sha = pool.commit(wt, "api work", paths=["src/app.py", "src/api.py"])
+    assert sha is not None and sh(wt, "status", "--porcelain") == "?? .env"
+    pool.release(wt, clean_head=sha)
+    (repo / "README.md").unlink()
+    (repo / "docs.md").write_text("docs\n")
+    sh(repo, "add", "-A", "README.md", "docs.md")
+    sh(repo, "commit", "-qm", "wave 1 landed")
+    base = head_sha(repo)
+
+    wt2 = pool.acquire("w2-web", group_branch("r1", "web"), base)
+    assert sh(wt2, "symbolic-ref", "--short", "HEAD") == "agentwaves-groups/r1/web"
+    assert sh(wt2, "rev-parse", "HEAD") == base
+    assert _tree_on_disk(wt2) == _tree_of(repo, base)  # api.py gone, README gone, docs.md there
+    assert sh(wt2, "status", "--porcelain") == "?? .env"
+    assert (wt2 / "build" / "cache.o").read_text() == "cached\n"
+    assert (wt2 / ".env").read_text() == "SECRET=1\n"
+    pool.close()
+
+
+def test_a_wrong_clean_head_falls_back_to_reset_and_clean(repo: Path, tmp_path: Path) -> None:
+    """If a file the switch must change was edited after the releaser's commit, read-tree refuses and the
+    pool resets and cleans the worktree as for any other reuse. (An edit elsewhere would be carried over:
+    ``clean_head`` must be true, which the executor guarantees by scanning after commands and failures.)"""
+    pool = WorktreePool(repo, tmp_path / "wt")
+    wt = pool.acquire("w1-api", group_branch("r1", "api"), "main")
+    sha = pool.commit(wt, "nothing", allow_empty=True)
+    assert sha is not None
+    (wt / "src" / "app.py").write_text("stale edit\n")
+    (wt / "stray.txt").write_text("stray\n")
+    pool.release(wt, clean_head=sha)
+    (repo / "src" / "app.py").write_text("print('landed')\n")
+    sh(repo, "commit", "-qam", "landed")
+    base = head_sha(repo)
+
+    wt2 = pool.acquire("w2-web", group_branch("r1", "web"), base)
+    assert sh(wt2, "rev-parse", "HEAD") == base
+    assert (wt2 / "src" / "app.py").read_text() == "print('landed')\n"
+    assert not (wt2 / "stray.txt").exists()
+    assert sh(wt2, "status", "--porcelain") == ""
+    pool.close()

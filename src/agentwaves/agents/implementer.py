@@ -122,6 +122,7 @@ def implement(
         task=task.id,
         summary=summary,
         notes=str(result.finish.data.get("notes") or ""),
-        files=sorted(tools.changed_paths() | tools.written),
+        # without ``run`` the file tools saw every write: no scan of the whole worktree
+        files=sorted((tools.changed_paths() if tools.ran_command else set()) | tools.written),
     )
     return TaskOutcome(handoff=handoff, usage=result.usage, turns=result.turns)

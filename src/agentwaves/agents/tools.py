@@ -187,7 +187,8 @@ class WorktreeTools:
         self.max_file_bytes = max_file_bytes
         self.search_timeout = search_timeout
         self.limits = limits
-        self.written: set[str] = set()
+        self.written: set[str] = set()  # every path the file tools wrote
+        self.ran_command = False  # ``run`` was called: files may have changed beyond ``written``
         self._home: Path | None = None
         self._handlers: dict[str, Callable[..., ToolOutcome]] = {
             spec.name: getattr(self, f"_{spec.name}") for spec in _SPECS
@@ -390,6 +391,7 @@ class WorktreeTools:
         if timeout is not None and timeout <= 0:
             return ToolOutcome("timeout must be a positive number of seconds", True)
         limit = min(self.run_timeout if timeout is None else float(timeout), self.max_run_timeout)
+        self.ran_command = True
         if self._home is None:
             self._home = Path(tempfile.mkdtemp(prefix="agentwaves-home-"))
             weakref.finalize(self, shutil.rmtree, self._home, True)

@@ -355,7 +355,7 @@ class Executor:
                 self.ctx.store.save()
         finally:
             self.ctx.slots.release()
-            released: Path | None = None
+            released: GroupRuntime | None = None
             with self.cond:
                 self.running.discard(task.id)
                 if rt is not None:
@@ -366,13 +366,15 @@ class Executor:
                     self.opening.discard(group.name)  # it could not be opened
                 released = self._settle_group(group)
                 self.cond.notify_all()
-            if released is not None:
-                self.pool.release(released)  # a git process: not under the lock
+            if released is not None:  # git processes: not under the lock
+                clean = released.head if released.clean else None
+                self.pool.release(released.worktree, clean_head=clean)
             self.commits.pending()
 
-    def _settle_group(self, group: Group) -> Path | None:
-        """Under the lock: the group's state once none of its tasks runs. Returns the worktree for the
-        caller to give back to the pool (after releasing the lock), if the group is finished with it."""
+    def _settle_group(self, group: Group) -> GroupRuntime | None:
+        """Under the lock: the group's state once none of its tasks runs. Returns its runtime, whose
+        worktree the caller gives back to the pool (after releasing the lock), if the group is finished
+        with it."""
         states = [self._task_state(t) for t in group.tasks]
         gs = self._group_state(group.name)
         if any(t in self.running for t in group.tasks):
@@ -403,7 +405,7 @@ class Executor:
             del self.runtimes[group.name]
         if gs.state == "done":
             self.ctx.events.emit("group_done", group=group.name, head=gs.head)
-        return rt.worktree if rt is not None else None
+        return rt
 
     def _wave_notes(self, wave: Wave) -> str:
         """The earlier waves' handoffs. Final once every earlier wave is committed: then cached."""

@@ -181,6 +181,14 @@ def identity_args(cwd: Path) -> list[str]:
     return args
 
 
+def literal_pathspecs(paths: Iterable[str]) -> list[str]:
+    """Pathspecs for exactly these paths (relative to the worktree root): a file named ``*`` is just that.
+
+    Never mix them with :func:`exclude_pathspecs` in one ``git add``: git 2.39 then skips untracked files.
+    """
+    return [f":(top,literal){p}" for p in paths]
+
+
 def exclude_pathspecs(exclude: Iterable[str]) -> list[str]:
     """Pathspecs that keep the given literal paths (relative to the worktree root) out of a command."""
     return [f":(top,exclude,literal){p}" for p in exclude]
@@ -203,16 +211,25 @@ def commit_all(
     *,
     allow_empty: bool = False,
     exclude: Iterable[str] = (),
+    paths: Iterable[str] | None = None,
 ) -> str | None:
     """Stage everything (``git add -A``, deletions too) and commit; return the new sha.
 
     Returns None when nothing changed and ``allow_empty`` is false. Paths in ``exclude`` (relative to the
-    worktree root) are never staged: the pool passes the copied, untracked files (``.env``) here. Hooks and
+    worktree root) are never staged: the pool passes the copied, untracked files (``.env``) here. ``paths``
+    says every change is in these files (an agent that only used its file tools): only they are staged,
+    which costs what changed instead of a scan of the whole worktree; if git refuses one (an ignored file),
+    everything is staged as without ``paths``. Hooks and
     signing are skipped: these are machine commits on agentwaves' own branches. The commit is made with
     ``write-tree`` + ``commit-tree`` + ``update-ref HEAD NEW OLD`` (no second scan of the working tree);
     ``git commit`` is used when a merge or cherry-pick is in progress or the branch has no commit yet.
     """
-    git(worktree, "add", "-A", "--", ".", *exclude_pathspecs(exclude))
+    exclude = list(exclude)
+    staged = None if paths is None else sorted(set(paths) - set(exclude))
+    if staged is None or (
+        staged and run_git(worktree, "add", "-A", "--", *literal_pathspecs(staged), check=False).returncode
+    ):
+        git(worktree, "add", "-A", "--", ".", *exclude_pathspecs(exclude))
     tree = git(worktree, "write-tree")
     res = run_git(worktree, "rev-parse", "--absolute-git-dir", "HEAD", "HEAD^{tree}", check=False)
     lines = res.stdout.split()

@@ -20,7 +20,7 @@ from agentwaves.plan.model import Task
 from agentwaves.redact import is_secret_name
 from agentwaves.run.context import BudgetReached, RunContext, RunHooks
 from agentwaves.run.crash import crashpoint
-from agentwaves.run.gitops import GitError, commit_all, exclude_pathspecs, git, identity_args
+from agentwaves.run.gitops import GitError, commit_all, git, identity_args, literal_pathspecs
 from agentwaves.run.state import Handoff, TaskState, atomic_write, now_iso
 
 TASK_TRAILER = "Agentwaves-Task"
@@ -39,6 +39,8 @@ class GroupRuntime:
     running: int = 0
     exclude: list[str] = field(default_factory=list)  # copied untracked files: never committed
     head: str | None = None  # the worktree's HEAD after the last task commit (set under git_lock)
+    clean: bool = False  # the files are exactly ``head``: the last commit staged every change, none since
+    unknown_writes: bool = False  # a task ran a command or failed: the next commit must scan everything
 
 
 def task_commit_message(ctx: RunContext, task: Task, handoff: Handoff) -> str:
@@ -91,29 +93,36 @@ def run_task(ctx: RunContext, task: Task, group: GroupRuntime, sandbox: Sandbox,
     ctx.events.emit("task_started", task=task.id, group=group.name, attempt=attempt)
     env = {"AGENTWAVES_PORT": str(group.port), "AGENTWAVES_TASK": task.id}
     tools = WorktreeTools(group.worktree, sandbox=sandbox, env=env, run_timeout=ctx.config.run_timeout)
+    group.clean = False
     hooks = RunHooks(ctx, task.id)
     transcript = Transcript(ctx.log_path(task.id), ctx.redactor)
     transcript.write("attempt", attempt)
     try:
-        outcome = implement(
-            ctx.llm,
-            task,
-            tools,
-            feature=ctx.plan.feature,
-            repo_map=ctx.repo_map,
-            handoffs=dependency_handoffs(ctx, task),
-            wave_notes=wave_notes,
-            attempt=attempt,
-            limits=Limits(ctx.config.max_turns, ctx.config.max_task_tokens),
-            hooks=hooks,
-            transcript=transcript,
-        )
+        finished = False
+        try:
+            outcome = implement(
+                ctx.llm,
+                task,
+                tools,
+                feature=ctx.plan.feature,
+                repo_map=ctx.repo_map,
+                handoffs=dependency_handoffs(ctx, task),
+                wave_notes=wave_notes,
+                attempt=attempt,
+                limits=Limits(ctx.config.max_turns, ctx.config.max_task_tokens),
+                hooks=hooks,
+                transcript=transcript,
+            )
+            finished = True
+        finally:  # a failed task's writes stay uncommitted in the worktree
+            group.unknown_writes |= tools.ran_command or not finished
         handoff = outcome.handoff
         atomic_write(ctx.handoff_path(task.id), handoff.model_dump_json(indent=1))
         with group.git_lock:
-            paths = None if group.running <= 1 else sorted(tools.written)
-            sha = commit_task(group.worktree, task_commit_message(ctx, task, handoff), paths, group.exclude)
-            group.head = sha
+            alone = group.running <= 1
+            message = task_commit_message(ctx, task, handoff)
+            sha = commit_task(group, message, sorted(tools.written), alone)
+            group.head, group.clean = sha, alone
     except BudgetReached as exc:
         ctx.stop_reason = str(exc)
         ctx.stop.set()
@@ -149,16 +158,23 @@ def task_usage(ctx: RunContext, task_id: str) -> dict[str, object]:
     return usage_json(ctx.model, ctx.tracker.by_scope().get(task_id) or Usage())
 
 
-def commit_task(worktree: Path, message: str, paths: list[str] | None, exclude: list[str]) -> str:
-    """Commit the task's work: all changes (but copied untracked files), or only ``paths`` while a
-    sibling task of the group is still writing in the same worktree."""
+def commit_task(group: GroupRuntime, message: str, paths: list[str], alone: bool) -> str:
+    """Commit the task's work on the group branch (under ``group.git_lock``).
+
+    ``alone`` (no sibling task of the group is writing in the worktree): every change but the copied
+    untracked files. Unless a task ran a command or failed since the last such commit, the tools'
+    ``paths`` are all the changes and only they are staged; else the whole worktree is scanned. Not
+    alone: only ``paths`` (the sibling commits its own work)."""
+    worktree, exclude = group.worktree, group.exclude
     crashpoint("before task commit")
-    if paths is None:
-        sha = commit_all(worktree, message, allow_empty=True, exclude=exclude)
+    if alone:
+        known = None if group.unknown_writes else paths
+        sha = commit_all(worktree, message, allow_empty=True, exclude=exclude, paths=known)
+        group.unknown_writes = False
     else:
-        if paths:
-            literal = [f":(top,literal){p}" for p in paths]  # a file named '*' is just that file
-            git(worktree, "add", "-A", "--", *literal, *exclude_pathspecs(exclude))
+        staged = sorted(set(paths) - set(exclude))
+        if staged:
+            git(worktree, "add", "-A", "--", *literal_pathspecs(staged))
         git(
             worktree,
             *identity_args(worktree),

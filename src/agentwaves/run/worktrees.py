@@ -2,7 +2,8 @@
 
 Each group runs in ``<root>/<name>`` on its own branch ``agentwaves-groups/<run-id>/<group>``. A released
 worktree is detached and kept; the next :meth:`WorktreePool.acquire` moves it to the new name and resets it
-to the new base (``checkout -f -B`` + ``clean -ffd``), which costs what changed, not the repository size.
+to the new base: by changing only the files that differ when its last user says it left it clean
+(``release(clean_head=...)``), else with ``reset --hard`` + ``clean -ffd``, which stat every file.
 Git-ignored files (copied ``node_modules``, build caches) survive a reuse; copied files are refreshed.
 
 A worktree left behind by a killed process is recovered: acquiring a name whose directory git still knows
@@ -171,6 +172,15 @@ def _switch(worktree: Path, branch: str, sha: str) -> None:
     git(worktree, "reset", "-q", "--hard", sha)
 
 
+def _switch_clean(worktree: Path, branch: str, old: str, sha: str) -> None:
+    """:func:`_switch` for a worktree known to hold exactly ``old`` (plus copied and ignored files): a
+    two-tree ``read-tree -m -u`` touches only the files that differ, where ``reset --hard`` and ``clean``
+    would stat and walk every file of the repository."""
+    git(worktree, "read-tree", "-m", "-u", old, sha)
+    git(worktree, "update-ref", "-m", "agentwaves: acquire", f"refs/heads/{branch}", sha)
+    git(worktree, "symbolic-ref", "HEAD", f"refs/heads/{branch}")
+
+
 def remove_worktree(repo: Path, path: Path) -> None:
     """Remove a worktree and its directory (``git worktree remove --force``); never the main worktree."""
     path = Path(path).resolve()
@@ -241,6 +251,7 @@ class WorktreePool:
         self._busy: set[Path] = set()
         self._known: set[Path] = set()
         self._untracked_copies: dict[Path, list[str]] = {}
+        self._clean: dict[Path, str] = {}  # released worktree -> the commit its files exactly hold
 
     def acquire(self, name: str, branch: str, base: str) -> Path:
         """``root/<name>`` checked out on ``branch``, (re)created at ``base``; reuses a free worktree."""
@@ -257,17 +268,22 @@ class WorktreePool:
                 source = target
             elif not target.exists() and self.reuse and self._free:
                 source = self._free.pop()
+            clean = self._clean.pop(source, None) if source is not None else None
             self._busy.add(target)
             self._known.add(target)
         try:
-            return self._prepare(target, source, branch, base_sha)
+            return self._prepare(target, source, branch, base_sha, clean)
         except BaseException:
             with self._lock:
                 self._busy.discard(target)
             raise
 
-    def release(self, path: Path) -> None:
-        """Detach the worktree and return it to the pool (or remove it when ``reuse`` is off)."""
+    def release(self, path: Path, *, clean_head: str | None = None) -> None:
+        """Detach the worktree and return it to the pool (or remove it when ``reuse`` is off).
+
+        ``clean_head``: the caller knows the worktree's files are exactly this commit (its last commit
+        staged every change and nothing wrote since), so the next :meth:`acquire` may switch it by
+        changing only what differs; without it the next acquire resets and cleans the whole worktree."""
         path = Path(path).resolve()
         with self._lock:
             if path not in self._busy:
@@ -282,6 +298,8 @@ class WorktreePool:
             return
         with self._lock:
             self._busy.discard(path)
+            if clean_head:
+                self._clean[path] = clean_head
             if path not in self._free:
                 self._free.append(path)
 
@@ -292,6 +310,7 @@ class WorktreePool:
             self._busy.discard(path)
             self._known.discard(path)
             self._untracked_copies.pop(path, None)
+            self._clean.pop(path, None)
             if path in self._free:
                 self._free.remove(path)
         remove_worktree(self.repo, path)
@@ -306,16 +325,22 @@ class WorktreePool:
         if self.root.is_dir() and not any(self.root.iterdir()):
             self.root.rmdir()
 
-    def commit(self, path: Path, message: str, *, allow_empty: bool = False) -> str | None:
+    def commit(
+        self, path: Path, message: str, *, allow_empty: bool = False, paths: Iterable[str] | None = None
+    ) -> str | None:
         """:func:`commit_all` in a pool worktree, leaving out copied files git would otherwise pick up."""
-        return commit_all(path, message, allow_empty=allow_empty, exclude=self.untracked_copies(path))
+        return commit_all(
+            path, message, allow_empty=allow_empty, exclude=self.untracked_copies(path), paths=paths
+        )
 
     def untracked_copies(self, path: Path) -> list[str]:
         """Copied paths that are neither tracked nor ignored in this worktree (never to be committed)."""
         with self._lock:
             return list(self._untracked_copies.get(Path(path).resolve(), []))
 
-    def _prepare(self, target: Path, source: Path | None, branch: str, base_sha: str) -> Path:
+    def _prepare(
+        self, target: Path, source: Path | None, branch: str, base_sha: str, clean: str | None = None
+    ) -> Path:
         if source is None:
             info, is_main = _find(self.repo, target)
             if is_main:
@@ -333,8 +358,13 @@ class WorktreePool:
             source = None
         if source is not None:
             try:
-                _switch(target, branch, base_sha)
-                git(target, "clean", "-ffdq")
+                try:
+                    if clean is None:
+                        raise GitError("not known to be clean")
+                    _switch_clean(target, branch, clean, base_sha)
+                except GitError:
+                    _switch(target, branch, base_sha)
+                    git(target, "clean", "-ffdq")
                 self._copy(target)
             except BaseException:
                 with self._lock:
