@@ -123,8 +123,9 @@ def case_scale(case: Case, settings: Settings) -> float:
     return settings.random_scale
 
 
-def plan_row(case: Case, settings: Settings) -> dict[str, Any]:
-    """A case's row before anything runs: its bound, estimates and simulated ratios."""
+def plan_row(case: Case, settings: Settings) -> tuple[dict[str, Any], dict[str, float]]:
+    """A case's row before anything runs (its bound, estimates and simulated ratios), and each schedule's
+    simulated makespan in plan minutes, unrounded."""
     bound = lower_bound(case.plan, case.agents)
     analysis = analyze(case.plan, max_agents=case.agents)
     row: dict[str, Any] = {
@@ -150,22 +151,23 @@ def plan_row(case: Case, settings: Settings) -> dict[str, Any]:
             simulate(analysis, "waves", case.agents, "plan") / bound.practical, 3
         ),
     }
+    sims: dict[str, float] = {}
     for schedule in SCHEDULES:
-        sim = simulate(analysis, schedule, case.agents)
+        sim = sims[schedule] = simulate(analysis, schedule, case.agents)
         entry: dict[str, Any] = {"sim_ratio": round(sim / bound.lower, 3)}
         if schedule == "waves":
             entry["sim_vs_practical"] = round(sim / bound.practical, 3)
         row[schedule] = entry
-    return row
+    return row, sims
 
 
-def add_measured(row: dict[str, Any], case: Case, schedule: str, walls: list[float]) -> None:
-    """Put a schedule's measured wall times (median of the repeats) into the case's row."""
+def add_measured(row: dict[str, Any], case: Case, schedule: str, sim: float, walls: list[float]) -> None:
+    """Put a schedule's measured wall times (median of the repeats) into the case's row; ``sim`` is its
+    simulated makespan in plan minutes."""
     bound = lower_bound(case.plan, case.agents)
     scale = row["time_scale"]
     entry = row[schedule]
     wall = statistics.median(walls)
-    sim = simulate(analyze(case.plan, max_agents=case.agents), schedule, case.agents)  # plan minutes
     entry.update(
         measured_s=round(wall, 3),
         ratio=round(wall / (bound.lower * scale), 3),
@@ -187,7 +189,8 @@ def run_cases(
     todo: list[tuple[Case, Settings]], jobs: int, progress: Callable[[str], None] | None = None
 ) -> list[dict[str, Any]]:
     """Every case's row, its schedules measured ``jobs`` at a time, longest expected run first."""
-    rows = [plan_row(case, settings) for case, settings in todo]
+    planned = [plan_row(case, settings) for case, settings in todo]
+    rows = [row for row, _ in planned]
     runs = [
         (k, schedule)
         for k, (case, settings) in enumerate(todo)
@@ -222,7 +225,7 @@ def run_cases(
                 )
     for k, (case, _) in enumerate(todo):
         for schedule in case.schedules:
-            add_measured(rows[k], case, schedule, walls[(k, schedule)])
+            add_measured(rows[k], case, schedule, planned[k][1][schedule], walls[(k, schedule)])
     return rows
 
 

@@ -172,13 +172,23 @@ def _switch(worktree: Path, branch: str, sha: str) -> None:
     git(worktree, "reset", "-q", "--hard", sha)
 
 
-def _switch_clean(worktree: Path, branch: str, old: str, sha: str) -> None:
-    """:func:`_switch` for a worktree known to hold exactly ``old`` (plus copied and ignored files): a
-    two-tree ``read-tree -m -u`` touches only the files that differ, where ``reset --hard`` and ``clean``
-    would stat and walk every file of the repository."""
-    git(worktree, "read-tree", "-m", "-u", old, sha)
-    git(worktree, "update-ref", "-m", "agentwaves: acquire", f"refs/heads/{branch}", sha)
-    git(worktree, "symbolic-ref", "HEAD", f"refs/heads/{branch}")
+def _reuse(worktree: Path, branch: str, sha: str, clean_head: str | None) -> None:
+    """Bring a reused worktree to ``sha`` on ``branch``, untracked files gone, ignored ones kept.
+
+    A worktree known to hold exactly ``clean_head`` (plus copied and ignored files) is switched by a
+    two-tree ``read-tree -m -u``, which touches only the files that differ; otherwise, or if read-tree
+    refuses (a file it must change was edited after all), ``reset --hard`` and ``clean`` stat and walk
+    every file of the repository."""
+    if clean_head is not None:
+        try:
+            git(worktree, "read-tree", "-m", "-u", clean_head, sha)
+            git(worktree, "update-ref", "-m", "agentwaves: acquire", f"refs/heads/{branch}", sha)
+            git(worktree, "symbolic-ref", "HEAD", f"refs/heads/{branch}")
+            return
+        except GitError:
+            pass
+    _switch(worktree, branch, sha)
+    git(worktree, "clean", "-ffdq")
 
 
 def remove_worktree(repo: Path, path: Path) -> None:
@@ -268,11 +278,11 @@ class WorktreePool:
                 source = target
             elif not target.exists() and self.reuse and self._free:
                 source = self._free.pop()
-            clean = self._clean.pop(source, None) if source is not None else None
+            clean_head = self._clean.pop(source, None) if source is not None else None
             self._busy.add(target)
             self._known.add(target)
         try:
-            return self._prepare(target, source, branch, base_sha, clean)
+            return self._prepare(target, source, branch, base_sha, clean_head)
         except BaseException:
             with self._lock:
                 self._busy.discard(target)
@@ -339,7 +349,7 @@ class WorktreePool:
             return list(self._untracked_copies.get(Path(path).resolve(), []))
 
     def _prepare(
-        self, target: Path, source: Path | None, branch: str, base_sha: str, clean: str | None = None
+        self, target: Path, source: Path | None, branch: str, base_sha: str, clean_head: str | None = None
     ) -> Path:
         if source is None:
             info, is_main = _find(self.repo, target)
@@ -358,13 +368,7 @@ class WorktreePool:
             source = None
         if source is not None:
             try:
-                try:
-                    if clean is None:
-                        raise GitError("not known to be clean")
-                    _switch_clean(target, branch, clean, base_sha)
-                except GitError:
-                    _switch(target, branch, base_sha)
-                    git(target, "clean", "-ffdq")
+                _reuse(target, branch, base_sha, clean_head)
                 self._copy(target)
             except BaseException:
                 with self._lock:
