@@ -72,3 +72,16 @@ def test_cli_help() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "--quick" in proc.stdout and "--json" in proc.stdout
+
+
+def test_cli_refuses_fewer_than_one_job() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--jobs", "0"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].endswith("--jobs must be at least 1")
+    assert "Traceback" not in proc.stderr
