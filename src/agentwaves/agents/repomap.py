@@ -4,8 +4,9 @@ JS/TS files their top-level definitions. Deterministic, so it is a stable (cache
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
+
+from agentwaves.run.gitops import git
 
 MAX_FILES = 400
 MAX_DEFS = 12
@@ -17,9 +18,7 @@ _JS_DEF = re.compile(
 
 
 def tracked_files(repo: Path) -> list[str]:
-    out = subprocess.run(["git", "ls-files", "-z"], cwd=repo, capture_output=True, check=True).stdout.decode(
-        "utf-8", "replace"
-    )
+    out = git(repo, "ls-files", "-z").encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     return sorted(p for p in out.split("\0") if p)
 
 

@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import stat
-import subprocess
 import tempfile
 import weakref
 from collections.abc import Callable, Iterator, Mapping
@@ -30,6 +29,7 @@ from agentwaves.agents.search import SEARCH_TIMEOUT, SearchTimeout, match_files
 from agentwaves.errors import AgentwavesError
 from agentwaves.llm.base import ToolSpec
 from agentwaves.redact import is_secret_name
+from agentwaves.run.gitops import run_git
 
 MAX_LIST = 1000
 MAX_MATCHES = 200
@@ -218,16 +218,18 @@ class WorktreeTools:
 
     def changed_paths(self) -> set[str]:
         """Paths differing from HEAD (modified, added, deleted, renamed, untracked), per ``git status``."""
-        done = subprocess.run(
-            ["git", "status", "--porcelain", "-z", "--untracked-files=all"],
-            cwd=self.root,
-            capture_output=True,
-            env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"},
-            stdin=subprocess.DEVNULL,
+        done = run_git(
+            self.root,
+            "status",
+            "--porcelain",
+            "-z",
+            "--untracked-files=all",
+            env={"GIT_OPTIONAL_LOCKS": "0"},
+            check=False,
         )
         if done.returncode != 0:
-            raise AgentwavesError(f"git status failed in {self.root}: {done.stderr.decode(errors='replace')}")
-        entries = done.stdout.decode("utf-8", errors="surrogateescape").split("\0")
+            raise AgentwavesError(f"git status failed in {self.root}: {done.stderr}")
+        entries = done.stdout.split("\0")
         paths: set[str] = set()
         i = 0
         while i < len(entries):
