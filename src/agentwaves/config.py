@@ -29,12 +29,25 @@ class Config(BaseModel):
     copy_files: list[str] = Field(
         default_factory=list, description="Untracked files copied into each new worktree (e.g. .env)."
     )
-    setup: str | None = Field(default=None, description="Shell command run in each new worktree.")
+    setup: str | None = Field(
+        default=None,
+        description="Shell command run in each new worktree, in the sandbox (worktree writable, no secrets).",
+    )
+    setup_network: bool = Field(
+        default=True, description="The setup command may use the network (installers need it)."
+    )
+    setup_writable: list[str] = Field(
+        default_factory=list,
+        description="Directories outside the worktree setup may write (caches, e.g. ~/.cache/pip).",
+    )
     setup_timeout: float = Field(
         default=900.0, gt=0, description="Seconds the setup command may take before its group fails."
     )
     gate_command: str | None = Field(
         default=None, description="A test command the planner adds as a final gate (e.g. 'pytest -q')."
+    )
+    gate_network: bool = Field(
+        default=False, description="Gates may use the network (else they run with none, like agents)."
     )
     sandbox: Literal["auto", "bwrap", "none"] = Field(default="auto", description="Sandbox for `run`.")
     base_port: int = Field(

@@ -1,7 +1,8 @@
 """The bounded process runner behind ``run``: one command with a hard timeout, a capped output read
 incrementally, a minimal environment given by the caller, stdin from ``/dev/null``, resource limits
 (processes in a pids cgroup, file size, address space) and its own session; afterwards every process it
-started is killed, whether it finished, timed out or printed too much. See ``docs/security.md``.
+started is killed, whether it finished, timed out or printed too much. Then no file in the directories it
+could write keeps a setuid or setgid bit. See ``docs/security.md``.
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ import json
 import os
 import select
 import signal
+import stat
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -190,11 +192,14 @@ def run_sandboxed(
     max_output: int,
     writable: Sequence[Path] = (),
     limits: Limits | None = None,
+    network: bool = False,
 ) -> RunResult:
     """Run ``bash -c command`` in ``cwd`` under ``sandbox`` with exactly ``env``; never leaves a process.
 
     Output (stdout and stderr merged) is read as it comes; only the first ``max_output`` characters are
-    kept and the command is killed once it printed more than ``limits.max_output_bytes``.
+    kept and the command is killed once it printed more than ``limits.max_output_bytes``. The directories
+    ``env``'s ``PATH`` (and ``VIRTUAL_ENV``) name stay visible, read-only, even where the sandbox hides the
+    host (a venv under ``/tmp``). Afterwards :func:`strip_setid` runs on ``cwd`` and ``writable``.
     """
     limits = limits or Limits()
     marker = uuid.uuid4().hex
@@ -204,7 +209,9 @@ def run_sandboxed(
     if limits.max_address_space is not None:
         rlimits["RLIMIT_AS"] = limits.max_address_space
     config = json.dumps({"cgroup": str(cgroup.procs) if cgroup else None, "rlimits": rlimits})
-    inner = sandbox.wrap(["bash", "-c", command], cwd, writable=writable)
+    inner = sandbox.wrap(
+        ["bash", "-c", command], cwd, writable=writable, readonly=tool_dirs(env), network=network
+    )
     argv = [sys.executable, "-I", "-S", "-c", _EXEC_HELPER, config, *inner]
     start = time.monotonic()
     proc = subprocess.Popen(
@@ -221,6 +228,8 @@ def run_sandboxed(
         keep, total, status = _pump(proc, start + timeout, max_output * 4, limits.max_output_bytes)
     finally:
         _kill_everything(proc, marker, cgroup)
+        for root in (cwd, *writable):
+            strip_setid(root)
     shown = keep.decode("utf-8", errors="replace")[:max_output]
     return RunResult(
         exit_code=proc.returncode if status == "exited" else None,
@@ -230,6 +239,49 @@ def run_sandboxed(
         output_limit_hit=status == "limit",
         duration=time.monotonic() - start,
     )
+
+
+_HIDDEN = (Path("/tmp"), Path("/run"), Path("/var/run"))
+
+
+def tool_dirs(env: Mapping[str, str]) -> list[Path]:
+    """Directories of the command's tools that the sandbox would hide: the venv (or conda env) and every
+    ``PATH`` entry under ``/tmp`` or ``/run`` (a venv's ``bin`` brings its whole venv)."""
+    found: list[Path] = []
+    for name in ("VIRTUAL_ENV", "CONDA_PREFIX"):
+        if env.get(name):
+            found.append(Path(env[name]))
+    for entry in (env.get("PATH") or "").split(":"):
+        if entry.startswith("/"):
+            here = Path(entry)
+            found.append(here.parent if (here.parent / "pyvenv.cfg").is_file() else here)
+    out: list[Path] = []
+    for d in dict.fromkeys(found):
+        if any(d.is_relative_to(h) and d != h for h in _HIDDEN) and d.is_dir() and not d.is_symlink():
+            out.append(d)
+    return out
+
+
+def strip_setid(root: Path) -> None:
+    """Clear setuid and setgid bits on every file and directory under ``root`` (never following links).
+
+    A sandboxed root process maps to the host's root: a setuid binary it leaves behind would be a real one."""
+    try:
+        entries = list(os.scandir(root))
+    except OSError:
+        return
+    for entry in entries:
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if stat.S_ISLNK(st.st_mode):
+            continue
+        if st.st_mode & 0o6000:
+            with contextlib.suppress(OSError):
+                os.chmod(entry.path, stat.S_IMODE(st.st_mode) & ~0o6000)
+        if stat.S_ISDIR(st.st_mode):
+            strip_setid(Path(entry.path))
 
 
 def _pump(

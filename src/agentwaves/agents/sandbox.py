@@ -1,8 +1,9 @@
 """Where the implementer's ``run`` commands execute: the sandboxes.
 
 A :class:`Sandbox` turns ``argv`` into the argv that runs it confined. :class:`BwrapSandbox` uses bubblewrap:
-the whole file system read-only, the worktree writable, a private ``/tmp``, no network, its own PID and user
-namespaces. :class:`NoSandbox` runs commands as they are (``run`` can then write anywhere the user can).
+the whole file system read-only, the worktree writable, a private ``/tmp``, ``/run`` and runtime dir, every
+host unix socket covered, no network (unless asked for), its own PID and user namespaces. :class:`NoSandbox`
+runs commands as they are (``run`` can then write anywhere the user can).
 The process runner (timeouts, output caps, limits, cleanup) is :mod:`agentwaves.agents.proc`.
 """
 
@@ -13,6 +14,7 @@ import functools
 import os
 import pwd
 import shutil
+import stat
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -41,8 +43,18 @@ class Sandbox(Protocol):
 
     name: str
 
-    def wrap(self, argv: list[str], cwd: Path, *, writable: Sequence[Path] = ()) -> list[str]:
-        """The argv that runs ``argv`` in ``cwd``; ``writable`` are extra directories it may write."""
+    def wrap(
+        self,
+        argv: list[str],
+        cwd: Path,
+        *,
+        writable: Sequence[Path] = (),
+        readonly: Sequence[Path] = (),
+        network: bool = False,
+    ) -> list[str]:
+        """The argv that runs ``argv`` in ``cwd``; ``writable`` are extra directories it may write,
+        ``readonly`` directories it must see even where the sandbox hides the host (a venv under /tmp),
+        ``network`` keeps the host's network."""
         ...
 
 
@@ -51,7 +63,15 @@ class NoSandbox:
 
     name = "none"
 
-    def wrap(self, argv: list[str], cwd: Path, *, writable: Sequence[Path] = ()) -> list[str]:
+    def wrap(
+        self,
+        argv: list[str],
+        cwd: Path,
+        *,
+        writable: Sequence[Path] = (),
+        readonly: Sequence[Path] = (),
+        network: bool = False,
+    ) -> list[str]:
         return list(argv)
 
 
@@ -73,15 +93,32 @@ class BwrapSandbox:
         self.bwrap = found
         self.user_namespace = probe_bwrap(found, True) if user_namespace is None else user_namespace
 
-    def wrap(self, argv: list[str], cwd: Path, *, writable: Sequence[Path] = ()) -> list[str]:
+    def wrap(
+        self,
+        argv: list[str],
+        cwd: Path,
+        *,
+        writable: Sequence[Path] = (),
+        readonly: Sequence[Path] = (),
+        network: bool = False,
+    ) -> list[str]:
         cwd = cwd.resolve()
         args = [self.bwrap, "--die-with-parent", "--new-session"]
-        args += ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
+        args += ["--unshare-pid", "--unshare-ipc", "--unshare-uts"]
+        if not network:
+            args.append("--unshare-net")
         if self.user_namespace:
             args += ["--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
         args += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+        for hidden in _runtime_dirs():
+            args += ["--tmpfs", str(hidden)]
+        for sock in host_sockets():
+            args += ["--ro-bind", "/dev/null", sock]
         for secret in _credential_paths():
             args += ["--tmpfs", str(secret)] if secret.is_dir() else ["--ro-bind", "/dev/null", str(secret)]
+        for seen in readonly:
+            if seen.is_dir():
+                args += ["--ro-bind", str(seen), str(seen)]
         for gitdir in _git_dirs(cwd):
             args += ["--ro-bind", str(gitdir), str(gitdir)]
         for extra in writable:
@@ -90,6 +127,41 @@ class BwrapSandbox:
         if os.path.lexists(cwd / ".git"):
             args += ["--ro-bind", str(cwd / ".git"), str(cwd / ".git")]
         return [*args, "--chdir", str(cwd), "--", *argv]
+
+
+_HIDDEN_ROOTS = ("/tmp", "/run", "/var/run", "/dev", "/proc")
+
+
+def _runtime_dirs() -> list[Path]:
+    """``/run`` (and ``/var/run`` when it is not a link to it) and the user's runtime dir: sockets live there
+    (``docker.sock``, the session bus). They are replaced by empty tmpfs inside the sandbox."""
+    found = [Path("/run")]
+    if not Path("/var/run").is_symlink():
+        found.append(Path("/var/run"))
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime and not any(Path(runtime).is_relative_to(d) for d in _HIDDEN_ROOTS):
+        found.append(Path(runtime))
+    return [d for d in found if d.is_dir() and not d.is_symlink()]
+
+
+def host_sockets() -> list[str]:
+    """Every path-named unix socket bound on this host (``/proc/net/unix``) outside the hidden directories:
+    a read-only bind still lets a process connect to one, so each is covered with ``/dev/null``."""
+    try:
+        lines = Path("/proc/net/unix").read_text(errors="replace").splitlines()[1:]
+    except OSError:
+        return []
+    paths = {fields[7] for fields in (ln.split(None, 7) for ln in lines) if len(fields) == 8}
+    runtime = os.environ.get("XDG_RUNTIME_DIR") or "/run"
+    hidden = (*_HIDDEN_ROOTS, runtime)
+    found = []
+    for path in sorted(p for p in paths if p.startswith("/")):
+        if any(Path(path).is_relative_to(d) for d in hidden):
+            continue
+        with contextlib.suppress(OSError):
+            if stat.S_ISSOCK(os.lstat(path).st_mode):
+                found.append(path)
+    return found
 
 
 def _credential_paths() -> list[Path]:

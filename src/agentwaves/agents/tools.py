@@ -13,7 +13,6 @@ import contextlib
 import functools
 import os
 import re
-import shutil
 import stat
 import tempfile
 import weakref
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agentwaves.agents.homes import make_home, remove_home
 from agentwaves.agents.paths import PathRefused, confine, glob_regex
 from agentwaves.agents.proc import Limits, run_sandboxed
 from agentwaves.agents.sandbox import Sandbox
@@ -245,7 +245,7 @@ class WorktreeTools:
     def close(self) -> None:
         """Remove the private HOME used by ``run``."""
         if self._home is not None:
-            shutil.rmtree(self._home, ignore_errors=True)
+            remove_home(self._home)
             self._home = None
 
     def __enter__(self) -> WorktreeTools:
@@ -395,8 +395,8 @@ class WorktreeTools:
         limit = min(self.run_timeout if timeout is None else float(timeout), self.max_run_timeout)
         self.ran_command = True
         if self._home is None:
-            self._home = Path(tempfile.mkdtemp(prefix="agentwaves-home-"))
-            weakref.finalize(self, shutil.rmtree, self._home, True)
+            self._home = make_home()
+            weakref.finalize(self, remove_home, self._home)
         result = run_sandboxed(
             command,
             self.root,

@@ -345,7 +345,7 @@ class Executor:
             if rt is None:
                 # wave commits move the branch, not the files: bring the gate's worktree up to them
                 git(self.integration, "reset", "-q", "--hard", "HEAD")
-                run_gate(self.ctx, task, self.integration)
+                run_gate(self.ctx, task, self.integration, self.sandbox)
             else:
                 run_task(self.ctx, task, rt, self.sandbox, self._wave_notes(wave))
         except BaseException as exc:  # a bug must not leave a task "running" forever

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agentwaves.agents.homes import sweep_stale_homes
 from agentwaves.agents.repomap import repo_map
 from agentwaves.agents.sandbox import resolve_sandbox
 from agentwaves.config import Config, load_config, retry_policy
@@ -173,6 +174,7 @@ def _execute(
     subscribers: Sequence[Subscriber],
 ) -> RunOutcome:
     analysis = analyze(plan, max_agents=config.max_agents)
+    sweep_stale_homes()  # private HOMEs a crashed run left behind
     sandbox, sandbox_warning = resolve_sandbox(config.sandbox)
     if sandbox_warning:
         warnings.append(sandbox_warning)
@@ -240,6 +242,9 @@ def _execute(
             copy_files=config.copy_files,
             setup=config.setup,
             setup_timeout=config.setup_timeout,
+            sandbox=sandbox,
+            setup_network=config.setup_network,
+            setup_writable=[Path(p).expanduser() for p in config.setup_writable],
         )
         store.state.pid = None
         events.emit(

@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from agentwaves.agents.confined import run_confined
 from agentwaves.agents.implementer import implement
 from agentwaves.agents.loop import AgentFailed, Limits, Transcript
-from agentwaves.agents.sandbox import Sandbox
+from agentwaves.agents.sandbox import NoSandbox, Sandbox
 from agentwaves.agents.tools import WorktreeTools
 from agentwaves.errors import AgentwavesError
 from agentwaves.llm.base import LLMError, Usage
 from agentwaves.llm.usage import usage_json
 from agentwaves.plan.globs import overlaps, parse_entry
 from agentwaves.plan.model import Task
-from agentwaves.redact import is_secret_name
 from agentwaves.run.context import BudgetReached, RunContext, RunHooks
 from agentwaves.run.crash import crashpoint
 from agentwaves.run.gitops import GitError, commit_all, git, identity_args, literal_pathspecs
@@ -193,34 +191,35 @@ def commit_task(group: GroupRuntime, message: str, paths: list[str], alone: bool
     return sha or git(worktree, "rev-parse", "HEAD")
 
 
-def run_gate(ctx: RunContext, task: Task, integration: Path) -> None:
-    """Run a gate's command in the integration worktree; save its output; record done or failed."""
+def run_gate(ctx: RunContext, task: Task, integration: Path, sandbox: Sandbox | None = None) -> None:
+    """Run a gate's command in the integration worktree; save its output; record done or failed.
+
+    The command runs like an agent's ``run``: in ``sandbox``, through the same process runner, with the
+    environment of the shell that started agentwaves minus secrets, and no network unless ``gate_network``.
+    """
     store = ctx.store
     ts = mark_started(ctx, task.id)
     ctx.events.emit("gate_started", task=task.id, command=task.command)
-    env = {k: v for k, v in os.environ.items() if not is_secret_name(k)}
     log = ctx.log_path(task.id)
     log.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        proc = subprocess.run(
-            ["bash", "-c", task.command or "true"],
-            cwd=integration,
-            env=env,
-            capture_output=True,
-            timeout=GATE_TIMEOUT,
-            stdin=subprocess.DEVNULL,
-        )
-        output = (proc.stdout + proc.stderr).decode("utf-8", "replace")[-GATE_OUTPUT_CAP:]
-        code: int | None = proc.returncode
-    except subprocess.TimeoutExpired as exc:
-        output = ((exc.stdout or b"") + (exc.stderr or b"")).decode("utf-8", "replace")[-GATE_OUTPUT_CAP:]
-        code = None
+    result = run_confined(
+        task.command or "true",
+        integration,
+        sandbox=sandbox or NoSandbox(),
+        timeout=GATE_TIMEOUT,
+        max_output=GATE_OUTPUT_CAP,
+        network=ctx.config.gate_network,
+    )
+    output = result.output
+    if result.omitted_bytes:
+        output += f"\n[... output truncated: {result.omitted_bytes} more bytes not shown]"
+    code = result.exit_code
     log.write_text(ctx.redactor.redact(f"$ {task.command}\n{output}\n[exit {code}]\n"))
     ok = code == 0
     with store.lock:
         ts.state, ts.finished = ("done" if ok else "failed"), now_iso()
         if not ok:
-            why = "timed out" if code is None else f"exited {code}"
+            why = "timed out" if result.timed_out else f"exited {code}"
             ts.error = f"gate command `{task.command}` {why}; output in {log}"
         store.save()
     ctx.events.emit("gate_done" if ok else "gate_failed", task=task.id, exit=code, log=str(log))

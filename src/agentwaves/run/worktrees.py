@@ -16,13 +16,13 @@ import contextlib
 import os
 import re
 import shutil
-import signal
-import subprocess
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from agentwaves.agents.confined import run_confined
+from agentwaves.agents.sandbox import NoSandbox, Sandbox
 from agentwaves.errors import AgentwavesError, UsageError
 from agentwaves.run.gitops import GitError, branch_exists, check_owned_ref, commit_all, git, head_sha
 
@@ -30,6 +30,8 @@ INTEGRATION_PREFIX = "agentwaves/"
 GROUP_PREFIX = "agentwaves-groups/"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")  # "+" joins merged groups: "csv+json"
 _GLOB_CHARS = set("*?[")
+SETUP_TIMEOUT = 900.0
+SETUP_OUTPUT_CAP = 20_000
 
 _admin_locks: dict[str, threading.Lock] = {}
 _admin_guard = threading.Lock()
@@ -248,6 +250,9 @@ class WorktreePool:
         setup_env: Mapping[str, str] | None = None,
         setup_timeout: float | None = None,
         reuse: bool = True,
+        sandbox: Sandbox | None = None,
+        setup_network: bool = True,
+        setup_writable: Iterable[Path] = (),
     ) -> None:
         self.repo = Path(repo).resolve()
         self.root = Path(root).resolve()
@@ -256,6 +261,9 @@ class WorktreePool:
         self.setup_env = dict(setup_env or {})
         self.setup_timeout = setup_timeout
         self.reuse = reuse
+        self.sandbox: Sandbox = sandbox or NoSandbox()
+        self.setup_network = setup_network
+        self.setup_writable = [Path(p) for p in setup_writable]
         self._lock = threading.Lock()
         self._free: list[Path] = []
         self._busy: set[Path] = set()
@@ -430,34 +438,28 @@ class WorktreePool:
             self._untracked_copies[target] = untracked
 
     def _run_setup(self, target: Path) -> None:
+        """The setup command, confined like an agent's ``run`` (worktree and ``setup_writable`` writable,
+        no secrets), with the network unless ``setup_network`` is off."""
         if not self.setup:
             return
-        env = {**os.environ, **self.setup_env}
-        proc = subprocess.Popen(
+        timeout = self.setup_timeout or SETUP_TIMEOUT
+        result = run_confined(
             self.setup,
-            shell=True,
-            cwd=target,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            errors="replace",
-            start_new_session=True,  # its own process group: a timeout kills what it started too
+            target,
+            sandbox=self.sandbox,
+            timeout=timeout,
+            max_output=SETUP_OUTPUT_CAP,
+            network=self.setup_network,
+            env=self.setup_env,
+            writable=[p for p in self.setup_writable if p.is_dir()],
         )
-        try:
-            stdout, stderr = proc.communicate(timeout=self.setup_timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):  # a child that left the group keeps a pipe
-                proc.communicate(timeout=5)
+        if result.timed_out:
             raise SetupError(
-                f"setup command {self.setup!r} did not finish in {self.setup_timeout:g} s in {target.name} "
+                f"setup command {self.setup!r} did not finish in {timeout:g} s in {target.name} "
                 "(setup_timeout in agentwaves.yaml)"
-            ) from None
-        if proc.returncode != 0:
-            lines = [ln.strip() for ln in (stderr or stdout).splitlines() if ln.strip()]
-            last = lines[-1] if lines else "no output"
-            raise SetupError(
-                f"setup command {self.setup!r} failed in {target.name} (exit {proc.returncode}): {last}"
             )
+        if result.exit_code != 0:
+            lines = [ln.strip() for ln in result.output.splitlines() if ln.strip()]
+            last = lines[-1] if lines else "no output"
+            code = "killed: too much output" if result.output_limit_hit else f"exit {result.exit_code}"
+            raise SetupError(f"setup command {self.setup!r} failed in {target.name} ({code}): {last}")
