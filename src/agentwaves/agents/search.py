@@ -2,8 +2,9 @@
 
 Python's ``re`` cannot be interrupted, and a pattern such as ``(a+)+$`` backtracks for hours on one long
 line: matched in-process, an agent's bad pattern would hang its task for good. The parent confines and
-lists the files (:mod:`agentwaves.agents.tools`); this child reads them (never through a symlink) and
-matches, and is killed when the time is up.
+lists the files (:mod:`agentwaves.agents.tools`); this child reads them, opening each path component by
+component from the worktree root with ``O_NOFOLLOW`` (never through a symlink, even one swapped in after the
+listing), and matches, and is killed when the time is up.
 """
 
 from __future__ import annotations
@@ -20,9 +21,24 @@ import json, os, re, stat, sys
 req = json.load(sys.stdin)
 rx = re.compile(req["pattern"])
 lines, size = [], 0
+root = os.open(req["root"], os.O_RDONLY | os.O_DIRECTORY)
+NOFOLLOW = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK
+
+def open_beneath(rel):
+    parts = [p for p in rel.split("/") if p not in ("", ".")]
+    fd = os.dup(root)
+    try:
+        for part in parts[:-1]:
+            nxt = os.open(part, NOFOLLOW | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+        return os.open(parts[-1], NOFOLLOW, dir_fd=fd)
+    finally:
+        os.close(fd)
+
 for rel, path in req["files"]:
     try:  # no symlink, no FIFO or device: regular files only
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        fd = open_beneath(path)
         with os.fdopen(fd, "rb") as fh:
             if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
                 continue
@@ -61,14 +77,16 @@ def match_files(
     max_line: int,
     max_output: int,
     max_file_bytes: int,
+    root: str = "/",
     timeout: float = SEARCH_TIMEOUT,
 ) -> Matches:
-    """Lines of ``files`` (``(shown name, absolute path)``) matching ``pattern``, in order, bounded.
+    """Lines of ``files`` (``(shown name, path relative to root)``) matching ``pattern``, in order, bounded.
 
     Raises :class:`SearchTimeout` when the child does not finish in ``timeout`` seconds (it is killed).
     The pattern must already compile (the caller reports ``re.error`` itself)."""
     request = {
         "pattern": pattern,
+        "root": root,
         "files": files,
         "max_matches": max_matches,
         "max_line": max_line,

@@ -13,8 +13,8 @@ import contextlib
 import functools
 import os
 import re
+import secrets
 import stat
-import tempfile
 import weakref
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -22,7 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from agentwaves.agents.homes import make_home, remove_home
-from agentwaves.agents.paths import PathRefused, confine, glob_regex
+from agentwaves.agents.paths import (
+    PathRefused,
+    confine,
+    glob_regex,
+    open_beneath,
+    parent_beneath,
+    walk_beneath,
+)
 from agentwaves.agents.proc import Limits, run_sandboxed
 from agentwaves.agents.sandbox import Sandbox
 from agentwaves.agents.search import SEARCH_TIMEOUT, SearchTimeout, match_files
@@ -262,7 +269,11 @@ class WorktreeTools:
         return path.name
 
     def _read_bytes(self, target: Path, shown: str) -> bytes:
-        fd = os.open(target, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:  # opened component by component, never through a link the kernel follows
+            fd = open_beneath(self.root, self._rel(target))
+        except OSError as exc:
+            exc.filename = str(target)
+            raise
         with os.fdopen(fd, "rb") as f:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 raise PathRefused(f"{shown}: is not a regular file")
@@ -277,33 +288,32 @@ class WorktreeTools:
             return ToolOutcome(
                 f"refused: {shown}: content is {len(data)} bytes, over {self.max_file_bytes}", True
             )
-        target.parent.mkdir(parents=True, exist_ok=True)
-        confine(self.root, shown, write=True)  # the parents now exist: check them again
-        try:
-            mode = stat.S_IMODE(os.stat(target).st_mode)
-        except FileNotFoundError:
-            mode = 0o666 & ~_umask()
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".agentwaves-tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.chmod(tmp, mode)
-            os.replace(tmp, target)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        # the parent is walked (and made) component by component and held open: the file is created and
+        # renamed into place in that directory, so a symlink swapped in meanwhile is replaced, not followed
+        with parent_beneath(self.root, shown) as (parent, name):
+            try:
+                mode = stat.S_IMODE(os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode)
+            except FileNotFoundError:
+                mode = 0o666 & ~_umask()
+            tmp = f".{name}.{secrets.token_hex(4)}.agentwaves-tmp"
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            fd = os.open(tmp, flags, 0o600, dir_fd=parent)
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                    os.fchmod(f.fileno(), mode)
+                os.replace(tmp, name, src_dir_fd=parent, dst_dir_fd=parent)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp, dir_fd=parent)
+                raise
         self.written.add(shown)
         return ToolOutcome(f"wrote {shown} ({len(data)} bytes)", False)
 
     def _walk(self, base: Path) -> Iterator[Path]:
         """Files and symlinks under ``base``, sorted, never following symlinks or entering ``.git``."""
-        for dirpath, dirnames, filenames in os.walk(base):
-            here = Path(dirpath)
-            names = [*filenames, *(d for d in dirnames if (here / d).is_symlink())]
-            dirnames[:] = sorted(d for d in dirnames if d.lower() != ".git" and not (here / d).is_symlink())
-            for name in sorted(n for n in names if n.lower() != ".git"):
-                yield here / name
+        for rel, _ in walk_beneath(self.root, self._rel(base)):
+            yield self.root / rel
 
     # ------------------------------------------------------------------------------------ the tools
 
@@ -369,11 +379,12 @@ class WorktreeTools:
             return ToolOutcome(f"invalid regular expression {pattern!r}: {exc}", True)
         base = confine(self.root, path or ".")
         found = [base] if base.is_file() else self._walk(base)
-        files = [(self._rel(f), str(f)) for f in found if not f.is_symlink()]
+        files = [(self._rel(f), self._rel(f)) for f in found if not f.is_symlink()]
         try:
             matches = match_files(
                 pattern,
                 files,
+                root=str(self.root),
                 max_matches=MAX_MATCHES,
                 max_line=MAX_LINE,
                 max_output=self.max_output,
