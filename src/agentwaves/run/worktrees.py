@@ -13,17 +13,17 @@ as a worktree resets and reuses it. The user's own checkout (the main worktree) 
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import shutil
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from agentwaves.agents.confined import run_confined
 from agentwaves.agents.sandbox import NoSandbox, Sandbox
 from agentwaves.errors import AgentwavesError, UsageError
+from agentwaves.run.copyin import copy_in, sync_dir
 from agentwaves.run.gitops import GitError, branch_exists, check_owned_ref, commit_all, git, head_sha
 
 INTEGRATION_PREFIX = "agentwaves/"
@@ -204,32 +204,6 @@ def remove_worktree(repo: Path, path: Path) -> None:
         return
     with _admin_lock(repo):
         git(repo, "worktree", "remove", "--force", str(path))
-
-
-def _copy_file(src: Path, dst: Path) -> None:
-    """Copy one file or symlink unless ``dst`` already has the same size and mtime."""
-    if dst.is_dir() and not dst.is_symlink():
-        shutil.rmtree(dst)
-    elif dst.exists() or dst.is_symlink():
-        s, d = src.lstat(), dst.lstat()
-        if not src.is_symlink() and s.st_size == d.st_size and s.st_mtime_ns == d.st_mtime_ns:
-            return
-        dst.unlink()
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(src, dst, follow_symlinks=False)
-
-
-def _sync_dir(src: Path, dst: Path) -> None:
-    for dirpath, dirnames, filenames in os.walk(src):
-        here = Path(dirpath)
-        out = dst / here.relative_to(src)
-        out.mkdir(parents=True, exist_ok=True)
-        for d in list(dirnames):
-            if (here / d).is_symlink():
-                dirnames.remove(d)
-                filenames.append(d)
-        for f in filenames:
-            _copy_file(here / f, out / f)
 
 
 class WorktreePool:
@@ -425,9 +399,9 @@ class WorktreePool:
                 if rel.parts and rel.parts[0] == ".git":
                     continue
                 if src.is_dir() and not src.is_symlink():
-                    _sync_dir(src, target / rel)
+                    sync_dir(src, target, PurePosixPath(rel.as_posix()))
                 else:
-                    _copy_file(src, target / rel)
+                    copy_in(src, target, PurePosixPath(rel.as_posix()))
                 copied.append(rel.as_posix())
         untracked: list[str] = []
         if copied:
