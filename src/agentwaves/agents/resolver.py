@@ -1,4 +1,8 @@
-"""The resolver: an agent that removes conflict markers from a merge, keeping both sides' intent."""
+"""The resolver: an agent that removes conflict markers from a merge, keeping both sides' intent.
+
+Conflict content is read from git objects (the conflicted tree, then the tree of the worktree as git would
+commit it), never through the working tree: a conflicted path may be a symlink to ``/proc/self/mem``.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,8 @@ from agentwaves.agents.loop import AgentFailed, Limits, LoopHooks, ToolReply, Tr
 from agentwaves.agents.tools import WorktreeTools
 from agentwaves.llm.base import LLM, CallContext, ToolUseBlock, Usage
 from agentwaves.prompts import render
+from agentwaves.run.gitops import GitError, run_git
+from agentwaves.run.merge import write_tree_from_worktree
 
 # ``<<<<<<<`` and ``>>>>>>>`` lines, as run.merge.conflict_markers_left checks: a lone ``=======`` is also
 # how Markdown underlines a heading, and never appears in a conflict without the other two
@@ -18,6 +24,16 @@ MARKER = re.compile(r"^(<{7}|>{7})( |$)", re.M)
 
 def has_markers(text: str) -> bool:
     return bool(MARKER.search(text))
+
+
+def blob_texts(repo: Path, tree: str, paths: list[str]) -> dict[str, str]:
+    """The text of each of ``paths`` in ``tree`` (a blob: file or symlink), read from git's objects."""
+    out: dict[str, str] = {}
+    for path in paths:
+        res = run_git(repo, "cat-file", "blob", f"{tree}:{path}", check=False)
+        if res.returncode == 0:
+            out[path] = res.stdout.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return out
 
 
 @dataclass
@@ -39,13 +55,15 @@ def resolve(
     limits: Limits,
     hooks: LoopHooks,
     transcript: Transcript,
+    tree: str | None = None,
 ) -> Resolution:
-    """Let the resolver edit the conflicted files in ``worktree``; report what still has markers."""
-    contents = {
-        p: (worktree / p).read_text(encoding="utf-8", errors="replace")
-        for p in conflicts
-        if (worktree / p).is_file()
-    }
+    """Let the resolver edit the conflicted files in ``worktree``; report what still has markers.
+
+    ``tree`` is the conflicted tree checked out there (default: the worktree's files as git sees them)."""
+    try:
+        contents = blob_texts(worktree, tree or write_tree_from_worktree(worktree), conflicts)
+    except GitError:
+        contents = {}
 
     def handle(use: ToolUseBlock) -> ToolReply:
         out = tools.execute(use.name, use.input)
@@ -74,10 +92,9 @@ def resolve(
         summary = str(result.finish.data.get("summary") or "")
     except AgentFailed as exc:
         summary = f"resolver failed: {exc}"
-    remaining = [
-        p
-        for p in conflicts
-        if (worktree / p).is_file()
-        and has_markers((worktree / p).read_text(encoding="utf-8", errors="replace"))
-    ]
+    try:
+        after = blob_texts(worktree, write_tree_from_worktree(worktree), conflicts)
+        remaining = [p for p in conflicts if has_markers(after.get(p, ""))]
+    except GitError as exc:  # e.g. the resolver left a FIFO git cannot add
+        remaining, summary = list(conflicts), f"{summary} (git could not read the result: {exc})".strip()
     return Resolution(resolved=not remaining, remaining=remaining, summary=summary, usage=usage)

@@ -99,6 +99,7 @@ def _resolve(
             limits=Limits(ctx.config.max_turns, ctx.config.max_task_tokens),
             hooks=RunHooks(ctx, scope),
             transcript=Transcript(ctx.log_path(f"resolve-{wave}-{group}"), ctx.redactor),
+            tree=conflicted_tree,
         )
         ctx.events.emit(
             "resolved" if outcome.resolved else "resolve_failed",
