@@ -25,6 +25,8 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from agentwaves.ui.inert import inert_data
+
 STYLES = {
     "pending": ("○", "dim"),
     "running": ("●", "cyan"),
@@ -127,7 +129,7 @@ class LiveDisplay:
     # ---------------------------------------------------------------------------------- events
     def __call__(self, event: dict[str, Any]) -> None:
         with self._lock:
-            self._apply(event)
+            self._apply(inert_data(event))
 
     def _apply(self, e: dict[str, Any]) -> None:
         now = self._clock()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from typing import Any, TextIO
 
+from agentwaves.ui.inert import inert_data
+
 FORMATS: dict[str, str] = {
     "run_started": "run {run} started: schedule {schedule}, at most {max_agents} agents, branch {branch}",
     "group_started": "wave {wave}: group {group} started",
@@ -34,7 +36,7 @@ def format_event(event: dict[str, Any]) -> str | None:
     fmt = FORMATS.get(event.get("type", ""))
     if fmt is None:
         return None
-    fields = {k: (", ".join(map(str, v)) if isinstance(v, list) else v) for k, v in event.items()}
+    fields = {k: (", ".join(map(str, v)) if isinstance(v, list) else v) for k, v in inert_data(event).items()}
     try:
         text = fmt.format(**fields)
     except (KeyError, ValueError, TypeError):

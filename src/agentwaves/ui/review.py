@@ -13,6 +13,7 @@ from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
+from agentwaves.ui.inert import inert_data
 from agentwaves.ui.status import badge, out_console, usage_line
 
 
@@ -22,6 +23,7 @@ def _count(value: int | None) -> str:
 
 def render_review(data: dict[str, Any], console: Console | None = None, *, diff: bool = False) -> None:
     out = out_console(console)
+    data = inert_data(data)  # agent text (summaries, file names, diffs) shown, never obeyed
     out.print(Text.assemble(("Review of run ", "bold"), (data["run"], "bold"), f"  branch {data['branch']}"))
     for wave in data["waves"]:
         _render_wave(out, wave, diff)
@@ -47,7 +49,7 @@ def _render_wave(out: Console, wave: dict[str, Any], diff: bool) -> None:
         table.add_column("+", justify="right", style="green")
         table.add_column("-", justify="right", style="red")
         for f in wave["files"]:
-            table.add_row(f["path"], f["status"], _count(f["added"]), _count(f["removed"]))
+            table.add_row(Text(f["path"]), f["status"], _count(f["added"]), _count(f["removed"]))
         out.print(table)
         n = len(wave["files"])
         out.print(f"{n} file{'s' if n != 1 else ''} changed, +{wave['added']} -{wave['removed']}")
@@ -66,7 +68,7 @@ def _render_wave(out: Console, wave: dict[str, Any], diff: bool) -> None:
     handoff = "\n".join(ln for ln in wave.get("handoff", "").splitlines() if not ln.startswith("## Wave "))
     if handoff.strip():
         out.print(Text("Handoff:", style="bold"))
-        out.print(Padding(Markdown(handoff), (0, 0, 0, 2)))
+        out.print(Padding(Markdown(handoff, hyperlinks=False), (0, 0, 0, 2)))  # no OSC 8 links
     if diff:
         _render_patches(out, wave)
 
@@ -116,6 +118,7 @@ def _first_line(text: Any, limit: int = 120) -> str:
 def render_log_record(rec: dict[str, Any], console: Console | None = None) -> None:
     """One transcript record, readably: headers for messages, one line per tool call, text as is."""
     out = out_console(console)
+    rec = inert_data(rec)
     kind, data = rec.get("kind"), rec.get("data")
     if kind == "text":
         out.print(Text(str(data)))

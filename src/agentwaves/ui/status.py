@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from agentwaves.ui.inert import inert_data
 from agentwaves.ui.live import STYLES, fmt_seconds
 
 RUN_STYLES = {**STYLES, "interrupted": ("■", "yellow"), "unreadable": ("?", "red")}
@@ -58,6 +59,7 @@ def _task_line(task: dict[str, Any], interrupted: bool) -> Text:
 def render_status(data: dict[str, Any], console: Console | None = None) -> None:
     """The seed's status display: waves, groups with done/total, failures with their logs, the total."""
     out = out_console(console)
+    data = inert_data(data)
     head = Text.assemble(("Run ", "bold"), (data["run"], "bold"), "  ")
     head.append_text(badge(data["state"]))
     head.append(f"  branch {data['branch']} (base {data['base'][:7]})", style="dim")
