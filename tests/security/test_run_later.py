@@ -64,7 +64,13 @@ def test_item1_gate_runs_agent_code_in_the_sandbox(
     code = exfiltrate(h.sentinel, "gate") + _net_probe(port)
     tasks = [
         {"id": "evil", "title": "Evil", "files": ["gate.py"]},
-        {"id": "check", "title": "Tests", "kind": "gate", "command": "python3 gate.py", "depends_on": ["evil"]},
+        {
+            "id": "check",
+            "title": "Tests",
+            "kind": "gate",
+            "command": "python3 gate.py",
+            "depends_on": ["evil"],
+        },
     ]
     script = {"tasks": {"evil": [tool("write_file", path="gate.py", content=code), finish()]}}
     res = h.execute(tasks, script)
@@ -99,7 +105,10 @@ def test_item2_setup_runs_agent_code_confined(make_repo: Callable[..., Path], tm
     read = [tool("read_file", path="setup-out.txt"), finish()]
     script = {
         "tasks": {
-            "plant": [tool("write_file", path="hostile.py", content=exfiltrate(h.sentinel, "setup")), finish()],
+            "plant": [
+                tool("write_file", path="hostile.py", content=exfiltrate(h.sentinel, "setup")),
+                finish(),
+            ],
             "b": read,
             "c": read,
         }
@@ -129,8 +138,11 @@ def test_item3_nested_repository_fsmonitor_never_runs(make_repo: Callable[..., P
     ]
     script = {
         "tasks": {
-            "evil": [run(f"printf '%b' {hook!r} | ({plant})"), tool("write_file", path="evil.py",
-                     content="x = 1\n"), finish()],  # fmt: skip
+            "evil": [
+                run(f"printf '%b' {hook!r} | ({plant})"),
+                tool("write_file", path="evil.py", content="x = 1\n"),
+                finish(),
+            ],
             "next": [run("true"), tool("write_file", path="next.py", content="y = 2\n"), finish()],
         }
     }
@@ -149,9 +161,9 @@ def test_item4_relative_hooks_path_never_runs_agent_hooks(
     git(h.repo, "config", "core.hooksPath", ".husky")
     git(h.repo, "reset", "-q", "--hard")
     (h.repo / "notes.txt").unlink()
-    hook = f"#!/bin/sh\necho \"$0\" >> {h.sentinel}/hooks-ran\n"
-    names = ["pre-commit", "post-commit", "reference-transaction", "post-merge", "post-checkout", "post-rewrite",
-             "pre-merge-commit", "commit-msg", "post-index-change"]  # fmt: skip
+    hook = f'#!/bin/sh\necho "$0" >> {h.sentinel}/hooks-ran\n'
+    names = ["pre-commit", "post-commit", "reference-transaction", "post-merge", "post-checkout",
+             "post-rewrite", "pre-merge-commit", "commit-msg", "post-index-change"]  # fmt: skip
     calls = [tool("write_file", path=f".husky/{n}", content=hook) for n in names]
     tasks = [
         {"id": "evil", "title": "Evil", "files": [".husky/*"]},
@@ -173,4 +185,7 @@ def test_item4_relative_hooks_path_never_runs_agent_hooks(
     assert (h.repo / ".husky" / "post-merge").is_file()  # the hooks are in the user's checkout now ...
     assert not (h.sentinel / "hooks-ran").exists(), (h.sentinel / "hooks-ran").read_text()  # ... never run
     h.assert_contained(res.stdout, res.stderr, landed.stdout, user_unchanged=False)
-    assert subprocess.run(["git", "-C", str(h.repo), "status", "--porcelain"], capture_output=True).returncode == 0
+    assert (
+        subprocess.run(["git", "-C", str(h.repo), "status", "--porcelain"], capture_output=True).returncode
+        == 0
+    )

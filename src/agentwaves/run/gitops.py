@@ -287,6 +287,16 @@ def exclude_pathspecs(exclude: Iterable[str]) -> list[str]:
     return [f":(top,exclude,literal){p}" for p in exclude]
 
 
+def _below_dirs(root: Path, rel: str) -> bool:
+    """Whether every parent of ``rel`` under ``root`` is a real directory (no symlink, nothing missing)."""
+    here = Path(root)
+    for part in Path(rel).parts[:-1]:
+        here = here / part
+        if here.is_symlink() or not here.is_dir():
+            return False
+    return True
+
+
 def clean_message(message: str) -> str:
     """Whitespace clean-up as ``git commit -F`` does it: no trailing spaces, no runs of blank lines."""
     lines = [ln.rstrip() for ln in message.splitlines()]
@@ -317,7 +327,7 @@ def commit_all(
     ``write-tree`` + ``commit-tree`` + ``update-ref HEAD NEW OLD`` (no second scan of the working tree);
     ``git commit`` is used when a merge or cherry-pick is in progress or the branch has no commit yet.
     """
-    exclude = list(exclude)
+    exclude = [p for p in exclude if _below_dirs(worktree, p)]  # git refuses one beyond a symlink
     staged = None if paths is None else sorted(set(paths) - set(exclude))
     if staged is None or (
         staged and run_git(worktree, "add", "-A", "--", *literal_pathspecs(staged), check=False).returncode
