@@ -54,8 +54,8 @@ print("swaps", n)
         if i % 20 == 0:
             attempts += [tool("list_files", path="d"), tool("search", pattern="touch", path="d")]
     tasks = [
-        {"id": "swap", "title": "Swap", "group": "g", "files": ["d/**", "l", ".swapping"]},
-        {"id": "writer", "title": "Writer", "group": "g", "files": ["d/**"]},
+        {"id": "swap", "title": "Swap", "group": "g", "files": ["swap.py", "l", ".swapping"]},
+        {"id": "writer", "title": "Writer", "group": "g", "files": ["writer.txt"]},  # side by side
     ]
     script = {
         "tasks": {
@@ -69,6 +69,8 @@ print("swaps", n)
     }
     res = h.execute(tasks, script)
     assert "swaps" in h.results("swap")[1]["result"], h.results("swap")[1]
+    events = (h.repo / ".agentwaves" / "runs" / h.state()["run_id"] / "events.jsonl").read_text()
+    assert events.index('"task_started", "task": "writer"') < events.index('"task_done", "task": "swap"')
     log = (h.repo / ".agentwaves" / "runs" / h.state()["run_id"] / "logs" / "writer.log").read_text()
     assert "do not touch" not in log  # never read the sentinel's secret.txt
     h.assert_contained(res.stdout, res.stderr)
@@ -79,7 +81,8 @@ def test_item6_copy_files_never_follows_a_committed_symlink(
 ) -> None:
     """``config -> sentinel`` committed in wave 1: copying config/.env into a wave-2 worktree neither deletes
     nor writes anything outside it."""
-    h = hostile(make_repo, tmp_path, config={"copy_files": ["config/.env"]})
+    ignore = {".gitignore": "ignored.log\n.env\n"}  # the copy is ignored: never excluded, never committed
+    h = hostile(make_repo, tmp_path, config={"copy_files": ["config/.env"]}, files=ignore)
     (h.repo / "config").mkdir()
     (h.repo / "config" / ".env").write_text("USER_SETTING=1\n")
     (h.sentinel / ".env").mkdir()
@@ -97,8 +100,8 @@ def test_item6_copy_files_never_follows_a_committed_symlink(
     res = h.execute(tasks, script)
     state = h.state()
     groups = {g["name"]: g for w in state["waves"] for g in w["groups"]}
+    assert (h.sentinel / ".env" / "keep.txt").read_text() == "keep\n"  # not deleted, not written
     assert "symbolic link" in (groups["b"].get("error") or ""), (groups["b"], res.stderr)
-    assert (h.sentinel / ".env" / "keep.txt").read_text() == "keep\n"
     h.assert_contained(res.stdout, res.stderr)
 
 
