@@ -39,12 +39,8 @@ def remove_home(path: Path) -> None:
 
 
 def _alive(pid: int) -> bool:
-    """Whether ``pid`` is a live agentwaves process (a reused pid running something else does not count)."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-    return b"agentwaves" in cmdline or pid == os.getpid()
+    """Whether ``pid`` still exists (a reused pid only postpones the sweep of its homes; never a live one)."""
+    return os.path.exists(f"/proc/{pid}")
 
 
 def sweep_stale_homes(tmp: Path | None = None) -> list[Path]:
