@@ -71,8 +71,9 @@ def _driver_overrides(cwd: Path) -> tuple[str, ...]:
         elif kind == "merge":
             pairs.append(f"merge.{name}.driver=git merge-file --marker-size=%L %A %O %B")
     overrides = tuple(opt for pair in pairs for opt in ("-c", pair))
-    with _driver_lock:
-        _driver_cache[key] = overrides
+    if res.returncode in (0, 1):  # 1: nothing defined; anything else (no such directory yet): ask again
+        with _driver_lock:
+            _driver_cache[key] = overrides
     return overrides
 
 
