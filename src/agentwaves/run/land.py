@@ -20,7 +20,16 @@ from agentwaves.errors import AgentwavesError
 from agentwaves.run.gitops import GitError, current_branch, delete_branch, git, is_dirty, run_git
 from agentwaves.run.inspect import LANDED_FILE, RunRef, effective_state, is_live, lock_holder, read_landed
 from agentwaves.run.merge import is_ancestor
-from agentwaves.run.state import atomic_write, list_runs, now_iso, read_state, resolve_run_dir, runs_dir
+from agentwaves.run.pins import drop_pins
+from agentwaves.run.state import (
+    StateDamaged,
+    atomic_write,
+    list_runs,
+    now_iso,
+    read_state,
+    resolve_run_dir,
+    runs_dir,
+)
 from agentwaves.run.worktrees import GROUP_PREFIX, INTEGRATION_PREFIX, list_worktrees, prune, remove_worktree
 
 
@@ -133,6 +142,7 @@ def clean_run(ref: RunRef, force: bool = False) -> dict[str, Any]:
     keep_groups = state != "done" and not force
     deleted: list[str] = []
     if not keep_groups:
+        drop_pins(root, rid)  # from now on the run's objects are git's to collect
         for branch in _group_branches(root, rid):
             with contextlib.suppress(GitError):
                 if delete_branch(root, branch, force=True):
@@ -184,8 +194,17 @@ def clean(
         raise AgentwavesError(
             f"a run is executing in this repository{who}: wait for it to finish or stop it, then clean"
         )
-    results = [clean_run(RunRef(root, state_dir, d, read_state(d)), force) for d in dirs]
-    return {"runs": results, "freed_bytes": sum(r["freed_bytes"] for r in results)}
+    results, skipped = [], []
+    for d in dirs:
+        try:
+            state = read_state(d)
+        except StateDamaged as exc:
+            if not all_runs:
+                raise
+            skipped.append({"run": d.name, "error": str(exc)})  # one damaged run never stops the others
+            continue
+        results.append(clean_run(RunRef(root, state_dir, d, state), force))
+    return {"runs": results, "skipped": skipped, "freed_bytes": sum(r["freed_bytes"] for r in results)}
 
 
 __all__ = ["clean", "clean_run", "dir_size", "land", "landed_on"]

@@ -28,6 +28,7 @@ from agentwaves.run.context import RunContext, Slots
 from agentwaves.run.events import EventLog, Subscriber
 from agentwaves.run.executor import Executor
 from agentwaves.run.gitops import current_branch, ensure_state_dir, find_repo_root, head_sha, is_dirty
+from agentwaves.run.pins import Pins
 from agentwaves.run.report import write_report
 from agentwaves.run.state import (
     GroupState,
@@ -44,6 +45,7 @@ from agentwaves.run.state import (
     resolve_run_dir,
     runs_dir,
 )
+from agentwaves.run.verify import check_snapshot, verify_recorded
 from agentwaves.run.worktrees import WorktreePool, add_worktree, integration_branch, prune, remove_worktree
 
 DEFAULT_PLAN = Path(".agentwaves/plan.yaml")
@@ -145,22 +147,30 @@ def resume_run(
     run_dir = resolve_run_dir(state_dir, run_id)
     previous = read_state(run_dir)
     if previous.state == "done":  # e.g. killed while cleaning up after its last commit
-        _remove_run_worktrees(root, state_dir, previous.run_id)
-        config = load_config(root, {"llm": previous.settings.llm})
-        note = f"run {previous.run_id} is already done: nothing to resume"
-        return RunOutcome(previous, run_dir, [], run_summary(previous, config), note=note)
+        with RepoLock(state_dir) as lock:
+            lock.acquire(previous.run_id)
+            if verify_recorded(root, previous):  # its work is no longer all in git: resume for real
+                StateStore(run_dir, previous).save()
+            else:
+                _remove_run_worktrees(root, state_dir, previous.run_id)
+                config = load_config(root, {"llm": previous.settings.llm})
+                note = f"run {previous.run_id} is already done: nothing to resume"
+                return RunOutcome(previous, run_dir, [], run_summary(previous, config), note=note)
     saved = previous.settings.model_dump()
     merged = {**saved, **{k: v for k, v in overrides.items() if v is not None}}
     config = load_config(root, {k: v for k, v in merged.items() if k in Config.model_fields})
     plan = load_plan(run_dir / "plan.yaml")
+    warnings: list[str] = []
 
     def reopen(analysis: Analysis) -> StateStore:
         store = StateStore(run_dir, read_state(run_dir))
+        check_snapshot(run_dir / "plan.yaml", analysis, store.state)
+        warnings.extend(verify_recorded(root, store.state))
         store.state.settings = _settings_overrides(config)
         store.state.error = None
         return store
 
-    return _execute(root, state_dir, config, plan, reopen, [], subscribers)
+    return _execute(root, state_dir, config, plan, reopen, warnings, subscribers)
 
 
 def _execute(
@@ -213,6 +223,9 @@ def _execute(
         for fn in subscribers:
             events.subscribe(fn)
         run_id = store.state.run_id
+        pins = Pins(root, run_id)  # every commit the state records keeps a ref until `clean`
+        store.before_save = pins.sync
+        pins.sync(store.state)
         lock.release()
         lock.acquire(run_id)
         tracker = UsageTracker()
