@@ -146,10 +146,12 @@ def resume_run(
     state_dir = ensure_state_dir(root)
     run_dir = resolve_run_dir(state_dir, run_id)
     previous = read_state(run_dir)
+    warnings: list[str] = []
     if previous.state == "done":  # e.g. killed while cleaning up after its last commit
         with RepoLock(state_dir) as lock:
             lock.acquire(previous.run_id)
-            if verify_recorded(root, previous):  # its work is no longer all in git: resume for real
+            warnings += verify_recorded(root, previous)
+            if warnings:  # its work is no longer all in git: resume for real
                 StateStore(run_dir, previous).save()
             else:
                 _remove_run_worktrees(root, state_dir, previous.run_id)
@@ -160,7 +162,6 @@ def resume_run(
     merged = {**saved, **{k: v for k, v in overrides.items() if v is not None}}
     config = load_config(root, {k: v for k, v in merged.items() if k in Config.model_fields})
     plan = load_plan(run_dir / "plan.yaml")
-    warnings: list[str] = []
 
     def reopen(analysis: Analysis) -> StateStore:
         store = StateStore(run_dir, read_state(run_dir))
