@@ -1,5 +1,6 @@
 """The single gate every agent path goes through: relative to the worktree, no ``..``, nothing named
-``.git``, no symlink (of the target or any parent) that leads outside the worktree or into its ``.git``.
+``.git``, no symlink (of the target or any parent) that leads outside the worktree or into its ``.git``,
+and no write under ``.agentwaves/``.
 Also the glob matcher of ``list_files``.
 """
 
@@ -9,6 +10,8 @@ import os
 import re
 import stat
 from pathlib import Path, PurePosixPath
+
+STATE_DIR = ".agentwaves"  # agentwaves' own directory in the user's checkout: never part of a run
 
 
 class PathRefused(Exception):
@@ -31,6 +34,8 @@ def confine(root: Path, path: str, *, write: bool = False) -> Path:
         raise PathRefused(f"{path}: '..' is not allowed; use a path relative to the worktree root")
     if any(part.lower() == ".git" for part in pure.parts):
         raise PathRefused(f"{path}: .git is off limits; the tool commits for you")
+    if write and pure.parts and pure.parts[0].lower() == STATE_DIR:
+        raise PathRefused(f"{path}: {STATE_DIR}/ is agentwaves' own directory; nothing may be written there")
     real_root = root.resolve(strict=True)
     target = real_root.joinpath(*pure.parts)
     for depth in range(1, len(pure.parts) + 1):
@@ -42,6 +47,8 @@ def confine(root: Path, path: str, *, write: bool = False) -> Path:
             raise PathRefused(f"{path}: resolves outside the worktree (through a symlink)")
         if any(part.lower() == ".git" for part in real.relative_to(real_root).parts):
             raise PathRefused(f"{path}: resolves into .git, which is off limits")
+        if write and real.relative_to(real_root).parts[:1] == (STATE_DIR,):
+            raise PathRefused(f"{path}: resolves into {STATE_DIR}/, agentwaves' own directory")
     if write and os.path.lexists(target):
         mode = os.lstat(target).st_mode
         if stat.S_ISLNK(mode):

@@ -27,7 +27,7 @@ from agentwaves.plan.model import Task
 from agentwaves.run.commits import WaveCommitter
 from agentwaves.run.context import RunContext
 from agentwaves.run.crash import crashpoint
-from agentwaves.run.gitops import GitError, git
+from agentwaves.run.gitops import STATE_DIR, GitError, git
 from agentwaves.run.integrate import wave_handoff_markdown
 from agentwaves.run.recovery import branch_head, recover_state
 from agentwaves.run.stacking import Branch, StackedBases
@@ -281,7 +281,7 @@ class Executor:
         crashpoint("after worktree")
         # a fresh or cleaned worktree has untracked files only from copy_files or setup
         leftovers = _setup_leftovers(worktree) if self.pool.copy_files or self.pool.setup else []
-        rt = GroupRuntime(group.name, worktree, gs.port, threading.Lock(), exclude=leftovers)
+        rt = GroupRuntime(group.name, worktree, gs.port, threading.Lock(), exclude=[STATE_DIR, *leftovers])
         with self.cond:
             if base is not None:
                 gs.base = base

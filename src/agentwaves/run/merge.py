@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agentwaves.run.gitops import (
+    STATE_DIR,
     GitError,
     check_owned_ref,
     exclude_pathspecs,
@@ -190,11 +191,23 @@ def commit_wave(
     """
     check_owned_ref(ref)
     parent_sha = head_sha(repo, parent)
-    commit = commit_tree(repo, tree, [parent_sha], message)
+    commit = commit_tree(repo, without_state_dir(repo, tree, parent_sha), [parent_sha], message)
     update_ref(repo, ref, commit, parent_sha)
     if worktree is not None:
         git(worktree, "reset", "-q", "--hard", commit)
     return commit
+
+
+def without_state_dir(repo: Path, tree: str, parent: str) -> str:
+    """``tree`` with its top-level ``.agentwaves`` entry as in ``parent``: whatever a task, a command or a
+    resolver put under agentwaves' own directory never reaches a wave commit (and so never ``land``)."""
+    entries = [e for e in git(repo, "ls-tree", "-z", tree).split("\0") if e]
+    ours = [e for e in entries if e.split("\t", 1)[-1] == STATE_DIR]
+    theirs = [e for e in git(repo, "ls-tree", "-z", parent, "--", STATE_DIR).split("\0") if e]
+    if ours == theirs:
+        return tree
+    kept = [e for e in entries if e.split("\t", 1)[-1] != STATE_DIR] + theirs
+    return git(repo, "mktree", "-z", input="".join(e + "\0" for e in kept))
 
 
 def find_wave_commit(repo: Path, ref: str, run_id: str, wave: int) -> str | None:

@@ -294,7 +294,7 @@ def _remove_run_worktrees(root: Path, state_dir: Path, run_id: str) -> None:
     if (wt_root / "_integration").exists():
         remove_worktree(root, wt_root / "_integration")
     shutil.rmtree(wt_root, ignore_errors=True)
-    prune(root)
+    prune(root, under=wt_root)
 
 
 def _restore_usage(state: RunState, tracker: UsageTracker, model: str) -> None:
