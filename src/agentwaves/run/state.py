@@ -214,8 +214,8 @@ class StateStore:
         return cls(run_dir, read_state(run_dir))
 
 
-class StateDamaged(AgentwavesError):
-    """A run's ``state.json`` cannot be used; the message names the file and what to do."""
+class StateDamaged(UsageError):
+    """A run's ``state.json`` cannot be used (exit 2); the message names the file and what to do."""
 
 
 def read_state(run_dir: Path) -> RunState:
