@@ -18,6 +18,7 @@ wave's commit, and waves are committed one at a time, in order.
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 from agentwaves.agents.sandbox import Sandbox
@@ -115,12 +116,17 @@ class Executor:
                 idle = not self.running and not started and not self.commits.committing
                 if idle and (self.ctx.stop.is_set() or not self.commits.next_ready()):
                     break
+                if self.ctx.interrupted is not None and time.monotonic() > self.ctx.interrupt_deadline:
+                    break  # an agent still waits for a model answer: it is not waited for any longer
                 if not idle:
                     self.cond.wait(timeout=0.5)
                     continue
             self.commits.pending()  # a group settled after its thread's commit check
         for t in self.threads:
-            t.join()
+            if self.ctx.interrupted is None:
+                t.join()
+            else:
+                t.join(timeout=max(0.0, self.ctx.interrupt_deadline - time.monotonic()))
         if self.commits.failure is not None:
             raise self.commits.failure
         self.commits.ready_waves()

@@ -28,6 +28,7 @@ from agentwaves.run.context import RunContext, Slots
 from agentwaves.run.events import EventLog, Subscriber
 from agentwaves.run.executor import Executor
 from agentwaves.run.gitops import current_branch, ensure_state_dir, find_repo_root, head_sha, is_dirty
+from agentwaves.run.interrupt import interrupts
 from agentwaves.run.pins import Pins
 from agentwaves.run.report import write_report
 from agentwaves.run.state import (
@@ -58,6 +59,7 @@ class RunOutcome:
     warnings: list[str]
     summary: dict[str, Any]
     note: str | None = None  # e.g. "already done": said instead of running
+    exit_code: int = 1  # when not ok: 1, or 128 + the signal after an interrupt (130, 143)
 
     @property
     def ok(self) -> bool:
@@ -269,22 +271,29 @@ def _execute(
             warnings=warnings,
         )
         t0 = time.monotonic()
-        try:
-            Executor(ctx, pool, sandbox, integration).run()
-        finally:
-            elapsed = time.monotonic() - t0
-            pool.close()
-            _finish(ctx, elapsed)
-        if store.state.state == "done":
-            _remove_run_worktrees(root, state_dir, run_id)
-        summary = run_summary(store.state, config)
-        events.emit(
-            "run_finished", run=run_id, state=store.state.state, error=store.state.error, summary=summary
-        )
-        events.close()
-        with contextlib.suppress(OSError, AgentwavesError):
-            write_report(run_dir)
-        return RunOutcome(store.state, run_dir, warnings, summary)
+        with interrupts(ctx):
+            try:
+                Executor(ctx, pool, sandbox, integration).run()
+            finally:
+                elapsed = time.monotonic() - t0
+                if ctx.interrupted is None:
+                    pool.close()
+                    _finish(ctx, elapsed)
+                else:  # record it first: an agent thread not waited for must not change it afterwards
+                    _finish(ctx, elapsed)
+                    store.sealed = True
+                    pool.close()
+            if store.state.state == "done":
+                _remove_run_worktrees(root, state_dir, run_id)
+            summary = run_summary(store.state, config)
+            events.emit(
+                "run_finished", run=run_id, state=store.state.state, error=store.state.error, summary=summary
+            )
+            events.close()
+            with contextlib.suppress(OSError, AgentwavesError):
+                write_report(run_dir)
+        code = 128 + ctx.interrupted if ctx.interrupted is not None else 1
+        return RunOutcome(store.state, run_dir, warnings, summary, exit_code=code)
     finally:
         lock.release()
 
@@ -314,6 +323,10 @@ def _finish(ctx: RunContext, elapsed: float) -> None:
         state.usage = usage_json(ctx.model, ctx.tracker.total())
         if all(w.state == "done" for w in state.waves):
             state.state, state.error = "done", None
+        elif ctx.interrupted is not None:
+            state.state = "interrupted"
+            state.error = f"{ctx.stop_reason}: resume with `agentwaves resume {state.run_id}`"
+            _nothing_running(state)
         elif ctx.stop.is_set():
             state.state, state.error = "stopped", ctx.stop_reason
         else:
@@ -325,6 +338,19 @@ def _finish(ctx: RunContext, elapsed: float) -> None:
                 else "the run could not continue"
             )
         ctx.store.save()
+
+
+def _nothing_running(state: RunState) -> None:
+    """After an interrupt: what was running goes back to pending (it runs again on resume)."""
+    for w in state.waves:
+        for g in w.groups:
+            for t in g.tasks:
+                if t.state == "running":
+                    t.state, t.error = "pending", "interrupted"
+            if g.state == "running":
+                g.state = "pending"
+        if w.state == "running":
+            w.state = "pending"
 
 
 def run_summary(state: RunState, config: Config) -> dict[str, Any]:

@@ -188,6 +188,7 @@ class StateStore:
         self.lock = threading.RLock()
         # called before each write, e.g. to give every recorded commit a ref (run/pins.py)
         self.before_save: Callable[[RunState], None] | None = None
+        self.sealed = False  # set once an interrupted run is recorded: later saves change nothing
 
     @property
     def path(self) -> Path:
@@ -195,6 +196,8 @@ class StateStore:
 
     def save(self) -> None:
         with self.lock:
+            if self.sealed:
+                return
             crashpoint("before state write")
             if self.before_save is not None:
                 with contextlib.suppress(Exception):  # a failed pin must not lose the state itself
