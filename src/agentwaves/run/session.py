@@ -275,16 +275,14 @@ def _execute(
             try:
                 Executor(ctx, pool, sandbox, integration).run()
             finally:
-                elapsed = time.monotonic() - t0
-                if ctx.interrupted is None:
-                    pool.close()
-                    _finish(ctx, elapsed)
-                else:  # record it first: an agent thread not waited for must not change it afterwards
-                    _finish(ctx, elapsed)
+                # the outcome is recorded before any clean-up, which may fail (a path git cannot remove)
+                # and must never leave a finished run looking interrupted
+                _finish(ctx, time.monotonic() - t0)
+                if ctx.interrupted is not None:  # an agent thread not waited for must not change it
                     store.sealed = True
-                    pool.close()
+                _cleanup(warnings, pool.close)
             if store.state.state == "done":
-                _remove_run_worktrees(root, state_dir, run_id)
+                _cleanup(warnings, lambda: _remove_run_worktrees(root, state_dir, run_id))
             summary = run_summary(store.state, config)
             events.emit(
                 "run_finished", run=run_id, state=store.state.state, error=store.state.error, summary=summary
@@ -296,6 +294,14 @@ def _execute(
         return RunOutcome(store.state, run_dir, warnings, summary, exit_code=code)
     finally:
         lock.release()
+
+
+def _cleanup(warnings: list[str], step: Callable[[], None]) -> None:
+    """Run a clean-up step; a failure is a warning (the worktree stays for `clean`), never the outcome."""
+    try:
+        step()
+    except (AgentwavesError, OSError) as exc:
+        warnings.append(f"clean-up incomplete, `agentwaves clean` retries it: {str(exc).splitlines()[0]}")
 
 
 def _remove_run_worktrees(root: Path, state_dir: Path, run_id: str) -> None:

@@ -48,6 +48,7 @@ class Handoff(BaseModel):
     summary: str = ""
     notes: str = ""
     files: list[str] = Field(default_factory=list)
+    files_total: int = 0  # how many files the task changed; ``files`` names at most the first 200
 
 
 class TaskState(BaseModel):
@@ -64,6 +65,7 @@ class TaskState(BaseModel):
     usage: dict[str, Any] = Field(default_factory=dict)
     files_written: list[str] = Field(default_factory=list)
     undeclared: list[str] = Field(default_factory=list)
+    undeclared_total: int = 0  # undeclared writes in all; ``undeclared`` lists at most 200
     error: str | None = None
     retries: int = 0
     handoff: Handoff | None = None
