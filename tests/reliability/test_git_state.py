@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.helpers import git, latest_state, tree_files, wave_commits
+from tests.e2e.helpers import git, latest_state, shared_file_calls, tree_files, wave_commits
 from tests.reliability.support import (
     Workspace,
     agentwaves,
@@ -185,3 +185,36 @@ def test_gc_prune_now_between_a_crash_and_resume_loses_nothing(
     assert agentwaves("clean", *common(ws)[:2]).returncode == 0
     assert git(ws.repo, "for-each-ref", f"refs/agentwaves/{run}/") == ""
     assert json.loads(agentwaves("status", "--json", *common(ws)[:2]).stdout)["state"] == "done"
+
+
+def test_resolver_changes_outside_the_conflicts_are_refused_and_shown_in_review(
+    make_repo: Callable[..., Path], tmp_path: Path
+) -> None:
+    ws = make_workspace(make_repo, tmp_path, files={"shared.txt": "top\n"})
+    calls = shared_file_calls()
+    resolver = [
+        {"tool": "write_file", "input": {"path": "shared.txt", "content": "top\nfrom x\nfrom y\n"}},
+        {"tool": "run", "input": {"command": "rm src/keep.py"}},  # an earlier wave's file
+        {"tool": "write_file", "input": {"path": "sitecustomize.py", "content": "import os\n"}},
+        {"tool": "finish", "input": {"summary": "merged"}},
+    ]
+    script = ws.script({"tasks": calls, "resolver": {"y": resolver}})
+    plan = ws.plan(
+        [
+            {"id": "k", "title": "K", "files": ["src/keep.py"]},
+            {"id": "x", "title": "X", "files": ["x.py"], "depends_on": ["k"]},
+            {"id": "y", "title": "Y", "files": ["y.py"], "depends_on": ["k"]},
+        ]
+    )
+    res = agentwaves("execute", *common(ws), "--plan", plan, "--llm", "fake", "--fake-script", script)
+    assert res.returncode == 0, res.stderr
+    state = latest_state(ws.repo)
+    files = tree_files(ws.repo, state["branch"])
+    assert "src/keep.py" in files and "sitecustomize.py" not in files
+    assert git(ws.repo, "show", f"{state['branch']}:shared.txt") == "top\nfrom x\nfrom y"
+    review = json.loads(agentwaves("review", "--json", *common(ws)[:2]).stdout)
+    wave2 = next(w for w in review["waves"] if w["index"] == 2)
+    refused = {g["name"]: g["resolver_refused"] for g in wave2["groups"]}
+    assert refused["y"] == ["sitecustomize.py", "src/keep.py"]
+    text = agentwaves("review", "--wave", "2", *common(ws)[:2]).stdout
+    assert "resolver changes outside the conflicts refused for y: sitecustomize.py, src/keep.py" in text

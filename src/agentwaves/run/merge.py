@@ -39,6 +39,7 @@ from agentwaves.run.gitops import (
     git,
     head_sha,
     identity_args,
+    literal_pathspecs,
     run_git,
     update_ref,
 )
@@ -279,6 +280,27 @@ def write_tree_from_worktree(worktree: Path, exclude: list[str] | tuple[str, ...
         return git(worktree, "write-tree", env=env)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def resolution_tree(worktree: Path, conflicted_tree: str, paths: list[str]) -> tuple[str, list[str]]:
+    """The resolver's answer, limited to the conflicted ``paths``: ``conflicted_tree`` with only those
+    paths taken from the worktree, and the paths the resolver changed besides them (refused: they never
+    reach the wave commit)."""
+    full = write_tree_from_worktree(worktree)
+    fd, tmp_name = tempfile.mkstemp(prefix="agentwaves-index-")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    tmp.unlink()
+    try:
+        env = {"GIT_INDEX_FILE": str(tmp)}
+        git(worktree, "read-tree", conflicted_tree, env=env)
+        if paths:
+            git(worktree, "add", "-A", "--", *literal_pathspecs(paths), env=env)
+        tree = git(worktree, "write-tree", env=env)
+    finally:
+        tmp.unlink(missing_ok=True)
+    out = run_git(worktree, "diff", "--no-renames", "--name-only", "-z", tree, full, "--").stdout
+    return tree, sorted(p for p in out.split("\0") if p)
 
 
 def conflict_markers_left(worktree: Path, paths: list[str]) -> list[str]:

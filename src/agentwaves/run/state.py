@@ -84,6 +84,7 @@ class GroupState(BaseModel):
     error: str | None = None
     conflicts: list[str] = Field(default_factory=list)
     resolved: list[str] = Field(default_factory=list)
+    resolver_refused: list[str] = Field(default_factory=list)  # resolver changes outside the conflicts
     tasks: list[TaskState] = Field(default_factory=list)
 
 
