@@ -164,6 +164,55 @@ def test_a_second_ctrl_c_exits_at_once(make_repo: Callable[..., Path], tmp_path:
     assert "exiting now" in err and "Traceback" not in err
     status = json.loads(agentwaves("status", "--json", "--repo", ws.repo).stdout)
     assert status["state"] == "interrupted"
+    assert all(t["state"] != "running" for w in status["waves"] for g in w["groups"] for t in g["tasks"])
     res = agentwaves("resume", "--repo", ws.repo, "--fake-time-scale", "0")
     assert res.returncode == 0, res.stderr
     assert latest_state(ws.repo)["state"] == "done"
+
+
+def test_ctrl_c_ends_the_live_display_cleanly(make_repo: Callable[..., Path], tmp_path: Path) -> None:
+    """On a terminal (a real pty) the live display is stopped before the summary: the cursor it hid is
+    shown again, the summary and the resume hint follow, exit 130."""
+    import pty
+    import select
+
+    ws = make_workspace(make_repo, tmp_path)
+    plan = ws.plan([{"id": "a", "title": "A", "files": ["src/a.py"], "estimate": 1}])
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agentwaves", "execute", "--repo", str(ws.repo), "--plan", str(plan),
+         "--llm", "fake", "--sandbox", "none", "--fake-time-scale", "4"],
+        stdout=slave, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env={**os.environ, "COLUMNS": "100"},
+    )  # fmt: skip
+    os.close(slave)
+    out = bytearray()
+
+    def drain(until: float) -> None:
+        while time.monotonic() < until:
+            if select.select([master], [], [], 0.05)[0]:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:
+                    return
+                if not chunk:
+                    return
+                out.extend(chunk)
+            elif proc.poll() is not None:
+                return
+
+    try:
+        wait_for(lambda: any(e["type"] == "model_call" for e in events(ws.repo)), "the first model call")
+        drain(time.monotonic() + 0.5)
+        proc.send_signal(signal.SIGINT)
+        drain(time.monotonic() + 30)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    text = out.decode("utf-8", "replace")
+    assert proc.returncode == 130
+    assert "\x1b[?25l" in text and text.rfind("\x1b[?25h") > text.rfind("\x1b[?25l")
+    run = latest_state(ws.repo)["run_id"]
+    assert "interrupted" in text[text.rfind("\x1b[?25h") :]
+    assert f"agentwaves resume {run}" in text + proc.stderr.read().decode()  # type: ignore[union-attr]

@@ -21,6 +21,7 @@ from types import FrameType
 
 from agentwaves.agents.proc import RUNNING
 from agentwaves.run.context import RunContext
+from agentwaves.run.state import RunState
 
 GRACE_S = 10.0
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -28,6 +29,37 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 def signal_name(signum: int) -> str:
     return signal.Signals(signum).name
+
+
+def record_interrupted(state: RunState, reason: str) -> None:
+    """The run is ``interrupted`` (resumable); what was running goes back to pending."""
+    state.state = "interrupted"
+    state.error = f"{reason}: resume with `agentwaves resume {state.run_id}`"
+    for w in state.waves:
+        for g in w.groups:
+            for t in g.tasks:
+                if t.state == "running":
+                    t.state, t.error = "pending", "interrupted"
+            if g.state == "running":
+                g.state = "pending"
+        if w.state == "running":
+            w.state = "pending"
+
+
+def _record_now(ctx: RunContext) -> None:
+    """Best effort, for the second signal: save the run as interrupted unless the state is busy."""
+    store = ctx.store
+    if not store.lock.acquire(timeout=1.0):
+        return
+    try:
+        if not store.sealed and store.state.state not in ("done", "interrupted"):
+            record_interrupted(store.state, ctx.stop_reason or "interrupted")
+            store.save()
+        store.sealed = True
+    except Exception:  # leaving at once matters more; status shows the run interrupted anyway
+        pass
+    finally:
+        store.lock.release()
 
 
 @contextlib.contextmanager
@@ -40,6 +72,7 @@ def interrupts(ctx: RunContext) -> Iterator[None]:
     def handler(signum: int, frame: FrameType | None) -> None:
         if ctx.interrupted is not None:  # the second one: leave now
             RUNNING.kill_all()
+            _record_now(ctx)
             with contextlib.suppress(OSError):
                 if sys.stdout.isatty():
                     os.write(sys.stdout.fileno(), b"\x1b[?25h\n")  # the live display hid the cursor

@@ -28,7 +28,7 @@ from agentwaves.run.context import RunContext, Slots
 from agentwaves.run.events import EventLog, Subscriber
 from agentwaves.run.executor import Executor
 from agentwaves.run.gitops import current_branch, ensure_state_dir, find_repo_root, head_sha, is_dirty
-from agentwaves.run.interrupt import interrupts
+from agentwaves.run.interrupt import interrupts, record_interrupted
 from agentwaves.run.pins import Pins
 from agentwaves.run.report import write_report
 from agentwaves.run.state import (
@@ -330,9 +330,7 @@ def _finish(ctx: RunContext, elapsed: float) -> None:
         if all(w.state == "done" for w in state.waves):
             state.state, state.error = "done", None
         elif ctx.interrupted is not None:
-            state.state = "interrupted"
-            state.error = f"{ctx.stop_reason}: resume with `agentwaves resume {state.run_id}`"
-            _nothing_running(state)
+            record_interrupted(state, ctx.stop_reason)
         elif ctx.stop.is_set():
             state.state, state.error = "stopped", ctx.stop_reason
         else:
@@ -344,19 +342,6 @@ def _finish(ctx: RunContext, elapsed: float) -> None:
                 else "the run could not continue"
             )
         ctx.store.save()
-
-
-def _nothing_running(state: RunState) -> None:
-    """After an interrupt: what was running goes back to pending (it runs again on resume)."""
-    for w in state.waves:
-        for g in w.groups:
-            for t in g.tasks:
-                if t.state == "running":
-                    t.state, t.error = "pending", "interrupted"
-            if g.state == "running":
-                g.state = "pending"
-        if w.state == "running":
-            w.state = "pending"
 
 
 def run_summary(state: RunState, config: Config) -> dict[str, Any]:
