@@ -346,8 +346,22 @@ def test_land_refuses_a_dirty_tree(done_run: tuple[Path, dict[str, Any]], run_cl
     (repo / "README.md").write_text("# local edit\n")
     before = user_snapshot(repo)
     res = run_cli("land", "--repo", repo)
-    assert res.exit_code == 1 and "uncommitted changes (README.md)" in res.stderr
+    assert (
+        res.exit_code == 1
+        and "would overwrite files in your working tree: README.md (modified)" in res.stderr
+    )
     assert user_snapshot(repo) == before and (repo / "README.md").read_text() == "# local edit\n"
+
+
+def test_land_keeps_unrelated_untracked_files(done_run: tuple[Path, dict[str, Any]], run_cli: Cli) -> None:
+    """Issue 12 item 4: an untracked file the run does not touch (the README's agentwaves.yaml) no longer
+    blocks `land`."""
+    repo, state = done_run
+    (repo / "agentwaves.yaml").write_text("max_agents: 2\n")
+    res = run_cli("land", "--repo", repo)
+    assert res.exit_code == 0, res.stderr
+    assert git(repo, "rev-parse", "main") == git(repo, "rev-parse", state["branch"])
+    assert (repo / "agentwaves.yaml").read_text() == "max_agents: 2\n"
 
 
 def test_land_refuses_detached_failed_and_unknown(

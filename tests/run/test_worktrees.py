@@ -288,7 +288,7 @@ def test_integration_worktree(repo: Path, tmp_path: Path) -> None:
     assert list_worktrees(repo)[1].branch is None
     shutil.rmtree(resumed)
     assert list_worktrees(repo)[1].prunable
-    prune(repo)
+    prune(repo, [resumed])
     assert len(list_worktrees(repo)) == 1
     remove_worktree(repo, path)  # already gone: no error
     assert user_view(repo) == before

@@ -20,6 +20,13 @@ from agentwaves.prompts import render
 from agentwaves.run.state import Handoff
 
 _GLOB = re.compile(r"[*?\[]")
+MAX_LISTED_FILES = 200  # files named in a handoff (and so in prompts and state); the rest are counted
+MAX_HANDOFF_TEXT = 4000  # characters of an agent's summary and notes kept for the tasks after it
+
+
+def printable_path(path: str) -> str:
+    """A file name as text that can always be stored and sent: bytes that are not UTF-8 become ``\\xNN``."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def concrete_paths(patterns: list[str], name: str) -> list[str]:
@@ -47,6 +54,7 @@ class TaskOutcome:
     handoff: Handoff
     usage: Usage
     turns: int
+    all_files: list[str] | None = None  # every file the task changed (the handoff names the first ones)
 
 
 def task_message(task: Task, handoffs: list[Handoff], wave_notes: str) -> str:
@@ -62,7 +70,8 @@ def task_message(task: Task, handoffs: list[Handoff], wave_notes: str) -> str:
             if h.notes.strip():
                 parts.append(f"Notes: {h.notes.strip()}")
             if h.files:
-                parts.append("Files: " + ", ".join(h.files))
+                more = h.files_total - len(h.files)
+                parts.append("Files: " + ", ".join(h.files) + (f" (and {more} more)" if more > 0 else ""))
     if wave_notes.strip():
         parts += ["", "# What earlier waves did", wave_notes.strip()]
     return "\n".join(parts)
@@ -118,11 +127,14 @@ def implement(
     summary = str(result.finish.data.get("summary") or "").strip()
     if not summary:
         raise AgentFailed("the agent finished without a summary")
+    # without ``run`` the file tools saw every write: no scan of the whole worktree
+    changed = (tools.changed_paths() if tools.ran_command else set()) | tools.written
+    files = sorted({printable_path(p) for p in changed})
     handoff = Handoff(
         task=task.id,
-        summary=summary,
-        notes=str(result.finish.data.get("notes") or ""),
-        # without ``run`` the file tools saw every write: no scan of the whole worktree
-        files=sorted((tools.changed_paths() if tools.ran_command else set()) | tools.written),
+        summary=summary[:MAX_HANDOFF_TEXT],
+        notes=str(result.finish.data.get("notes") or "")[:MAX_HANDOFF_TEXT],
+        files=files[:MAX_LISTED_FILES],  # bounded, whatever the agent wrote: prompts and state stay small
+        files_total=len(files),
     )
-    return TaskOutcome(handoff=handoff, usage=result.usage, turns=result.turns)
+    return TaskOutcome(handoff=handoff, usage=result.usage, turns=result.turns, all_files=files)

@@ -1,5 +1,6 @@
 """The single gate every agent path goes through: relative to the worktree, no ``..``, nothing git treats as
-``.git``, no symlink (of the target or any parent) that leads outside the worktree or into its ``.git``.
+``.git``, no symlink (of the target or any parent) that leads outside the worktree or into its ``.git``,
+and no write under ``.agentwaves/`` (agentwaves' own directory, never part of a run).
 
 Checking a path and then using it by name is a race: a sibling task sharing the worktree can swap a
 directory for a symlink in between. So the file tools never hand a path to the kernel to resolve. They
@@ -24,6 +25,7 @@ MAX_LINKS = 40
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _NTFS_SHORT = re.compile(r"git~\d+", re.IGNORECASE)
+STATE_DIR = ".agentwaves"  # agentwaves' own directory in the user's checkout: never part of a run
 
 
 class PathRefused(Exception):
@@ -162,6 +164,10 @@ class _Walk:
                 continue
             if is_dot_git(name):
                 raise PathRefused(f"{self.shown}: resolves into .git, which is off limits")
+            if final == "parent" and len(self.fds) == 1 and name.lower() == STATE_DIR:
+                raise PathRefused(
+                    f"{self.shown}: {STATE_DIR}/ is agentwaves' own directory; nothing may be written there"
+                )
             last = not pending
             if last and final == "parent":
                 try:

@@ -16,6 +16,7 @@ import signal
 import stat
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -25,6 +26,35 @@ from pathlib import Path
 from agentwaves.agents.sandbox import Sandbox
 
 MARKER_VAR = "AGENTWAVES_RUN_ID"
+
+
+class RunningCommands:
+    """The commands in progress in this process, so that an interrupt (SIGINT, SIGTERM) can kill them all
+    at once: :meth:`kill_all`. Each command's own thread still reaps it and removes its cgroup."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._live: dict[int, tuple[subprocess.Popen[bytes], str]] = {}
+
+    def add(self, proc: subprocess.Popen[bytes], marker: str) -> None:
+        with self._lock:
+            self._live[proc.pid] = (proc, marker)
+
+    def discard(self, proc: subprocess.Popen[bytes]) -> None:
+        with self._lock:
+            self._live.pop(proc.pid, None)
+
+    def kill_all(self) -> int:
+        """SIGKILL every command's process group; returns how many commands there were."""
+        with self._lock:
+            live = list(self._live.values())
+        for proc, _marker in live:
+            with contextlib.suppress(OSError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        return len(live)
+
+
+RUNNING = RunningCommands()  # one per process, like the signal handlers that use it
 
 
 @dataclass(frozen=True)
@@ -224,10 +254,12 @@ def run_sandboxed(
         start_new_session=True,
         close_fds=True,
     )
+    RUNNING.add(proc, marker)
     try:
         keep, total, status = _pump(proc, start + timeout, max_output * 4, limits.max_output_bytes)
     finally:
         _kill_everything(proc, marker, cgroup)
+        RUNNING.discard(proc)
         for root in (cwd, *writable):
             strip_setid(root)
     shown = keep.decode("utf-8", errors="replace")[:max_output]

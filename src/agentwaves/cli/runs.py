@@ -145,6 +145,10 @@ def register(app: typer.Typer) -> None:
             print_json(result)
             return
         out = console()
+        for skipped in result.get("skipped", []):
+            console(stderr=True).print(
+                f"warning: run {skipped['run']} skipped: {skipped['error']}", markup=False
+            )
         notes = {
             "deleted-landed": "deleted (landed)",
             "deleted-forced": "deleted (--force)",

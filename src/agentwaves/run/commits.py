@@ -110,6 +110,8 @@ class WaveCommitter:
         with self.cond:
             for name, paths in result.resolved.items():
                 self.state.group(name).resolved = paths
+            for name, paths in result.refused.items():
+                self.state.group(name).resolver_refused = paths
             if result.tree is None:
                 for name, paths in result.failed.items():
                     gs = self.state.group(name)

@@ -80,6 +80,8 @@ class RunContext:
     stop: threading.Event = field(default_factory=threading.Event)
     stop_reason: str = ""
     progress: dict[str, float] = field(default_factory=dict)
+    interrupted: int | None = None  # the signal (SIGINT, SIGTERM) that stopped the run
+    interrupt_deadline: float = 0.0  # monotonic time after which running agents are no longer waited for
 
     @property
     def run_id(self) -> str:
@@ -104,6 +106,8 @@ class RunHooks:
         self.scope = scope
 
     def before_call(self, call: CallContext) -> None:
+        if self.ctx.interrupted is not None:  # Ctrl-C: no new model call; the task goes back to pending
+            raise BudgetReached(self.ctx.stop_reason)
         budget = self.ctx.config.budget_usd
         if budget is not None and self.ctx.tracker.cost() >= budget:
             raise BudgetReached(

@@ -26,6 +26,9 @@ class EventLog:
         self._lock = threading.Lock()
         self._subscribers: list[Subscriber] = []
         self._fh = open(path, "a", encoding="utf-8") if path else None  # noqa: SIM115
+        if self._fh is not None and path is not None and _ends_torn(path):
+            self._fh.write("\n")  # a torn last line (a crash mid-write) must not swallow the next event
+            self._fh.flush()
 
     def subscribe(self, fn: Subscriber) -> None:
         self._subscribers.append(fn)
@@ -38,7 +41,12 @@ class EventLog:
                 self._fh.flush()
             subscribers = list(self._subscribers)
         for fn in subscribers:
-            fn(event)
+            try:
+                fn(event)
+            except Exception:  # a display that fails (closed stdout) never changes the run: drop it
+                with self._lock:
+                    if fn in self._subscribers:
+                        self._subscribers.remove(fn)
         return event
 
     def close(self) -> None:
@@ -48,14 +56,30 @@ class EventLog:
                 self._fh = None
 
 
+def _ends_torn(path: Path) -> bool:
+    """True when ``path`` is not empty and its last byte is not a newline."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, 2)
+            if fh.tell() == 0:
+                return False
+            fh.seek(-1, 2)
+            return fh.read(1) != b"\n"
+    except OSError:
+        return False
+
+
 def read_events(path: Path) -> list[Event]:
-    """Every complete event in ``path`` (a torn last line from a crash is skipped)."""
+    """Every complete event in ``path``: a torn line (a crash mid-write), a line that is not JSON or not
+    an object (a damaged file) is skipped, never an error."""
     events: list[Event] = []
     if not path.exists():
         return events
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         try:
-            events.append(json.loads(line))
+            event = json.loads(line)
         except json.JSONDecodeError:
             continue
+        if isinstance(event, dict):
+            events.append(event)
     return events

@@ -18,6 +18,7 @@ wave's commit, and waves are committed one at a time, in order.
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 from agentwaves.agents.sandbox import Sandbox
@@ -27,7 +28,7 @@ from agentwaves.plan.model import Task
 from agentwaves.run.commits import WaveCommitter
 from agentwaves.run.context import RunContext
 from agentwaves.run.crash import crashpoint
-from agentwaves.run.gitops import GitError, git
+from agentwaves.run.gitops import STATE_DIR, GitError, git
 from agentwaves.run.integrate import wave_handoff_markdown
 from agentwaves.run.recovery import branch_head, recover_state
 from agentwaves.run.stacking import Branch, StackedBases
@@ -115,12 +116,17 @@ class Executor:
                 idle = not self.running and not started and not self.commits.committing
                 if idle and (self.ctx.stop.is_set() or not self.commits.next_ready()):
                     break
+                if self.ctx.interrupted is not None and time.monotonic() > self.ctx.interrupt_deadline:
+                    break  # an agent still waits for a model answer: it is not waited for any longer
                 if not idle:
                     self.cond.wait(timeout=0.5)
                     continue
             self.commits.pending()  # a group settled after its thread's commit check
         for t in self.threads:
-            t.join()
+            if self.ctx.interrupted is None:
+                t.join()
+            else:
+                t.join(timeout=max(0.0, self.ctx.interrupt_deadline - time.monotonic()))
         if self.commits.failure is not None:
             raise self.commits.failure
         self.commits.ready_waves()
@@ -281,7 +287,7 @@ class Executor:
         crashpoint("after worktree")
         # a fresh or cleaned worktree has untracked files only from copy_files or setup
         leftovers = _setup_leftovers(worktree) if self.pool.copy_files or self.pool.setup else []
-        rt = GroupRuntime(group.name, worktree, gs.port, threading.Lock(), exclude=leftovers)
+        rt = GroupRuntime(group.name, worktree, gs.port, threading.Lock(), exclude=[STATE_DIR, *leftovers])
         with self.cond:
             if base is not None:
                 gs.base = base

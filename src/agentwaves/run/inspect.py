@@ -303,6 +303,7 @@ def _review_wave(ref: RunRef, w: WaveState, diff: bool) -> dict[str, Any]:
         "groups": [
             {"name": g.name, "state": g.state, "branch": g.branch or None, "tasks": [t.id for t in g.tasks]}
             | {"resolved": list(g.resolved), "conflicts": list(g.conflicts)}
+            | {"resolver_refused": list(g.resolver_refused)}
             for g in w.groups
         ],
         "tasks": tasks,

@@ -20,8 +20,8 @@ from agentwaves.run.merge import (
     accumulate,
     checkout_tree,
     record_resolution,
+    resolution_tree,
     tree_of,
-    write_tree_from_worktree,
 )
 from agentwaves.run.merge import wave_message as merge_wave_message
 from agentwaves.run.stacking import Branch, stack
@@ -34,6 +34,7 @@ class Integration:
     tree: str | None
     failed: dict[str, list[str]] = field(default_factory=dict)
     resolved: dict[str, list[str]] = field(default_factory=dict)
+    refused: dict[str, list[str]] = field(default_factory=dict)  # the resolver's changes it may not make
 
 
 def integrate_wave(
@@ -62,11 +63,14 @@ def integrate_wave(
         if step.conflicts:
             conflicts = list(step.conflicts)
             ctx.events.emit("merge_conflict", group=b.group, wave=wave.index, paths=conflicts)
-            resolved = _resolve(ctx, b.group, wave.index, current, step.tree, conflicts, pool, sandbox)
-            if resolved is None:
+            answer = _resolve(ctx, b.group, wave.index, current, step.tree, conflicts, pool, sandbox)
+            if answer is None:
                 result.failed[b.group] = conflicts
                 continue
+            resolved, refused = answer
             result.resolved[b.group] = conflicts
+            if refused:
+                result.refused[b.group] = refused
             merged = record_resolution(repo, current, b.head, resolved, message)
         current = merged
     result.tree = None if result.failed else tree_of(repo, current)
@@ -82,7 +86,9 @@ def _resolve(
     paths: list[str],
     pool: WorktreePool,
     sandbox: Sandbox,
-) -> str | None:
+) -> tuple[str, list[str]] | None:
+    """The resolved tree and the paths outside the conflicted ones the resolver changed (left out), or
+    None when it could not resolve."""
     name = f"resolve-{wave}-{group}"
     worktree = pool.acquire(name, group_branch(ctx.run_id, name), current)
     try:
@@ -111,7 +117,10 @@ def _resolve(
         )
         if not outcome.resolved:
             return None
-        return write_tree_from_worktree(worktree)
+        tree, refused = resolution_tree(worktree, conflicted_tree, paths)
+        if refused:  # e.g. an earlier wave's file deleted, a sitecustomize.py added: never committed
+            ctx.events.emit("resolver_refused", group=group, wave=wave, paths=refused)
+        return tree, refused
     finally:
         pool.release(worktree)
 

@@ -1,10 +1,13 @@
 """Landing a finished run on the user's branch, and cleaning up after runs.
 
 ``land`` only ever fast-forwards (``git merge --ff-only``), and only after checking everything that could
-make that surprising: the run is done, HEAD is on a branch, the working tree is clean (``.agentwaves/``
-aside), and the branch has not moved away from the run's base. When a check fails it changes nothing and
-says what to do. ``clean`` removes a run's worktrees and group branches; it keeps an integration branch
-that is not landed anywhere unless forced, and refuses while a run is executing in the repository.
+make that surprising: the run is done, HEAD is on a branch, the branch has not moved away from the run's
+base, the run adds nothing under ``.agentwaves/``, and no file the run's tree would write or delete is in
+the way in the working tree (a tracked file with uncommitted changes, an untracked or an ignored file:
+git itself would silently overwrite an ignored ``.env``). Unrelated changes and files are kept.
+When a check fails it changes nothing and says what to do. ``clean`` removes a run's worktrees, group
+branches and pins (``refs/agentwaves/<run>/``); it keeps an integration branch that is not landed anywhere
+unless forced, and refuses while a run is executing in the repository.
 """
 
 from __future__ import annotations
@@ -17,10 +20,19 @@ from pathlib import Path
 from typing import Any
 
 from agentwaves.errors import AgentwavesError
-from agentwaves.run.gitops import GitError, current_branch, delete_branch, git, is_dirty, run_git
+from agentwaves.run.gitops import STATE_DIR, GitError, current_branch, delete_branch, git, run_git
 from agentwaves.run.inspect import LANDED_FILE, RunRef, effective_state, is_live, lock_holder, read_landed
 from agentwaves.run.merge import is_ancestor
-from agentwaves.run.state import atomic_write, list_runs, now_iso, read_state, resolve_run_dir, runs_dir
+from agentwaves.run.pins import drop_pins
+from agentwaves.run.state import (
+    StateDamaged,
+    atomic_write,
+    list_runs,
+    now_iso,
+    read_state,
+    resolve_run_dir,
+    runs_dir,
+)
 from agentwaves.run.worktrees import GROUP_PREFIX, INTEGRATION_PREFIX, list_worktrees, prune, remove_worktree
 
 
@@ -29,10 +41,36 @@ def _rev(root: Path, rev: str) -> str | None:
     return res.stdout.strip() or None
 
 
-def _dirty_paths(root: Path) -> list[str]:
-    out = run_git(root, "status", "--porcelain", "--untracked-files=normal").stdout
-    paths = [line[3:] for line in out.splitlines() if len(line) > 3]
-    return [p for p in paths if p.strip('"') != ".agentwaves" and not p.strip('"').startswith(".agentwaves/")]
+def in_the_way(root: Path, head: str, target: str) -> list[str]:
+    """Files of the working tree that fast-forwarding ``head`` to ``target`` would overwrite or delete,
+    each with why: a tracked file with uncommitted changes, or a file git does not track (untracked or
+    ignored: git itself overwrites ignored files without asking). Anything else is left alone and kept."""
+    out = run_git(root, "diff", "--no-renames", "--name-only", "-z", head, target, "--").stdout
+    changed = [p for p in out.split("\0") if p]
+    if not changed:
+        return []
+    tracked = set(run_git(root, "ls-tree", "-r", "-z", "--name-only", head).stdout.split("\0"))
+    out = run_git(root, "diff", "--no-renames", "--name-only", "-z", "HEAD", "--").stdout
+    modified = {p for p in out.split("\0") if p}
+    found: list[str] = []
+    for path in changed:
+        if path in tracked:
+            if path in modified:
+                found.append(f"{path} (modified)")
+            continue
+        parts = path.split("/")
+        for depth in range(1, len(parts) + 1):  # the file itself, or a file where a directory must go
+            prefix = "/".join(parts[:depth])
+            where = root / prefix
+            if prefix in tracked or not os.path.lexists(where) or (depth < len(parts) and where.is_dir()):
+                continue
+            found.append(f"{prefix} ({'ignored' if _ignored(root, prefix) else 'untracked'})")
+            break
+    return sorted(set(found))
+
+
+def _ignored(root: Path, path: str) -> bool:
+    return run_git(root, "check-ignore", "-q", "--no-index", "--", path, check=False).returncode == 0
 
 
 def land(ref: RunRef) -> dict[str, Any]:
@@ -64,20 +102,26 @@ def land(ref: RunRef) -> dict[str, Any]:
         if not landed:
             _record(ref, branch, head, target)
         return {"run": rid, "branch": branch, "from": head, "to": head, "already": True}
-    if is_dirty(root):
-        dirty = _dirty_paths(root)
-        shown = ", ".join(dirty[:3]) + (", …" if len(dirty) > 3 else "")
-        raise AgentwavesError(
-            f"the working tree has uncommitted changes ({shown}): commit or stash them, "
-            f"then run `agentwaves land {rid}`"
-        )
     if not is_ancestor(root, head, target):
         raise AgentwavesError(
             f"your branch {branch} moved since the run started (base {s.base[:7]}, now {head[:7]}): "
             f"rebase the run with `git rebase {branch} {s.branch} && git switch {branch} && "
             f"agentwaves land {rid}` or merge it with `git merge {s.branch}`"
         )
-    git(root, "merge", "--ff-only", "-q", s.branch)
+    run_files = run_git(root, "diff", "--name-only", "-z", head, target, "--", STATE_DIR).stdout
+    if run_files.strip("\0"):
+        raise AgentwavesError(
+            f"run {rid} adds files under {STATE_DIR}/ ({run_files.split(chr(0))[0]}), agentwaves' own "
+            "directory: it is not landed; inspect it with `agentwaves review`"
+        )
+    blocking = in_the_way(root, head, target)
+    if blocking:
+        shown = ", ".join(blocking[:5]) + (f" and {len(blocking) - 5} more" if len(blocking) > 5 else "")
+        raise AgentwavesError(
+            f"landing run {rid} would overwrite files in your working tree: {shown}: move, commit or "
+            f"stash them, then run `agentwaves land {rid}`"
+        )
+    git(root, "merge", "--ff-only", "-q", target)
     _record(ref, branch, head, target)
     return {"run": rid, "branch": branch, "from": head, "to": target, "already": False}
 
@@ -127,12 +171,13 @@ def clean_run(ref: RunRef, force: bool = False) -> dict[str, Any]:
         if info.path.resolve().is_relative_to(wt_root.resolve()):
             remove_worktree(root, info.path)
             removed.append(ref.rel(info.path))
-    prune(root)
+    prune(root, under=wt_root)
     shutil.rmtree(wt_root, ignore_errors=True)
     state = ref.state.state
     keep_groups = state != "done" and not force
     deleted: list[str] = []
     if not keep_groups:
+        drop_pins(root, rid)  # from now on the run's objects are git's to collect
         for branch in _group_branches(root, rid):
             with contextlib.suppress(GitError):
                 if delete_branch(root, branch, force=True):
@@ -184,8 +229,17 @@ def clean(
         raise AgentwavesError(
             f"a run is executing in this repository{who}: wait for it to finish or stop it, then clean"
         )
-    results = [clean_run(RunRef(root, state_dir, d, read_state(d)), force) for d in dirs]
-    return {"runs": results, "freed_bytes": sum(r["freed_bytes"] for r in results)}
+    results, skipped = [], []
+    for d in dirs:
+        try:
+            state = read_state(d)
+        except StateDamaged as exc:
+            if not all_runs:
+                raise
+            skipped.append({"run": d.name, "error": str(exc)})  # one damaged run never stops the others
+            continue
+        results.append(clean_run(RunRef(root, state_dir, d, state), force))
+    return {"runs": results, "skipped": skipped, "freed_bytes": sum(r["freed_bytes"] for r in results)}
 
 
 __all__ = ["clean", "clean_run", "dir_size", "land", "landed_on"]

@@ -32,12 +32,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agentwaves.run.gitops import (
+    STATE_DIR,
     GitError,
     check_owned_ref,
     exclude_pathspecs,
     git,
     head_sha,
     identity_args,
+    literal_pathspecs,
     run_git,
     update_ref,
 )
@@ -190,11 +192,23 @@ def commit_wave(
     """
     check_owned_ref(ref)
     parent_sha = head_sha(repo, parent)
-    commit = commit_tree(repo, tree, [parent_sha], message)
+    commit = commit_tree(repo, without_state_dir(repo, tree, parent_sha), [parent_sha], message)
     update_ref(repo, ref, commit, parent_sha)
     if worktree is not None:
         git(worktree, "reset", "-q", "--hard", commit)
     return commit
+
+
+def without_state_dir(repo: Path, tree: str, parent: str) -> str:
+    """``tree`` with its top-level ``.agentwaves`` entry as in ``parent``: whatever a task, a command or a
+    resolver put under agentwaves' own directory never reaches a wave commit (and so never ``land``)."""
+    entries = [e for e in git(repo, "ls-tree", "-z", tree).split("\0") if e]
+    ours = [e for e in entries if e.split("\t", 1)[-1] == STATE_DIR]
+    theirs = [e for e in git(repo, "ls-tree", "-z", parent, "--", STATE_DIR).split("\0") if e]
+    if ours == theirs:
+        return tree
+    kept = [e for e in entries if e.split("\t", 1)[-1] != STATE_DIR] + theirs
+    return git(repo, "mktree", "-z", input="".join(e + "\0" for e in kept))
 
 
 def find_wave_commit(repo: Path, ref: str, run_id: str, wave: int) -> str | None:
@@ -266,6 +280,27 @@ def write_tree_from_worktree(worktree: Path, exclude: list[str] | tuple[str, ...
         return git(worktree, "write-tree", env=env)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def resolution_tree(worktree: Path, conflicted_tree: str, paths: list[str]) -> tuple[str, list[str]]:
+    """The resolver's answer, limited to the conflicted ``paths``: ``conflicted_tree`` with only those
+    paths taken from the worktree, and the paths the resolver changed besides them (refused: they never
+    reach the wave commit)."""
+    full = write_tree_from_worktree(worktree)
+    fd, tmp_name = tempfile.mkstemp(prefix="agentwaves-index-")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    tmp.unlink()
+    try:
+        env = {"GIT_INDEX_FILE": str(tmp)}
+        git(worktree, "read-tree", conflicted_tree, env=env)
+        if paths:
+            git(worktree, "add", "-A", "--", *literal_pathspecs(paths), env=env)
+        tree = git(worktree, "write-tree", env=env)
+    finally:
+        tmp.unlink(missing_ok=True)
+    out = run_git(worktree, "diff", "--no-renames", "--name-only", "-z", tree, full, "--").stdout
+    return tree, sorted(p for p in out.split("\0") if p)
 
 
 def conflict_markers_left(worktree: Path, paths: list[str]) -> list[str]:

@@ -29,6 +29,8 @@ from agentwaves.run.context import RunContext, Slots
 from agentwaves.run.events import EventLog, Subscriber
 from agentwaves.run.executor import Executor
 from agentwaves.run.gitops import current_branch, ensure_state_dir, find_repo_root, head_sha, is_dirty
+from agentwaves.run.interrupt import interrupts, record_interrupted
+from agentwaves.run.pins import Pins
 from agentwaves.run.report import write_report
 from agentwaves.run.state import (
     GroupState,
@@ -45,6 +47,7 @@ from agentwaves.run.state import (
     resolve_run_dir,
     runs_dir,
 )
+from agentwaves.run.verify import check_snapshot, verify_recorded
 from agentwaves.run.worktrees import WorktreePool, add_worktree, integration_branch, prune, remove_worktree
 
 DEFAULT_PLAN = Path(".agentwaves/plan.yaml")
@@ -57,6 +60,7 @@ class RunOutcome:
     warnings: list[str]
     summary: dict[str, Any]
     note: str | None = None  # e.g. "already done": said instead of running
+    exit_code: int = 1  # when not ok: 1, or 128 + the signal after an interrupt (130, 143)
 
     @property
     def ok(self) -> bool:
@@ -145,11 +149,18 @@ def resume_run(
     state_dir = ensure_state_dir(root)
     run_dir = resolve_run_dir(state_dir, run_id)
     previous = read_state(run_dir)
+    warnings: list[str] = []
     if previous.state == "done":  # e.g. killed while cleaning up after its last commit
-        _remove_run_worktrees(root, state_dir, previous.run_id)
-        config = load_config(root, {"llm": previous.settings.llm})
-        note = f"run {previous.run_id} is already done: nothing to resume"
-        return RunOutcome(previous, run_dir, [], run_summary(previous, config), note=note)
+        with RepoLock(state_dir) as lock:
+            lock.acquire(previous.run_id)
+            warnings += verify_recorded(root, previous)
+            if warnings:  # its work is no longer all in git: resume for real
+                StateStore(run_dir, previous).save()
+            else:
+                _remove_run_worktrees(root, state_dir, previous.run_id)
+                config = load_config(root, {"llm": previous.settings.llm})
+                note = f"run {previous.run_id} is already done: nothing to resume"
+                return RunOutcome(previous, run_dir, [], run_summary(previous, config), note=note)
     saved = previous.settings.model_dump()
     merged = {**saved, **{k: v for k, v in overrides.items() if v is not None}}
     config = load_config(root, {k: v for k, v in merged.items() if k in Config.model_fields})
@@ -157,11 +168,13 @@ def resume_run(
 
     def reopen(analysis: Analysis) -> StateStore:
         store = StateStore(run_dir, read_state(run_dir))
+        check_snapshot(run_dir / "plan.yaml", analysis, store.state)
+        warnings.extend(verify_recorded(root, store.state))
         store.state.settings = _settings_overrides(config)
         store.state.error = None
         return store
 
-    return _execute(root, state_dir, config, plan, reopen, [], subscribers)
+    return _execute(root, state_dir, config, plan, reopen, warnings, subscribers)
 
 
 def _execute(
@@ -215,6 +228,9 @@ def _execute(
         for fn in subscribers:
             events.subscribe(fn)
         run_id = store.state.run_id
+        pins = Pins(root, run_id)  # every commit the state records keeps a ref until `clean`
+        store.before_save = pins.sync
+        pins.sync(store.state)
         lock.release()
         lock.acquire(run_id)
         tracker = UsageTracker()
@@ -260,24 +276,37 @@ def _execute(
             warnings=warnings,
         )
         t0 = time.monotonic()
-        try:
-            Executor(ctx, pool, sandbox, integration).run()
-        finally:
-            elapsed = time.monotonic() - t0
-            pool.close()
-            _finish(ctx, elapsed)
-        if store.state.state == "done":
-            _remove_run_worktrees(root, state_dir, run_id)
-        summary = run_summary(store.state, config)
-        events.emit(
-            "run_finished", run=run_id, state=store.state.state, error=store.state.error, summary=summary
-        )
-        events.close()
-        with contextlib.suppress(OSError, AgentwavesError):
-            write_report(run_dir)
-        return RunOutcome(store.state, run_dir, warnings, summary)
+        with interrupts(ctx):
+            try:
+                Executor(ctx, pool, sandbox, integration).run()
+            finally:
+                # the outcome is recorded before any clean-up, which may fail (a path git cannot remove)
+                # and must never leave a finished run looking interrupted
+                _finish(ctx, time.monotonic() - t0)
+                if ctx.interrupted is not None:  # an agent thread not waited for must not change it
+                    store.sealed = True
+                _cleanup(warnings, pool.close)
+            if store.state.state == "done":
+                _cleanup(warnings, lambda: _remove_run_worktrees(root, state_dir, run_id))
+            summary = run_summary(store.state, config)
+            events.emit(
+                "run_finished", run=run_id, state=store.state.state, error=store.state.error, summary=summary
+            )
+            events.close()
+            with contextlib.suppress(OSError, AgentwavesError):
+                write_report(run_dir)
+        code = 128 + ctx.interrupted if ctx.interrupted is not None else 1
+        return RunOutcome(store.state, run_dir, warnings, summary, exit_code=code)
     finally:
         lock.release()
+
+
+def _cleanup(warnings: list[str], step: Callable[[], None]) -> None:
+    """Run a clean-up step; a failure is a warning (the worktree stays for `clean`), never the outcome."""
+    try:
+        step()
+    except (AgentwavesError, OSError) as exc:
+        warnings.append(f"clean-up incomplete, `agentwaves clean` retries it: {str(exc).splitlines()[0]}")
 
 
 def _remove_run_worktrees(root: Path, state_dir: Path, run_id: str) -> None:
@@ -285,7 +314,7 @@ def _remove_run_worktrees(root: Path, state_dir: Path, run_id: str) -> None:
     if (wt_root / "_integration").exists():
         remove_worktree(root, wt_root / "_integration")
     shutil.rmtree(wt_root, ignore_errors=True)
-    prune(root)
+    prune(root, under=wt_root)
 
 
 def _restore_usage(state: RunState, tracker: UsageTracker, model: str) -> None:
@@ -305,6 +334,8 @@ def _finish(ctx: RunContext, elapsed: float) -> None:
         state.usage = usage_json(ctx.model, ctx.tracker.total())
         if all(w.state == "done" for w in state.waves):
             state.state, state.error = "done", None
+        elif ctx.interrupted is not None:
+            record_interrupted(state, ctx.stop_reason)
         elif ctx.stop.is_set():
             state.state, state.error = "stopped", ctx.stop_reason
         else:

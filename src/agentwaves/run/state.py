@@ -15,17 +15,19 @@ import os
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agentwaves.errors import AgentwavesError, UsageError
 from agentwaves.run.crash import crashpoint
 
 Status = Literal["pending", "running", "done", "failed"]
-RunStatus = Literal["pending", "running", "done", "failed", "stopped"]
+RunStatus = Literal["pending", "running", "done", "failed", "stopped", "interrupted"]
+STATE_VERSION = 1
 
 
 def now_iso() -> str:
@@ -40,13 +42,18 @@ def new_run_id() -> str:
 class Handoff(BaseModel):
     """What a finished task tells the tasks that build on it."""
 
+    model_config = ConfigDict(extra="forbid")
+
     task: str
     summary: str = ""
     notes: str = ""
     files: list[str] = Field(default_factory=list)
+    files_total: int = 0  # how many files the task changed; ``files`` names at most the first 200
 
 
 class TaskState(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     id: str
     title: str = ""
     kind: str = "task"
@@ -58,6 +65,7 @@ class TaskState(BaseModel):
     usage: dict[str, Any] = Field(default_factory=dict)
     files_written: list[str] = Field(default_factory=list)
     undeclared: list[str] = Field(default_factory=list)
+    undeclared_total: int = 0  # undeclared writes in all; ``undeclared`` lists at most 200
     error: str | None = None
     retries: int = 0
     handoff: Handoff | None = None
@@ -65,6 +73,8 @@ class TaskState(BaseModel):
 
 
 class GroupState(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     name: str
     state: Status = "pending"
     branch: str = ""
@@ -74,10 +84,13 @@ class GroupState(BaseModel):
     error: str | None = None
     conflicts: list[str] = Field(default_factory=list)
     resolved: list[str] = Field(default_factory=list)
+    resolver_refused: list[str] = Field(default_factory=list)  # resolver changes outside the conflicts
     tasks: list[TaskState] = Field(default_factory=list)
 
 
 class WaveState(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     index: int
     state: Status = "pending"
     base: str | None = None
@@ -90,6 +103,8 @@ class WaveState(BaseModel):
 class RunSettings(BaseModel):
     """What ``resume`` reuses unless told otherwise."""
 
+    model_config = ConfigDict(extra="forbid")
+
     llm: str
     model: str | None = None
     fake_script: str | None = None
@@ -101,6 +116,8 @@ class RunSettings(BaseModel):
 
 
 class RunState(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     version: int = 1
     run_id: str
     repo: str
@@ -172,6 +189,9 @@ class StateStore:
         self.run_dir = run_dir
         self.state = state
         self.lock = threading.RLock()
+        # called before each write, e.g. to give every recorded commit a ref (run/pins.py)
+        self.before_save: Callable[[RunState], None] | None = None
+        self.sealed = False  # set once an interrupted run is recorded: later saves change nothing
 
     @property
     def path(self) -> Path:
@@ -179,7 +199,12 @@ class StateStore:
 
     def save(self) -> None:
         with self.lock:
+            if self.sealed:
+                return
             crashpoint("before state write")
+            if self.before_save is not None:
+                with contextlib.suppress(Exception):  # a failed pin must not lose the state itself
+                    self.before_save(self.state)
             atomic_write(self.path, self.state.model_dump_json(indent=1))
             crashpoint("after state write")
 
@@ -195,15 +220,35 @@ class StateStore:
         return cls(run_dir, read_state(run_dir))
 
 
+class StateDamaged(UsageError):
+    """A run's ``state.json`` cannot be used (exit 2); the message names the file and what to do."""
+
+
 def read_state(run_dir: Path) -> RunState:
+    """The run's state, or one clear error naming the file (never a traceback; other runs unaffected)."""
     path = run_dir / "state.json"
+    fix = f"restore it from a backup, or remove {run_dir} to forget the run (its branches stay in git)"
     try:
-        return RunState.model_validate_json(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UsageError(f"run {run_dir.name!r} has no state file ({path})") from None
-    except (ValidationError, ValueError) as exc:
-        first = str(exc).splitlines()[0]
-        raise AgentwavesError(f"state of run {run_dir.name!r} is unreadable: {first}") from None
+    except (OSError, ValueError) as exc:
+        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise StateDamaged(f"{path} is damaged (not JSON: {why}): {fix}") from None
+    if not isinstance(data, dict):
+        raise StateDamaged(f"{path} is damaged (a JSON {type(data).__name__}, not an object): {fix}")
+    version = data.get("version", STATE_VERSION)
+    if version != STATE_VERSION:
+        raise StateDamaged(
+            f"{path} has state version {version!r}, which this agentwaves does not know (it writes "
+            f"version {STATE_VERSION}): use the agentwaves that made the run, or {fix}"
+        )
+    try:
+        return RunState.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(x) for x in err.get("loc", ())) or "top level"
+        raise StateDamaged(f"{path} is damaged ({where}: {err.get('msg', 'invalid')}): {fix}") from None
 
 
 def runs_dir(state_dir: Path) -> Path:
@@ -220,9 +265,10 @@ def list_runs(state_dir: Path) -> list[str]:
         state = p / "state.json"
         if state.is_file():
             try:
-                created = str(json.loads(state.read_text(encoding="utf-8")).get("created", ""))
+                data = json.loads(state.read_text(encoding="utf-8"))
             except (OSError, ValueError):
-                created = ""
+                data = None
+            created = str(data.get("created", "")) if isinstance(data, dict) else ""
             runs.append((created, p.name))
     return [name for _, name in sorted(runs)]
 

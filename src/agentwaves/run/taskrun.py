@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agentwaves.agents.confined import run_confined
-from agentwaves.agents.implementer import implement
+from agentwaves.agents.implementer import MAX_LISTED_FILES, implement
 from agentwaves.agents.loop import AgentFailed, Limits, Transcript
 from agentwaves.agents.sandbox import NoSandbox, Sandbox
 from agentwaves.agents.tools import WorktreeTools
@@ -140,10 +140,11 @@ def run_task(ctx: RunContext, task: Task, group: GroupRuntime, sandbox: Sandbox,
             store.save()
         ctx.events.emit("task_failed", task=task.id, group=group.name, error=reason)
         return
-    undeclared = undeclared_writes(task, handoff.files)
+    every = undeclared_writes(task, outcome.all_files or handoff.files)
+    undeclared = every[:MAX_LISTED_FILES]  # bounded: a million files never reach state or events
     with store.lock:
         ts.state, ts.finished, ts.commit, ts.handoff = "done", now_iso(), sha, handoff
-        ts.files_written, ts.undeclared = handoff.files, undeclared
+        ts.files_written, ts.undeclared, ts.undeclared_total = handoff.files, undeclared, len(every)
         ts.usage = task_usage(ctx, task.id)
         store.save()
     if undeclared:

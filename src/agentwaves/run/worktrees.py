@@ -107,10 +107,25 @@ def _find(repo: Path, path: Path) -> tuple[WorktreeInfo | None, bool]:
     return None, False
 
 
-def prune(repo: Path) -> None:
-    """Forget worktrees whose directories are gone (``git worktree prune``)."""
+def prune(repo: Path, paths: Iterable[Path] = (), *, under: Path | None = None) -> None:
+    """Forget agentwaves' own worktrees whose directories are gone: those at ``paths`` or below ``under``.
+
+    Never ``git worktree prune``: that forgets every worktree of the repository whose directory is absent
+    at that moment, the user's own too (a drive briefly unplugged), with its index and staged work."""
+    targets = {Path(p).resolve() for p in paths}
+    root = Path(under).resolve() if under is not None else None
+    admin = Path(repo) / git(repo, "rev-parse", "--git-common-dir") / "worktrees"
     with _admin_lock(repo):
-        git(repo, "worktree", "prune")
+        if not admin.is_dir():
+            return
+        for entry in admin.iterdir():
+            try:
+                where = (entry / (entry / "gitdir").read_text().strip()).resolve().parent
+            except OSError:
+                continue
+            ours = where in targets or (root is not None and where.is_relative_to(root))
+            if ours and not where.exists() and not (entry / "locked").exists():
+                shutil.rmtree(entry, ignore_errors=True)
 
 
 def _clear_stale_dir(repo: Path, path: Path) -> None:
@@ -156,7 +171,7 @@ def add_worktree(repo: Path, path: Path, branch: str, base: str) -> Path:
             return path
         if path.is_dir():
             raise GitError(f"worktree {path} is on {info.branch or 'a detached HEAD'}, not {branch}")
-        prune(repo)
+        prune(repo, [path])
     _clear_stale_dir(repo, path)
     if branch_exists(repo, branch):
         _add_unpopulated(repo, path, None, branch)
@@ -200,7 +215,7 @@ def remove_worktree(repo: Path, path: Path) -> None:
     if is_main:
         raise GitError(f"refusing to remove the main worktree {path}")
     if info is None or not path.exists():
-        prune(repo)
+        prune(repo, [path])
         return
     with _admin_lock(repo):
         git(repo, "worktree", "remove", "--force", str(path))
@@ -313,7 +328,7 @@ class WorktreePool:
             paths = sorted(self._known | set(self._free) | self._busy)
         for p in paths:
             self.remove(p)
-        prune(self.repo)
+        prune(self.repo, under=self.root)
         if self.root.is_dir() and not any(self.root.iterdir()):
             self.root.rmdir()
 
@@ -340,13 +355,13 @@ class WorktreePool:
             if info is not None and target.is_dir():
                 source = target  # left behind by an earlier process: recover it
             elif info is not None:
-                prune(self.repo)  # its directory was deleted by hand
+                prune(self.repo, [target])  # its directory was deleted by hand
             else:
                 _clear_stale_dir(self.repo, target)
         if source is not None and source != target and not self._move(source, target):
             source = None
         if source is not None and not target.is_dir():
-            prune(self.repo)
+            prune(self.repo, [target])
             source = None
         if source is not None:
             try:

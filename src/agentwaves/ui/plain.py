@@ -23,6 +23,7 @@ FORMATS: dict[str, str] = {
     "merge_conflict": "wave {wave}: group {group} conflicts in {paths}; asking the resolver",
     "resolved": "wave {wave}: resolver fixed {paths}",
     "resolve_failed": "wave {wave}: resolver could not fix {remaining}",
+    "resolver_refused": "wave {wave}: resolver changes outside the conflicts refused for {group}: {paths}",
     "wave_committed": "wave {wave} committed {commit:.10} ({groups})",
     "undeclared_writes": "task {task} wrote undeclared files: {files}",
     "retry": "model call retried ({kind}, attempt {attempt}, waiting {wait_s}s)",

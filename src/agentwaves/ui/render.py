@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -36,21 +37,48 @@ def render_plan_outcome(outcome: Any, analysis: Any) -> None:
     out.print("Next: [bold]agentwaves execute --waves[/]")
 
 
+def silence_stdout() -> None:
+    """The reader of stdout went away (``| head``): send the rest of the output nowhere, so no later
+    print (and no flush at exit) can fail. The run itself goes on."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
+def guarded(fn: Subscriber) -> Subscriber:
+    """``fn``, silenced for good after its output fails (closed pipe, full disk): output problems never
+    change a run's outcome."""
+    broken = False
+
+    def call(event: dict[str, Any]) -> None:
+        nonlocal broken
+        if broken:
+            return
+        try:
+            fn(event)
+        except (OSError, ValueError):
+            broken = True
+            silence_stdout()
+
+    return call
+
+
 @contextlib.contextmanager
 def progress_subscribers(json_out: bool) -> Iterator[list[Subscriber]]:
     """Event subscribers for a run: JSON lines, the live display on a terminal, or plain lines."""
     if json_out:
-        yield [lambda e: print(json.dumps(e, default=str), flush=True)]
+        yield [guarded(lambda e: print(json.dumps(e, default=str), flush=True))]
         return
     if sys.stdout.isatty():
         from agentwaves.ui.live import LiveDisplay
 
         with LiveDisplay() as live:
-            yield [print_run_warnings, live]
+            yield [guarded(print_run_warnings), guarded(live)]
         return
     from agentwaves.ui.plain import PlainPrinter
 
-    yield [print_run_warnings, PlainPrinter()]
+    yield [guarded(print_run_warnings), guarded(PlainPrinter())]
 
 
 def print_run_warnings(event: dict[str, Any]) -> None:
@@ -61,7 +89,17 @@ def print_run_warnings(event: dict[str, Any]) -> None:
 
 
 def finish_run(outcome: Any, json_out: bool) -> None:
-    """Print the run's summary; exit 1 unless it is done."""
+    """Print the run's summary; exit 1 unless it is done (130 / 143 after SIGINT / SIGTERM). A closed
+    stdout does not change the exit code."""
+    try:
+        _print_outcome(outcome, json_out)
+    except (OSError, ValueError):
+        silence_stdout()
+    if not outcome.ok:
+        raise typer.Exit(getattr(outcome, "exit_code", 1))
+
+
+def _print_outcome(outcome: Any, json_out: bool) -> None:
     state = outcome.state
     if json_out:
         print(
@@ -79,8 +117,6 @@ def finish_run(outcome: Any, json_out: bool) -> None:
         )
     else:
         render_summary(outcome)
-    if not outcome.ok:
-        raise typer.Exit(1)
 
 
 def render_summary(outcome: Any) -> None:

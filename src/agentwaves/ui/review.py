@@ -64,6 +64,11 @@ def _render_wave(out: Console, wave: dict[str, Any], diff: bool) -> None:
             )
         if g.get("conflicts"):
             out.print(Text(f"unresolved conflicts in {g['name']}: {', '.join(g['conflicts'])}", style="red"))
+        if g.get("resolver_refused"):
+            refused = ", ".join(g["resolver_refused"])
+            out.print(
+                Text(f"resolver changes outside the conflicts refused for {g['name']}: {refused}", "red")
+            )
     out.print(Text.assemble(("Tokens: ", "bold"), usage_line(wave["usage"])))
     handoff = "\n".join(ln for ln in wave.get("handoff", "").splitlines() if not ln.startswith("## Wave "))
     if handoff.strip():
