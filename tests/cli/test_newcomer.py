@@ -1,0 +1,83 @@
+"""Issue 12 ("a newcomer's first hour"): each item through the CLI, on real git repositories."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.helpers import git, latest_state, write_yaml
+
+Cli = Callable[..., Any]
+MARKER = (
+    "[big.py: 123 more characters not shown; use search or run (e.g. sed -n 'A,Bp' big.py) to read the rest]"
+)
+
+
+def _big_module(lines: int = 6000) -> str:
+    return "".join(f"def f{i}() -> int:\n    return {i}\n\n\n" for i in range(lines // 4))
+
+
+def _show(repo: Path, rev: str, path: str) -> str:
+    return subprocess.run(["git", "show", f"{rev}:{path}"], cwd=repo, capture_output=True, text=True).stdout
+
+
+def _log_records(repo: Path, task: str) -> list[dict[str, Any]]:
+    runs = sorted((repo / ".agentwaves" / "runs").iterdir())
+    text = (runs[-1] / "logs" / f"{task}.log").read_text()
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+# ------------------------------------------------------------------------------- item 2: large files
+
+
+def test_fake_appends_to_a_file_too_long_to_read_whole(make_repo, run_cli: Cli, tmp_path: Path) -> None:
+    original = _big_module()
+    assert len(original) > 40_000  # longer than read_file shows
+    repo = make_repo({"big.py": original})
+    plan = write_yaml(
+        tmp_path / "plan.yaml",
+        {"feature": "f", "tasks": [{"id": "grow", "title": "Grow it", "files": ["big.py"]}]},
+    )
+    res = run_cli("execute", "--repo", repo, "--plan", plan, "--llm", "fake")
+    assert res.exit_code == 0, res.stderr + res.stdout
+    tools = [r["data"] for r in _log_records(repo, "grow") if r["kind"] == "tool"]
+    assert any("more characters not shown" in str(t.get("result")) for t in tools)  # the read was cut
+    after = _show(repo, latest_state(repo)["branch"], "big.py")
+    assert after.startswith(original)  # nothing of the original was lost
+    assert "def grow_it() -> str:" in after[len(original) :]
+    compile(after, "big.py", "exec")
+
+
+def test_write_file_with_the_truncation_marker_is_refused(make_repo, run_cli: Cli, tmp_path: Path) -> None:
+    original = _big_module()
+    repo = make_repo({"big.py": original})
+    plan = write_yaml(
+        tmp_path / "plan.yaml", {"feature": "f", "tasks": [{"id": "w", "title": "W", "files": ["big.py"]}]}
+    )
+    script = write_yaml(
+        tmp_path / "script.yaml",
+        {
+            "tasks": {
+                "w": [
+                    {
+                        "tool": "write_file",
+                        "input": {"path": "big.py", "content": "def f0():\n    return 0\n" + MARKER},
+                    },
+                    {"tool": "finish", "input": {"summary": "tried"}},
+                ]
+            }
+        },
+    )
+    res = run_cli("execute", "--repo", repo, "--plan", plan, "--llm", "fake", "--fake-script", script)
+    tools = [r["data"] for r in _log_records(repo, "w") if r["kind"] == "tool"]
+    write = next(t for t in tools if t["name"] == "write_file")
+    assert write["is_error"] and "truncation marker" in write["result"]
+    state = latest_state(repo)
+    if res.exit_code == 0:
+        assert _show(repo, state["branch"], "big.py") == original
+    assert (repo / "big.py").read_text() == original
