@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.helpers import git, latest_state, write_yaml
+from tests.e2e.helpers import latest_state, write_yaml
 
 Cli = Callable[..., Any]
 MARKER = (
@@ -81,3 +81,75 @@ def test_write_file_with_the_truncation_marker_is_refused(make_repo, run_cli: Cl
     if res.exit_code == 0:
         assert _show(repo, state["branch"], "big.py") == original
     assert (repo / "big.py").read_text() == original
+
+
+# ------------------------------------------------------------------------------ item 3: review --diff
+
+LONG = "x = '" + "0123456789" * 30 + "'  # the end of a long line"
+
+
+def _run_script(repo: Path, tmp_path: Path, run_cli: Cli, tasks: dict[str, list[dict]], *args: str) -> Any:
+    plan = {"feature": "f", "tasks": [{"id": t, "title": t.upper(), "files": [f"{t}.py"]} for t in tasks]}
+    plan_file = write_yaml(tmp_path / "plan.yaml", plan)
+    script = write_yaml(tmp_path / "script.yaml", {"tasks": tasks})
+    return run_cli(
+        "execute", "--repo", repo, "--plan", plan_file, "--llm", "fake", "--fake-script", script, *args
+    )
+
+
+def _write_and_finish(path: str, content: str) -> list[dict]:
+    return [
+        {"tool": "write_file", "input": {"path": path, "content": content}},
+        {"tool": "finish", "input": {"summary": f"wrote {path}"}},
+    ]
+
+
+@pytest.fixture
+def long_line_run(make_repo, run_cli: Cli, tmp_path: Path) -> Path:
+    repo = make_repo()
+    res = _run_script(repo, tmp_path, run_cli, {"a": _write_and_finish("a.py", LONG + "\n")})
+    assert res.exit_code == 0, res.stderr + res.stdout
+    return repo
+
+
+def test_review_diff_piped_is_plain_and_unwrapped(long_line_run: Path, run_cli: Cli) -> None:
+    res = run_cli("review", "--repo", long_line_run, "--diff")
+    assert res.exit_code == 0, res.stderr
+    assert f"+{LONG}\n" in res.stdout  # whole, on one line
+    assert "\x1b[" not in res.stdout
+    assert "diff --git a/a.py b/a.py\n" in res.stdout
+
+
+def test_review_diff_on_a_terminal_wraps_long_lines(long_line_run: Path) -> None:
+    import os
+    import pty
+    import re
+    import sys
+
+    leader, follower = pty.openpty()
+    env = {**os.environ, "COLUMNS": "70", "LINES": "40", "TERM": "xterm"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agentwaves", "review", "--repo", str(long_line_run), "--diff"],
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        env=env,
+        close_fds=True,
+    )
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    assert proc.wait(timeout=60) == 0
+    os.close(leader)
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", b"".join(chunks).decode()).replace("\r", "")
+    lines = text.splitlines()
+    patch = lines[next(i for i, line in enumerate(lines) if line.startswith("diff --git")) :]
+    assert max(len(line) for line in patch) <= 70
+    assert LONG.replace(" ", "") in "".join(lines).replace(" ", "")  # wrapped, nothing cut

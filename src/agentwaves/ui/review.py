@@ -88,9 +88,18 @@ def _render_patches(out: Console, wave: dict[str, Any]) -> None:
             elif not patch.strip():
                 out.print(Text("(empty commit)", style="dim"))
             else:
-                out.print(
-                    Syntax(patch, "diff", theme="ansi_dark", background_color="default", word_wrap=True)
-                )
+                _print_patch(out, patch)
+
+
+def _print_patch(out: Console, patch: str) -> None:
+    """A patch as ``git diff | cat`` would print it when piped (plain, no line cut or wrapped); colored
+    and wrapped at the terminal's width on a terminal, so a long line continues on the next one."""
+    if not out.is_terminal:
+        out.file.write(patch if patch.endswith("\n") else patch + "\n")
+        out.file.flush()
+        return
+    syntax = Syntax(patch, "diff", theme="ansi_dark", background_color="default", word_wrap=True)
+    out.print(syntax, soft_wrap=False)
 
 
 # ------------------------------------------------------------------------------------------------ logs
