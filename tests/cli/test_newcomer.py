@@ -153,3 +153,35 @@ def test_review_diff_on_a_terminal_wraps_long_lines(long_line_run: Path) -> None
     patch = lines[next(i for i, line in enumerate(lines) if line.startswith("diff --git")) :]
     assert max(len(line) for line in patch) <= 70
     assert LONG.replace(" ", "") in "".join(lines).replace(" ", "")  # wrapped, nothing cut
+
+
+# ------------------------------------------------------------------------------ item 5: exit codes
+
+
+def test_exit_codes_follow_the_readme(make_repo, run_cli: Cli, tmp_path: Path, monkeypatch) -> None:
+    repo = make_repo()
+    plan = write_yaml(tmp_path / "plan.yaml", {"feature": "f", "tasks": [{"id": "a", "title": "A"}]})
+    # a missing API key is bad input: 2, for plan and for execute
+    for args in (("plan", "x", "--repo", repo), ("execute", "--repo", repo, "--plan", plan)):
+        res = run_cli(*args)
+        assert res.exit_code == 2, res.stderr
+        assert (
+            res.stderr.strip()
+            == "agentwaves: error: ANTHROPIC_API_KEY is not set: export it, or use --llm fake"
+        )
+    # bad flags and bad plans: 2
+    assert run_cli("execute", "--repo", repo, "--max-agents", "0").exit_code == 2
+    assert run_cli("status", "--repo", repo, "--no-such-flag").exit_code == 2
+    (tmp_path / "bad.yaml").write_text("tasks: [\n")
+    assert run_cli("execute", "--repo", repo, "--plan", tmp_path / "bad.yaml", "--llm", "fake").exit_code == 2
+    # a failed run: 1
+    script = write_yaml(tmp_path / "s.yaml", {"faults": [{"task": "a", "error": "fatal"}]})
+    res = run_cli("execute", "--repo", repo, "--plan", plan, "--llm", "fake", "--fake-script", script)
+    assert res.exit_code == 1, res.stderr
+    # a missing program (git): 2, one line
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    res = run_cli("status", "--repo", repo)
+    assert res.exit_code == 2
+    assert res.stderr.strip().endswith("git is not installed") and len(res.stderr.strip().splitlines()) == 1
