@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.e2e.helpers import latest_state, write_yaml
 
@@ -185,3 +186,67 @@ def test_exit_codes_follow_the_readme(make_repo, run_cli: Cli, tmp_path: Path, m
     res = run_cli("status", "--repo", repo)
     assert res.exit_code == 2
     assert res.stderr.strip().endswith("git is not installed") and len(res.stderr.strip().splitlines()) == 1
+
+
+# ------------------------------------------------------------------------------ item 6: plan backups
+
+
+def test_plan_keeps_the_previous_plans_newest_first(make_repo, run_cli: Cli) -> None:
+    repo = make_repo({"src/app.py": "x = 1\n"})
+    plan = repo / ".agentwaves" / "plan.yaml"
+    res = run_cli("plan", "first feature", "--repo", repo, "--llm", "fake")
+    assert res.exit_code == 0, res.stderr
+    assert "previous plan" not in res.stdout
+    plan.write_text(plan.read_text() + "# my hand edit\n")
+    res = run_cli("plan", "second feature", "--repo", repo, "--llm", "fake")
+    assert res.exit_code == 0, res.stderr
+    assert "The previous plan was kept as" in res.stdout and "plan.yaml.1" in res.stdout
+    assert (repo / ".agentwaves" / "plan.yaml.1").read_text().endswith("# my hand edit\n")
+    assert "second feature" in plan.read_text()
+    res = run_cli("plan", "third feature", "--repo", repo, "--llm", "fake", "--json")
+    assert json.loads(res.stdout)["previous_plan"].endswith("plan.yaml.1")
+    assert "second feature" in (repo / ".agentwaves" / "plan.yaml.1").read_text()
+    assert (repo / ".agentwaves" / "plan.yaml.2").read_text().endswith("# my hand edit\n")
+
+
+# ------------------------------------------------------------------------------ item 11: default gate
+
+
+@pytest.mark.parametrize(
+    ("files", "command"),
+    [
+        ({"pyproject.toml": "[tool.pytest.ini_options]\naddopts = '-q'\n"}, "python -m pytest -q"),
+        ({"package.json": '{"scripts": {"test": "node --test"}}'}, "npm test"),
+        ({"Cargo.toml": "[package]\nname = 'x'\n"}, "cargo test"),
+        ({"go.mod": "module x\n"}, "go test ./..."),
+        ({"Makefile": "build:\n\techo\ntest:\n\techo ok\n", "pytest.ini": "[pytest]\n"}, "make test"),
+    ],
+)
+def test_plan_proposes_the_obvious_test_command_as_gate(
+    make_repo, run_cli: Cli, files: dict[str, str], command: str
+) -> None:
+    repo = make_repo({"src/app.py": "x = 1\n", **files})
+    res = run_cli("plan", "add a thing", "--repo", repo, "--llm", "fake")
+    assert res.exit_code == 0, res.stderr
+    assert f"Gate: final gate `{command}` proposed" in res.stdout
+    plan = yaml.safe_load((repo / ".agentwaves" / "plan.yaml").read_text())
+    gates = [t for t in plan["tasks"] if t.get("kind") == "gate"]
+    assert [g["command"] for g in gates] == [command]
+
+
+def test_no_default_gate_without_a_test_command_or_when_switched_off(make_repo, run_cli: Cli) -> None:
+    repo = make_repo(
+        {
+            "src/app.py": "x = 1\n",
+            "package.json": '{"scripts": {"test": "echo \\"Error: no test specified\\" && exit 1"}}',
+        }
+    )
+    res = run_cli("plan", "add a thing", "--repo", repo, "--llm", "fake")
+    assert "Gate:" not in res.stdout
+    plan = yaml.safe_load((repo / ".agentwaves" / "plan.yaml").read_text())
+    assert not [t for t in plan["tasks"] if t.get("kind") == "gate"]
+    (repo / "go.mod").write_text("module x\n")
+    (repo / "agentwaves.yaml").write_text('gate_command: ""\n')
+    res = run_cli("plan", "add a thing", "--repo", repo, "--llm", "fake")
+    plan = yaml.safe_load((repo / ".agentwaves" / "plan.yaml").read_text())
+    assert not [t for t in plan["tasks"] if t.get("kind") == "gate"]

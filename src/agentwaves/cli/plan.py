@@ -42,6 +42,8 @@ def register(app: typer.Typer) -> None:
                 {
                     "plan": str(outcome.plan_path),
                     "analysis_markdown": str(outcome.analysis_path),
+                    "previous_plan": str(outcome.previous) if outcome.previous else None,
+                    "gate_note": outcome.gate_note,
                     **analysis.to_json(),
                 }
             )

@@ -33,6 +33,10 @@ def render_plan_outcome(outcome: Any, analysis: Any) -> None:
         f"\nPlan written to [cyan]{outcome.plan_path}[/] (edit it freely), analysis to "
         f"[cyan]{outcome.analysis_path}[/]."
     )
+    if getattr(outcome, "gate_note", None):
+        out.print(f"Gate: {outcome.gate_note}.")
+    if getattr(outcome, "previous", None):
+        out.print(f"The previous plan was kept as [cyan]{outcome.previous}[/] (older ones as .2, .3 …).")
     out.print("Next: [bold]agentwaves execute --waves[/]")
 
 
