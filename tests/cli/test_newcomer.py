@@ -250,3 +250,48 @@ def test_no_default_gate_without_a_test_command_or_when_switched_off(make_repo, 
     res = run_cli("plan", "add a thing", "--repo", repo, "--llm", "fake")
     plan = yaml.safe_load((repo / ".agentwaves" / "plan.yaml").read_text())
     assert not [t for t in plan["tasks"] if t.get("kind") == "gate"]
+
+
+# --------------------------------------------------------- items 7 and 8: execute after a failed run
+
+
+def _two_task_plan(tmp_path: Path) -> Path:
+    tasks = [{"id": "a", "title": "A", "files": ["a.py"]}, {"id": "b", "title": "B", "files": ["b.py"]}]
+    return write_yaml(tmp_path / "plan.yaml", {"feature": "f", "tasks": tasks})
+
+
+def _newest(repo: Path, run_cli: Cli) -> str:
+    return str(json.loads(run_cli("runs", "--repo", repo, "--json").stdout)["runs"][-1]["run"])
+
+
+def test_execute_after_a_failed_run_points_to_resume(make_repo, run_cli: Cli, tmp_path: Path) -> None:
+    repo = make_repo()
+    plan = _two_task_plan(tmp_path)
+    script = write_yaml(tmp_path / "s.yaml", {"faults": [{"task": "b", "error": "fatal", "once": True}]})
+    res = run_cli("execute", "--repo", repo, "--plan", plan, "--llm", "fake", "--fake-script", script)
+    assert res.exit_code == 1
+    failed = _newest(repo, run_cli)
+    res = run_cli("execute", "--repo", repo, "--plan", plan, "--llm", "fake")
+    assert res.exit_code == 2
+    assert res.stderr.strip() == (
+        f"agentwaves: error: the last run {failed} is failed (1/2 tasks done): continue it with "
+        f"`agentwaves resume {failed}`, or start over with `agentwaves execute --new`"
+    )
+    assert _newest(repo, run_cli) == failed  # nothing was started
+    res = run_cli("execute", "--repo", repo, "--plan", plan, "--llm", "fake", "--new")
+    assert res.exit_code == 0, res.stderr
+    newer = _newest(repo, run_cli)
+    assert newer != failed
+    # a finished run that is not landed: one line, then the new run goes ahead
+    res = run_cli("execute", "--repo", repo, "--plan", plan, "--llm", "fake")
+    assert res.exit_code == 0, res.stderr
+    notes = [line for line in res.stderr.splitlines() if line.startswith("note:")]
+    assert notes == [
+        f"note: run {newer} finished but is not landed (`agentwaves land {newer}`); starting a new run"
+    ]
+    # item 8: resuming the older run prints hints that name it, not the newest
+    res = run_cli("resume", failed, "--repo", repo, "--llm", "fake")
+    assert res.exit_code == 0, res.stderr
+    assert f"Review: agentwaves review {failed}; land: agentwaves land {failed}" in res.stdout
+    res = run_cli("status", "--repo", repo, failed)
+    assert f"`agentwaves land {failed}`" in res.stdout

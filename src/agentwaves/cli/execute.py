@@ -66,11 +66,19 @@ def register(app: typer.Typer) -> None:
         sandbox: Sandbox = None,
         budget_usd: Budget = None,
         record: opt.Record = None,
+        new: Annotated[
+            bool, typer.Option("--new", help="Start a new run even if the last one can be resumed.")
+        ] = False,
         json_out: opt.Json = False,
     ) -> None:
         """Execute the plan: each wave's groups in their own worktrees, one commit per wave."""
+        from agentwaves.run.previous import check_before_execute
         from agentwaves.run.session import start_run
-        from agentwaves.ui.render import finish_run, progress_subscribers
+        from agentwaves.ui.render import console, finish_run, progress_subscribers
+
+        notice = check_before_execute(repo, new)
+        if notice:
+            console(stderr=True).print(notice)
 
         overrides = _overrides(
             schedule=_schedule(schedule, waves, sequential),

@@ -119,8 +119,8 @@ def render_summary(outcome: Any) -> None:
             out.print(f"wave {w.index}: {w.commit[:10]} ({', '.join(g.name for g in w.groups)})")
     if state.state == "done":
         out.print(
-            f"\nAll waves committed on [cyan]{state.branch}[/]. Review: agentwaves review; "
-            "land: agentwaves land"
+            f"\nAll waves committed on [cyan]{state.branch}[/]. Review: agentwaves review {state.run_id}; "
+            f"land: agentwaves land {state.run_id}"
         )
         return
     err = console(stderr=True)
