@@ -295,3 +295,41 @@ def test_execute_after_a_failed_run_points_to_resume(make_repo, run_cli: Cli, tm
     assert f"Review: agentwaves review {failed}; land: agentwaves land {failed}" in res.stdout
     res = run_cli("status", "--repo", repo, failed)
     assert f"`agentwaves land {failed}`" in res.stdout
+
+
+# ------------------------------------------------- item 9: retries as they happen, no false speedup
+
+
+def test_plan_and_execute_show_retries_as_they_happen(make_repo, run_cli: Cli, tmp_path: Path) -> None:
+    repo = make_repo({"agentwaves.yaml": "retry_initial_wait: 0\n"})
+    faults = [{"task": "planner", "error": "connection", "times": 2}, {"task": "a", "error": "timeout"}]
+    script = write_yaml(tmp_path / "s.yaml", {"faults": faults})
+    res = run_cli("plan", "x", "--repo", repo, "--llm", "fake", "--fake-script", script)
+    assert res.exit_code == 0, res.stderr
+    retries = [line for line in res.stderr.splitlines() if line.startswith("model call failed")]
+    assert retries == [
+        "model call failed (connection error: injected by the fake script); attempt 1 failed, retrying in 0.0s",
+        "model call failed (connection error: injected by the fake script); attempt 2 failed, retrying in 0.0s",
+    ]
+    plan = _two_task_plan(tmp_path)
+    res = run_cli("execute", "--repo", repo, "--plan", plan, "--llm", "fake", "--fake-script", script)
+    assert res.exit_code == 0, res.stderr
+    assert (
+        "model call of a failed (timeout: the fake API did not answer in time); attempt 1 failed"
+        in res.stdout
+    )
+
+
+def test_no_speedup_for_a_run_that_did_not_finish(make_repo, run_cli: Cli, tmp_path: Path) -> None:
+    repo = make_repo()
+    plan = _two_task_plan(tmp_path)
+    script = write_yaml(
+        tmp_path / "s.yaml", {"faults": [{"task": "a", "error": "fatal"}, {"task": "b", "error": "fatal"}]}
+    )
+    res = run_cli("execute", "--repo", repo, "--plan", plan, "--llm", "fake", "--fake-script", script)
+    assert res.exit_code == 1
+    assert "speedup" not in res.stdout and "realized" not in res.stdout
+    res = run_cli("resume", "--repo", repo, "--json", "--fake-script", script)
+    summary = json.loads(res.stdout.splitlines()[-1])
+    assert summary["type"] == "summary" and summary["state"] == "failed"
+    assert summary["speedup_realized"] is None and summary["realized_share"] is None

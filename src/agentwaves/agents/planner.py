@@ -15,6 +15,7 @@ from agentwaves.agents.repomap import repo_map, tracked_files
 from agentwaves.agents.sandbox import NoSandbox
 from agentwaves.agents.tools import WorktreeTools
 from agentwaves.llm.base import LLM, CallContext, ToolSpec, ToolUseBlock, Usage
+from agentwaves.llm.retry import OnRetry
 from agentwaves.plan.load import plan_from_data
 from agentwaves.plan.model import Plan, PlanError, Task
 from agentwaves.prompts import render
@@ -124,7 +125,11 @@ class DraftOutcome:
 
 
 def draft_plan(
-    repo: Path, feature: str, overrides: Mapping[str, object], out: Path | None = None
+    repo: Path,
+    feature: str,
+    overrides: Mapping[str, object],
+    out: Path | None = None,
+    on_retry: OnRetry | None = None,
 ) -> DraftOutcome:
     """`agentwaves plan`: plan ``feature`` for ``repo`` and write the plan and its analysis."""
     from agentwaves.config import load_config, retry_policy
@@ -147,6 +152,7 @@ def draft_plan(
         record=Path(config.record) if config.record else None,
         cache=config.prompt_cache,
         retry=retry_policy(config),
+        on_retry=on_retry,
     )
     state_dir = ensure_state_dir(root)
     result = plan_feature(llm, root, feature, transcript_path=state_dir / "logs" / "planner.log")

@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
         """Plan FEATURE: write .agentwaves/plan.yaml and the parallelization analysis."""
         from agentwaves.agents.planner import draft_plan
         from agentwaves.plan import analyze
-        from agentwaves.ui.render import print_json, render_plan_outcome
+        from agentwaves.ui.render import print_json, print_retry, render_plan_outcome
 
         overrides = {
             "llm": llm,
@@ -35,7 +35,7 @@ def register(app: typer.Typer) -> None:
             "fake_script": str(fake_script) if fake_script else None,
             "record": str(record) if record else None,
         }
-        outcome = draft_plan(repo, feature, overrides, out)
+        outcome = draft_plan(repo, feature, overrides, out, on_retry=print_retry)
         analysis = analyze(outcome.plan, max_agents=max_agents or 4)
         if json_out:
             print_json(

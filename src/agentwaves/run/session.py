@@ -190,7 +190,14 @@ def _execute(
             with store.lock, contextlib.suppress(KeyError):
                 store.state.task(error.task).retries += 1  # saved with the next state write
         if events:
-            events.emit("retry", task=error.task, kind=error.kind, attempt=attempt, wait_s=round(wait, 2))
+            events.emit(
+                "retry",
+                task=error.task,
+                kind=error.kind,
+                attempt=attempt,
+                wait_s=round(wait, 2),
+                error=str(error),
+            )
 
     llm = make_llm(
         config.llm,

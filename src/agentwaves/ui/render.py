@@ -57,6 +57,13 @@ def progress_subscribers(json_out: bool) -> Iterator[list[Subscriber]]:
     yield [print_run_warnings, PlainPrinter()]
 
 
+def print_retry(error: Exception, attempt: int, wait: float) -> None:
+    """A model call that failed and is retried, on stderr as it happens (``plan``: no event log)."""
+    console(stderr=True).print(
+        f"[yellow]model call failed[/] ({error}); attempt {attempt} failed, retrying in {wait:.1f}s"
+    )
+
+
 def print_run_warnings(event: dict[str, Any]) -> None:
     """Print a run's warnings (no sandbox, uncommitted changes) once, on stderr, as the run starts."""
     if event.get("type") == "run_started":
@@ -68,6 +75,7 @@ def finish_run(outcome: Any, json_out: bool) -> None:
     """Print the run's summary; exit 1 unless it is done."""
     state = outcome.state
     if json_out:
+        unfinished = {"speedup_realized": None, "realized_share": None} if state.state != "done" else {}
         print(
             json.dumps(
                 {
@@ -77,6 +85,7 @@ def finish_run(outcome: Any, json_out: bool) -> None:
                     "error": state.error,
                     "branch": state.branch,
                     **outcome.summary,
+                    **unfinished,
                 },
                 default=str,
             )
@@ -100,7 +109,7 @@ def render_summary(outcome: Any) -> None:
         table.add_row(f"estimate: {key}", f"{est.get(key, 0):g}")
     table.add_row("[bold]measured makespan[/]", f"{summary['makespan_plan_minutes']:g}")
     out.print(table)
-    if summary.get("realized_share") is not None:
+    if state.state == "done" and summary.get("realized_share") is not None:  # no speedup for unfinished work
         out.print(
             f"speedup: realized {summary['speedup_realized']}x of a theoretical "
             f"{summary['speedup_theoretical']}x ({summary['realized_share']:.0%}); "
