@@ -307,9 +307,10 @@ def test_plan_and_execute_show_retries_as_they_happen(make_repo, run_cli: Cli, t
     res = run_cli("plan", "x", "--repo", repo, "--llm", "fake", "--fake-script", script)
     assert res.exit_code == 0, res.stderr
     retries = [line for line in res.stderr.splitlines() if line.startswith("model call failed")]
+    why = "model call failed (connection error: injected by the fake script)"
     assert retries == [
-        "model call failed (connection error: injected by the fake script); attempt 1 failed, retrying in 0.0s",
-        "model call failed (connection error: injected by the fake script); attempt 2 failed, retrying in 0.0s",
+        f"{why}; attempt 1 failed, retrying in 0.0s",
+        f"{why}; attempt 2 failed, retrying in 0.0s",
     ]
     plan = _two_task_plan(tmp_path)
     res = run_cli("execute", "--repo", repo, "--plan", plan, "--llm", "fake", "--fake-script", script)
@@ -333,3 +334,123 @@ def test_no_speedup_for_a_run_that_did_not_finish(make_repo, run_cli: Cli, tmp_p
     summary = json.loads(res.stdout.splitlines()[-1])
     assert summary["type"] == "summary" and summary["state"] == "failed"
     assert summary["speedup_realized"] is None and summary["realized_share"] is None
+
+
+# ------------------------------------------------------------------------------ Low: paper cuts
+
+
+def test_version_and_short_help(run_cli: Cli) -> None:
+    from agentwaves import __version__
+
+    res = run_cli("--version")
+    assert res.exit_code == 0 and res.stdout.strip() == f"agentwaves {__version__}"
+    res = run_cli("-h")
+    assert res.exit_code == 0 and "Usage: agentwaves" in res.stdout and "execute" in res.stdout
+    res = run_cli("status", "-h")
+    assert res.exit_code == 0 and "--watch" in res.stdout
+
+
+def test_analyze_defaults_to_the_repository_plan(make_repo, run_cli: Cli, monkeypatch) -> None:
+    repo = make_repo()
+    monkeypatch.chdir(repo)
+    res = run_cli("analyze")
+    assert res.exit_code == 2
+    assert res.stderr.startswith("agentwaves: error: no plan at ") and "agentwaves plan" in res.stderr
+    (repo / ".agentwaves").mkdir(exist_ok=True)
+    write_yaml(repo / ".agentwaves" / "plan.yaml", {"feature": "f", "tasks": [{"id": "only", "title": "O"}]})
+    (repo / "sub").mkdir()
+    monkeypatch.chdir(repo / "sub")
+    res = run_cli("analyze", "--json")
+    assert res.exit_code == 0, res.stderr
+    assert [t for w in json.loads(res.stdout)["waves"] for g in w["groups"] for t in g["tasks"]] == ["only"]
+
+
+def test_logs_task_defaults_to_the_newest_run(make_repo, run_cli: Cli, tmp_path: Path) -> None:
+    repo = make_repo()
+    assert _run_script(repo, tmp_path, run_cli, {"a": _write_and_finish("a.py", "A = 1\n")}).exit_code == 0
+    res = run_cli("logs", "a", "--repo", repo)
+    assert res.exit_code == 0, res.stderr
+    assert "write_file a.py" in res.stdout
+    rid = _newest(repo, run_cli)
+    assert run_cli("logs", rid, "a", "--repo", repo).stdout == res.stdout
+    res = run_cli("logs", "nope", "--repo", repo)
+    assert res.exit_code == 2 and "has no task 'nope'" in res.stderr
+
+
+def test_wrong_hints_are_fixed(make_repo, run_cli: Cli, tmp_path: Path) -> None:
+    repo = make_repo()
+    assert _run_script(repo, tmp_path, run_cli, {"a": _write_and_finish("a.py", "A = 1\n")}).exit_code == 0
+    res = run_cli("status", "nosuchrun", "--repo", repo)
+    assert res.exit_code == 2 and "`agentwaves runs` lists the runs" in res.stderr
+    res = run_cli("execute", "--help")
+    budget = res.stdout[res.stdout.index("--budget-usd") :].split("--", 2)[1]
+    assert "x>=0" not in budget and "(> 0)" in " ".join(budget.split())
+    bad = write_yaml(tmp_path / "bad.yaml", {"feature": "f", "tasks": [{"id": "tâche", "title": "T"}]})
+    res = run_cli("analyze", bad)
+    assert res.exit_code == 2 and "use ASCII letters, digits" in res.stderr
+
+
+def test_status_watch_refreshes_until_the_run_ends(make_repo, run_cli: Cli, tmp_path: Path) -> None:
+    import sys
+
+    repo = make_repo()
+    tasks = [{"id": f"t{i}", "title": f"T{i}", "files": [f"t{i}.py"], "estimate": 10} for i in range(3)]
+    tasks.append({"id": "last", "title": "Last", "files": ["last.py"], "estimate": 10, "depends_on": ["t0"]})
+    plan = write_yaml(tmp_path / "plan.yaml", {"feature": "f", "tasks": tasks})
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "agentwaves",
+            "execute",
+            "--repo",
+            str(repo),
+            "--plan",
+            str(plan),
+            "--llm",
+            "fake",
+            "--fake-time-scale",
+            "0.15",
+            "--sandbox",
+            "none",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        runs = repo / ".agentwaves" / "runs"
+        for _ in range(200):
+            if runs.is_dir() and any((d / "state.json").is_file() for d in runs.iterdir()):
+                break
+            subprocess.run(["sleep", "0.05"])
+        res = run_cli("status", "--repo", repo, "--watch", "--interval", "0.2")
+        assert proc.wait(timeout=60) == 0
+    finally:
+        proc.kill()
+    assert res.exit_code == 0, res.stderr
+    assert res.stdout.count("Run ") >= 2  # refreshed at least once
+    last = res.stdout[res.stdout.rindex("Run ") :]
+    assert "✔ done" in last or "done" in last.splitlines()[0]
+    assert "4/4 tasks complete (100%)" in last
+
+
+def test_long_analysis_prints_a_summary_and_execute_shows_preparation(
+    make_repo, run_cli: Cli, tmp_path: Path, monkeypatch
+) -> None:
+    tasks = [{"id": f"t{i}", "title": f"T{i}", "files": [f"src/m{i % 30}.py"]} for i in range(300)]
+    big = write_yaml(tmp_path / "big.yaml", {"feature": "big", "tasks": tasks})
+    res = run_cli("analyze", big)
+    assert res.exit_code == 0, res.stderr
+    assert len(res.stdout.splitlines()) < 60
+    assert "A summary of a long plan (300 tasks): --verbose prints every wave" in " ".join(res.stdout.split())
+    verbose = run_cli("analyze", big, "--verbose")
+    assert all(f"t{i} T{i}" in verbose.stdout for i in range(300))
+    assert len(json.loads(run_cli("analyze", big, "--json").stdout)["serialization_points"]) > 10
+    # preparation that takes longer than AFTER seconds says so
+    import agentwaves.ui.preparing as preparing
+
+    monkeypatch.setattr(preparing, "AFTER", 0.0)
+    repo = make_repo()
+    res = _run_script(repo, tmp_path, run_cli, {"a": _write_and_finish("a.py", "A = 1\n")})
+    assert res.exit_code == 0, res.stderr
+    assert "preparing the run: analysing the plan, creating its worktrees …" in res.stderr

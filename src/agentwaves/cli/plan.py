@@ -21,6 +21,7 @@ def register(app: typer.Typer) -> None:
         max_agents: opt.MaxAgents = None,
         fake_script: opt.FakeScript = None,
         record: opt.Record = None,
+        verbose: opt.Verbose = False,
         json_out: opt.Json = False,
     ) -> None:
         """Plan FEATURE: write .agentwaves/plan.yaml and the parallelization analysis."""
@@ -48,4 +49,4 @@ def register(app: typer.Typer) -> None:
                 }
             )
         else:
-            render_plan_outcome(outcome, analysis)
+            render_plan_outcome(outcome, analysis, verbose=verbose)

@@ -153,7 +153,7 @@ def _hint(ref: RunRef, state: str, landed: dict[str, Any] | None) -> str:
         return f"landed on {landed.get('branch')} at {str(landed.get('landed'))[:10]}"
     if state == "done":
         return f"review with `agentwaves review {rid}`, then land with `agentwaves land {rid}`"
-    return f"running: follow with `agentwaves status {rid}`"
+    return f"running: follow with `agentwaves status {rid} --watch`"
 
 
 # ------------------------------------------------------------------------------------------------ status

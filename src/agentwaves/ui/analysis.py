@@ -9,10 +9,19 @@ from rich.text import Text
 from agentwaves.plan.graph import Analysis
 from agentwaves.plan.report import minutes
 
+LONG_PLAN = 60  # tasks: above this, a summary unless --verbose
 
-def render_analysis(analysis: Analysis, console: Console | None = None) -> None:
-    """Print the analysis as tables on ``console`` (a fresh stdout console by default)."""
+
+def render_analysis(analysis: Analysis, console: Console | None = None, *, verbose: bool = False) -> None:
+    """Print the analysis as tables on ``console`` (a fresh stdout console by default). A plan of more than
+    :data:`LONG_PLAN` tasks gets a summary (one row per wave, the first serialization points) unless
+    ``verbose``."""
     out = console or Console(highlight=False)
+    if not verbose and len(analysis.plan.tasks) > LONG_PLAN:
+        from agentwaves.ui.analysis_summary import render_summary
+
+        render_summary(analysis, out)
+        return
     plan, est = analysis.plan, analysis.estimates
     by_id = plan.by_id
     heading = plan.feature or "Plan"

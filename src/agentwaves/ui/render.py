@@ -23,12 +23,12 @@ def print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, default=str))
 
 
-def render_plan_outcome(outcome: Any, analysis: Any) -> None:
+def render_plan_outcome(outcome: Any, analysis: Any, *, verbose: bool = False) -> None:
     from agentwaves.ui.analysis import render_analysis
 
     out = console()
     out.print(f"[bold]Plan[/] for: {outcome.plan.feature}")
-    render_analysis(analysis, out)
+    render_analysis(analysis, out, verbose=verbose)
     out.print(
         f"\nPlan written to [cyan]{outcome.plan_path}[/] (edit it freely), analysis to "
         f"[cyan]{outcome.analysis_path}[/]."
