@@ -454,3 +454,20 @@ def test_long_analysis_prints_a_summary_and_execute_shows_preparation(
     res = _run_script(repo, tmp_path, run_cli, {"a": _write_and_finish("a.py", "A = 1\n")})
     assert res.exit_code == 0, res.stderr
     assert "preparing the run: analysing the plan, creating its worktrees …" in res.stderr
+
+
+def test_piped_tables_never_cut_values(make_repo, run_cli: Cli, tmp_path: Path) -> None:
+    repo = make_repo()
+    deep = "/".join(["a_rather_long_directory_name"] * 4) + "/with_a_long_module_name.py"
+    plan = write_yaml(
+        tmp_path / "plan.yaml", {"feature": "f", "tasks": [{"id": "a", "title": "A", "files": [deep]}]}
+    )
+    res = run_cli("execute", "--repo", repo, "--plan", plan, "--llm", "fake")
+    assert res.exit_code == 0, res.stderr
+    assert run_cli("land", "--repo", repo).exit_code == 0
+    review = run_cli("review", "--repo", repo)
+    assert deep in review.stdout and "…" not in review.stdout
+    runs = json.loads(run_cli("runs", "--repo", repo, "--json").stdout)["runs"]
+    table = run_cli("runs", "--repo", repo).stdout
+    assert runs[0]["run"] in table and f"${runs[0]['cost_usd']:.4f}" in table
+    assert runs[0]["landed"][:10] in table and "…" not in table

@@ -8,6 +8,7 @@ from rich.text import Text
 
 from agentwaves.plan.graph import Analysis
 from agentwaves.plan.report import minutes
+from agentwaves.ui.tables import print_table
 
 LONG_PLAN = 60  # tasks: above this, a summary unless --verbose
 
@@ -55,7 +56,7 @@ def render_analysis(analysis: Analysis, console: Console | None = None, *, verbo
             waves.add_row(str(wave.index) if k == 0 else "", name, Text("\n").join(lines), minutes(span))
         if wave.index != len(analysis.waves):
             waves.add_section()
-    out.print(waves)
+    print_table(out, waves)
 
     table = Table(title="Estimates (minutes)", title_justify="left")
     table.add_column("Schedule")
@@ -68,7 +69,7 @@ def render_analysis(analysis: Analysis, console: Console | None = None, *, verbo
         (f"practical (conflicts, {analysis.max_agents} agents)", est.practical),
     ):
         table.add_row(label, minutes(value), f"{est.speedup(value):.2f}x")
-    out.print(table)
+    print_table(out, table)
     out.print(
         Text.assemble(
             (f"Critical path ({minutes(est.theoretical)} min): ", "bold"), " → ".join(analysis.critical_path)
@@ -83,7 +84,7 @@ def render_analysis(analysis: Analysis, console: Console | None = None, *, verbo
         for p in analysis.serialization_points:
             resolution = p.resolution + (f" ({p.moved} moved)" if p.moved else "")
             points.add_row(", ".join(p.tasks), p.reason, resolution)
-        out.print(points)
+        print_table(out, points)
     else:
         out.print("No serialization points: no two tasks of one wave conflict.")
     for s in analysis.suggestions:

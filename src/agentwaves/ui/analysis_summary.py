@@ -10,6 +10,7 @@ from rich.text import Text
 
 from agentwaves.plan.graph import Analysis
 from agentwaves.plan.report import minutes
+from agentwaves.ui.tables import print_table
 
 SHOWN = 10
 
@@ -38,7 +39,7 @@ def render_summary(analysis: Analysis, out: Console) -> None:
         spans = [analysis_group_span(analysis, g.tasks, g.after) for g in wave.groups]
         tasks = sum(len(g.tasks) for g in wave.groups)
         waves.add_row(str(wave.index), str(len(wave.groups)), str(tasks), minutes(max(spans, default=0.0)))
-    out.print(waves)
+    print_table(out, waves)
     if len(analysis.waves) > 2 * SHOWN:
         out.print(_more(len(analysis.waves) - 2 * SHOWN, "waves"))
     out.print(

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from agentwaves.run.events import Subscriber
+from agentwaves.ui.tables import print_table
 
 
 def console(stderr: bool = False) -> Console:
@@ -108,7 +109,7 @@ def render_summary(outcome: Any) -> None:
     for key in ("serial", "groups_sequential", "theoretical", "practical"):
         table.add_row(f"estimate: {key}", f"{est.get(key, 0):g}")
     table.add_row("[bold]measured makespan[/]", f"{summary['makespan_plan_minutes']:g}")
-    out.print(table)
+    print_table(out, table)
     if state.state == "done" and summary.get("realized_share") is not None:  # no speedup for unfinished work
         out.print(
             f"speedup: realized {summary['speedup_realized']}x of a theoretical "

@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from agentwaves.ui.status import badge, out_console, usage_line
+from agentwaves.ui.tables import print_table
 
 
 def _count(value: int | None) -> str:
@@ -48,7 +49,7 @@ def _render_wave(out: Console, wave: dict[str, Any], diff: bool) -> None:
         table.add_column("-", justify="right", style="red")
         for f in wave["files"]:
             table.add_row(f["path"], f["status"], _count(f["added"]), _count(f["removed"]))
-        out.print(table)
+        print_table(out, table)
         n = len(wave["files"])
         out.print(f"{n} file{'s' if n != 1 else ''} changed, +{wave['added']} -{wave['removed']}")
     elif wave.get("commit"):

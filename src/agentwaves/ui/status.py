@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from agentwaves.ui.live import STYLES, fmt_seconds
+from agentwaves.ui.tables import print_table
 
 RUN_STYLES = {**STYLES, "interrupted": ("■", "yellow"), "unreadable": ("?", "red")}
 
@@ -123,4 +124,4 @@ def render_runs(data: dict[str, Any], console: Console | None = None) -> None:
             f"${run['cost_usd']:.4f}",
             str(run["landed"])[:10] if run.get("landed") else "",
         )
-    out.print(table)
+    print_table(out, table)
