@@ -471,3 +471,27 @@ def test_piped_tables_never_cut_values(make_repo, run_cli: Cli, tmp_path: Path) 
     table = run_cli("runs", "--repo", repo).stdout
     assert runs[0]["run"] in table and f"${runs[0]['cost_usd']:.4f}" in table
     assert runs[0]["landed"][:10] in table and "…" not in table
+
+
+def test_fake_cost_is_marked_simulated_and_status_tokens_add_up(
+    make_repo, run_cli: Cli, tmp_path: Path
+) -> None:
+    from agentwaves.llm.base import Usage
+    from agentwaves.llm.usage import DEFAULT_MODEL, cost_usd
+
+    repo = make_repo()
+    res = _run_script(repo, tmp_path, run_cli, {"a": _write_and_finish("a.py", "A = 1\n")})
+    assert res.exit_code == 0, res.stderr
+    assert "(simulated: the fake backend's modelled usage, at real prices)" in res.stdout
+    data = json.loads(run_cli("status", "--repo", repo, "--json").stdout)
+    usage = data["usage"]
+    assert usage["cache_creation_input_tokens"] > 0  # the case the old line left out
+    shown = run_cli("status", "--repo", repo).stdout
+    line = next(ln for ln in shown.splitlines() if ln.startswith("Tokens:"))
+    assert line == (
+        f"Tokens: {usage['input_tokens']:,} in, {usage['output_tokens']:,} out, "
+        f"{usage['cache_creation_input_tokens']:,} cache write, {usage['cache_read_input_tokens']:,} cache read; "
+        f"cost ${usage['cost_usd']:.4f} (simulated: the fake backend's modelled usage, at real prices)"
+    )
+    tokens = {k: usage[k] for k in Usage.model_fields if k in usage}
+    assert round(cost_usd(DEFAULT_MODEL, Usage(**tokens)), 4) == round(usage["cost_usd"], 4)

@@ -211,6 +211,7 @@ def status_data(ref: RunRef, now: datetime | None = None) -> dict[str, Any]:
         "elapsed_s": seconds_between(s.started, s.finished if not live else None, now),
         "makespan_s": s.makespan_s,
         "schedule": s.settings.schedule,
+        "llm": s.settings.llm,
         "progress": {"done": done, "total": total, "percent": round(100 * done / total) if total else 0},
         "stuck": [
             t["id"] for w in waves for g in w["groups"] for t in g["tasks"] if t["stuck_for_s"] is not None

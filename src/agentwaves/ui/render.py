@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from agentwaves.run.events import Subscriber
+from agentwaves.ui.status import SIMULATED
 from agentwaves.ui.tables import print_table
 
 
@@ -123,6 +124,7 @@ def render_summary(outcome: Any) -> None:
             f"{usage.get('cache_creation_input_tokens', 0):,} cache write, "
             f"{usage.get('cache_read_input_tokens', 0):,} cache read, "
             f"{usage.get('output_tokens', 0):,} output; cost ${usage.get('cost_usd', 0):.4f}"
+            + (SIMULATED if state.settings.llm == "fake" else "")
         )
     for w in state.waves:
         if w.commit:
