@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e.helpers import latest_state, write_yaml
+from tests.e2e.helpers import git, latest_state, write_yaml
 
 Cli = Callable[..., Any]
 MARKER = (
@@ -490,8 +490,35 @@ def test_fake_cost_is_marked_simulated_and_status_tokens_add_up(
     line = next(ln for ln in shown.splitlines() if ln.startswith("Tokens:"))
     assert line == (
         f"Tokens: {usage['input_tokens']:,} in, {usage['output_tokens']:,} out, "
-        f"{usage['cache_creation_input_tokens']:,} cache write, {usage['cache_read_input_tokens']:,} cache read; "
+        f"{usage['cache_creation_input_tokens']:,} cache write, "
+        f"{usage['cache_read_input_tokens']:,} cache read; "
         f"cost ${usage['cost_usd']:.4f} (simulated: the fake backend's modelled usage, at real prices)"
     )
     tokens = {k: usage[k] for k in Usage.model_fields if k in usage}
     assert round(cost_usd(DEFAULT_MODEL, Usage(**tokens)), 4) == round(usage["cost_usd"], 4)
+
+
+def test_detached_head_execute_names_its_commit_and_land_says_where_it_started(
+    make_repo, run_cli: Cli, tmp_path: Path
+) -> None:
+    repo = make_repo({"README.md": "# one\n"})
+    old = git(repo, "rev-parse", "HEAD")
+    (repo / "more.txt").write_text("two\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "second")
+    new = git(repo, "rev-parse", "HEAD")
+    git(repo, "checkout", "-q", "--detach", old)
+    res = _run_script(repo, tmp_path, run_cli, {"a": _write_and_finish("a.py", "A = 1\n")})
+    assert res.exit_code == 0, res.stderr
+    assert f"note: HEAD is detached: the run starts from commit {old[:7]} initial" in res.stderr
+    rid = _newest(repo, run_cli)
+    git(repo, "checkout", "-q", "main")
+    res = run_cli("land", "--repo", repo)
+    assert res.exit_code == 1
+    assert "moved" not in res.stderr
+    assert res.stderr.startswith(
+        f"agentwaves: error: run {rid} started from commit {old[:7]} on a detached HEAD, not from main "
+        f"(now {new[:7]}), so main cannot fast-forward to it: "
+        f"rebase the run with `git rebase main agentwaves/{rid}"
+    )
+    assert git(repo, "rev-parse", "HEAD") == new  # nothing changed

@@ -78,8 +78,7 @@ def register(app: typer.Typer) -> None:
         from agentwaves.ui.preparing import preparing
         from agentwaves.ui.render import console, finish_run, progress_subscribers
 
-        notice = check_before_execute(repo, new)
-        if notice:
+        for notice in check_before_execute(repo, new):
             console(stderr=True).print(notice)
 
         overrides = _overrides(
