@@ -522,3 +522,19 @@ def test_detached_head_execute_names_its_commit_and_land_says_where_it_started(
         f"rebase the run with `git rebase main agentwaves/{rid}"
     )
     assert git(repo, "rev-parse", "HEAD") == new  # nothing changed
+
+
+def test_a_failing_gate_prints_the_end_of_its_output(make_repo, run_cli: Cli, tmp_path: Path) -> None:
+    repo = make_repo()
+    command = "for i in $(seq 1 40); do echo line-$i; done; echo '[red]the real reason[/]' >&2; exit 3"
+    tasks = [
+        {"id": "a", "title": "A", "files": ["a.py"]},
+        {"id": "check", "title": "Check", "kind": "gate", "command": command, "depends_on": ["a"]},
+    ]
+    plan = write_yaml(tmp_path / "plan.yaml", {"feature": "f", "tasks": tasks})
+    res = run_cli("execute", "--repo", repo, "--plan", plan, "--llm", "fake")
+    assert res.exit_code == 1
+    shown = [line.strip() for line in res.stderr.splitlines() if line.strip().startswith("| ")]
+    assert "| [red]the real reason[/]" in shown and "| [exit 3]" in shown
+    assert "| line-40" in shown and "| line-20" not in shown  # only the end
+    assert "logs/check.log" in res.stderr

@@ -6,6 +6,7 @@ import contextlib
 import json
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -98,6 +99,21 @@ def finish_run(outcome: Any, json_out: bool) -> None:
         raise typer.Exit(1)
 
 
+GATE_TAIL = 15  # lines of a failed gate's output shown in the summary
+
+
+def tail_lines(path: Path, n: int) -> list[str]:
+    """The last ``n`` lines of a text file (none if it cannot be read)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, 2)
+            fh.seek(max(0, fh.tell() - 64 * 1024))
+            text = fh.read().decode("utf-8", "replace")
+    except OSError:
+        return []
+    return text.rstrip("\n").splitlines()[-n:]
+
+
 def render_summary(outcome: Any) -> None:
     state, summary = outcome.state, outcome.summary
     out = console()
@@ -143,5 +159,9 @@ def render_summary(outcome: Any) -> None:
                 err.print(f"  group {g.name}: {g.error}")
                 for t in g.tasks:
                     if t.state == "failed":
-                        err.print(f"    log: {outcome.run_dir / 'logs' / (t.id + '.log')}")
+                        log = outcome.run_dir / "logs" / (t.id + ".log")
+                        err.print(f"    log: {log}")
+                        if t.kind == "gate":
+                            for line in tail_lines(log, GATE_TAIL):
+                                err.print(f"    | {line}", markup=False, highlight=False)
     err.print(f"Resume with: agentwaves resume {state.run_id}")
