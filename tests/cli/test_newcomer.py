@@ -538,3 +538,30 @@ def test_a_failing_gate_prints_the_end_of_its_output(make_repo, run_cli: Cli, tm
     assert "| [red]the real reason[/]" in shown and "| [exit 3]" in shown
     assert "| line-40" in shown and "| line-20" not in shown  # only the end
     assert "logs/check.log" in res.stderr
+
+
+def test_clean_runs_prunes_the_directories_of_runs_cleaned_for_good(
+    make_repo, run_cli: Cli, tmp_path: Path
+) -> None:
+    repo = make_repo()
+    plan = _two_task_plan(tmp_path)
+    assert run_cli("execute", "--repo", repo, "--plan", plan, "--llm", "fake").exit_code == 0
+    landed = _newest(repo, run_cli)
+    assert run_cli("land", "--repo", repo).exit_code == 0
+    script = write_yaml(tmp_path / "s.yaml", {"faults": [{"task": "b", "error": "fatal"}]})
+    res = run_cli("execute", "--repo", repo, "--plan", plan, "--llm", "fake", "--fake-script", script)
+    assert res.exit_code == 1
+    failed = _newest(repo, run_cli)
+    runs = repo / ".agentwaves" / "runs"
+    res = run_cli("clean", "--all", "--runs", "--repo", repo)
+    assert res.exit_code == 0, res.stderr
+    assert f"run directory .agentwaves/runs/{landed} removed" in res.stdout
+    assert not (runs / landed).exists()
+    assert (runs / failed / "state.json").is_file()  # still resumable: kept
+    assert f"run directory kept: run {failed} still has branches" in res.stdout
+    assert [r["run"] for r in json.loads(run_cli("runs", "--repo", repo, "--json").stdout)["runs"]] == [
+        failed
+    ]
+    data = json.loads(run_cli("clean", failed, "--runs", "--force", "--repo", repo, "--json").stdout)
+    assert data["runs"][0]["run_dir_removed"] is True and data["freed_bytes"] > 0
+    assert not (runs / failed).exists()

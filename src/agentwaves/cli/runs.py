@@ -157,6 +157,10 @@ def register(app: typer.Typer) -> None:
         run_id: opt.RunId = None,
         all_runs: All = False,
         force: Force = False,
+        runs: Annotated[
+            bool,
+            typer.Option("--runs", help="Also delete the run directories of runs that leave nothing in git."),
+        ] = False,
         repo: opt.Repo = Path("."),
         json_out: opt.Json = False,
     ) -> None:
@@ -170,6 +174,11 @@ def register(app: typer.Typer) -> None:
             raise UsageError("give a run id or --all, not both")
         root, state_dir = state_dir_of(repo)
         result = clean(root, state_dir, run_id, all_runs=all_runs, force=force)
+        if runs:
+            from agentwaves.run.prune import prune_run_dirs
+
+            prune_run_dirs(state_dir, result["runs"])
+            result["freed_bytes"] = sum(r["freed_bytes"] for r in result["runs"])
         if json_out:
             print_json(result)
             return
@@ -191,5 +200,11 @@ def register(app: typer.Typer) -> None:
                 out.print(
                     f"  kept {len(r['group_branches_kept'])} group branches: the run is {r['state']} "
                     "and can be resumed (clean --force deletes them)"
+                )
+            if r.get("run_dir_removed"):
+                out.print(f"  run directory .agentwaves/runs/{r['run']} removed")
+            elif runs:
+                out.print(
+                    f"  run directory kept: run {r['run']} still has branches (land, resume or --force)"
                 )
         out.print(f"Freed {_size(result['freed_bytes'])}.")
