@@ -62,8 +62,13 @@ def progress_subscribers(json_out: bool) -> Iterator[list[Subscriber]]:
 
 def print_retry(error: Exception, attempt: int, wait: float) -> None:
     """A model call that failed and is retried, on stderr as it happens (``plan``: no event log)."""
+    from rich.markup import escape
+
+    from agentwaves.redact import Redactor
+
+    why = escape(Redactor().redact(str(error)))
     console(stderr=True).print(
-        f"[yellow]model call failed[/] ({error}); attempt {attempt} failed, retrying in {wait:.1f}s"
+        f"[yellow]model call failed[/] ({why}); attempt {attempt} failed, retrying in {wait:.1f}s"
     )
 
 
