@@ -13,7 +13,7 @@ EXAMPLES = Path(__file__).parents[2] / "examples"
     ("args", "needle"),
     [
         (["nope"], "No such command 'nope'"),
-        (["analyze"], "Missing argument"),
+        (["logs"], "Missing argument"),  # `analyze` alone reads .agentwaves/plan.yaml
         (["analyze", str(EXAMPLES / "article.yaml"), "--max-agents", "0"], "--max-agents"),
         (["execute", "--schedule", "fastest"], "unknown schedule 'fastest'"),
         (["execute", "--waves", "--sequential"], "choose one of"),

@@ -89,7 +89,7 @@ def test_planner_gives_up_after_three_invalid_plans(tmp_path, run_cli) -> None:
 def test_missing_api_key_is_one_line_before_any_work(tmp_path, run_cli) -> None:
     repo = prepare_repo(tmp_path / "notify")
     res = run_cli("plan", "f", "--repo", repo, "--llm", "anthropic")
-    assert res.exit_code == 1
+    assert res.exit_code == 2  # bad input, as the README promises
     assert res.stderr.startswith("agentwaves: error: ANTHROPIC_API_KEY is not set")
     assert res.stderr.count("\n") == 1
     assert not (repo / ".agentwaves" / "plan.yaml").exists()

@@ -15,6 +15,7 @@ from agentwaves.agents.repomap import repo_map, tracked_files
 from agentwaves.agents.sandbox import NoSandbox
 from agentwaves.agents.tools import WorktreeTools
 from agentwaves.llm.base import LLM, CallContext, ToolSpec, ToolUseBlock, Usage
+from agentwaves.llm.retry import OnRetry
 from agentwaves.plan.load import plan_from_data
 from agentwaves.plan.model import Plan, PlanError, Task
 from agentwaves.prompts import render
@@ -119,15 +120,22 @@ class DraftOutcome:
     analysis_path: Path
     usage: Usage
     submissions: int
+    previous: Path | None = None  # where the plan this one replaced was kept (plan.yaml.1)
+    gate_note: str | None = None  # the default gate ``plan`` proposed, and why
 
 
 def draft_plan(
-    repo: Path, feature: str, overrides: Mapping[str, object], out: Path | None = None
+    repo: Path,
+    feature: str,
+    overrides: Mapping[str, object],
+    out: Path | None = None,
+    on_retry: OnRetry | None = None,
 ) -> DraftOutcome:
     """`agentwaves plan`: plan ``feature`` for ``repo`` and write the plan and its analysis."""
     from agentwaves.config import load_config, retry_policy
     from agentwaves.llm.registry import make_llm
     from agentwaves.plan import analyze
+    from agentwaves.plan.housekeeping import keep_previous
     from agentwaves.plan.load import dump_plan_yaml
     from agentwaves.plan.report import analysis_markdown
     from agentwaves.run.gitops import ensure_state_dir, find_repo_root
@@ -144,13 +152,35 @@ def draft_plan(
         record=Path(config.record) if config.record else None,
         cache=config.prompt_cache,
         retry=retry_policy(config),
+        on_retry=on_retry,
     )
     state_dir = ensure_state_dir(root)
     result = plan_feature(llm, root, feature, transcript_path=state_dir / "logs" / "planner.log")
-    plan = add_gate(result.plan, config.gate_command) if config.gate_command else result.plan
+    plan, gate_note = _final_gate(root, result.plan, config.gate_command)
     plan_path = out or state_dir / "plan.yaml"
     plan_path.parent.mkdir(parents=True, exist_ok=True)
+    previous = keep_previous(plan_path)
     plan_path.write_text(dump_plan_yaml(plan))
     analysis_path = state_dir / "parallelization-analysis.md"
     analysis_path.write_text(analysis_markdown(analyze(plan, max_agents=config.max_agents)))
-    return DraftOutcome(plan, plan_path, analysis_path, result.usage, result.submissions)
+    return DraftOutcome(plan, plan_path, analysis_path, result.usage, result.submissions, previous, gate_note)
+
+
+def _final_gate(root: Path, plan: Plan, command: str | None) -> tuple[Plan, str | None]:
+    """The plan with its final gate: ``gate_command`` if set (``""``: none), else the repository's obvious
+    test command; and a note saying where a proposed gate came from."""
+    from agentwaves.plan.housekeeping import detect_test_command
+
+    if command is not None:
+        return (add_gate(plan, command) if command.strip() else plan), None
+    if any(t.kind == "gate" for t in plan.tasks):
+        return plan, None
+    found = detect_test_command(root)
+    if found is None:
+        return plan, None
+    gated = add_gate(plan, found[0])
+    note = (
+        f"final gate `{found[0]}` proposed ({found[1]}); set gate_command in agentwaves.yaml to change it, "
+        'or gate_command: "" for none'
+    )
+    return gated, note

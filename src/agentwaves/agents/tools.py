@@ -33,6 +33,7 @@ from agentwaves.agents.paths import (
 from agentwaves.agents.proc import Limits, run_sandboxed
 from agentwaves.agents.sandbox import Sandbox
 from agentwaves.agents.search import SEARCH_TIMEOUT, SearchTimeout, match_files
+from agentwaves.agents.truncation import truncated_write_problem
 from agentwaves.errors import AgentwavesError
 from agentwaves.llm.base import ToolSpec
 from agentwaves.redact import is_secret_name
@@ -335,6 +336,9 @@ class WorktreeTools:
 
     def _write_file(self, path: str, content: str) -> ToolOutcome:
         target = confine(self.root, path, write=True)
+        problem = truncated_write_problem(content, self._rel(target))
+        if problem:
+            return ToolOutcome(problem, True)
         return self._atomic_write(target, content, self._rel(target))
 
     def _edit_file(self, path: str, old: str, new: str) -> ToolOutcome:

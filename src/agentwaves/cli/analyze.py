@@ -14,19 +14,32 @@ from agentwaves.cli import options as opt
 def register(app: typer.Typer) -> None:
     @app.command("analyze")
     def analyze_cmd(
-        plan: Annotated[Path, typer.Argument(help="A plan: YAML, or a pipeline table (.pipeline).")],
+        plan: Annotated[
+            Path | None,
+            typer.Argument(
+                help="A plan: YAML, or a pipeline table (.pipeline). Default .agentwaves/plan.yaml."
+            ),
+        ] = None,
         json_out: opt.Json = False,
+        verbose: opt.Verbose = False,
+        repo: opt.Repo = Path("."),
         max_agents: opt.MaxAgents = None,
         markdown: Annotated[
             Path | None,
             typer.Option("--markdown", help="Also write the parallelization analysis (Markdown) here."),
         ] = None,
     ) -> None:
-        """Show the waves, groups, conflicts and time estimates of PLAN."""
+        """Show the waves, groups, conflicts and time estimates of PLAN (default .agentwaves/plan.yaml)."""
         from agentwaves.errors import UsageError
         from agentwaves.plan import PlanError, analyze, load_plan
         from agentwaves.plan.report import analysis_markdown
 
+        if plan is None:
+            from agentwaves.run.gitops import find_repo_root
+
+            plan = find_repo_root(repo) / ".agentwaves" / "plan.yaml"
+            if not plan.is_file():
+                raise UsageError(f'no plan at {plan}: run `agentwaves plan "FEATURE"` first, or pass PLAN')
         loaded = load_plan(plan)
         try:
             analysis = analyze(loaded, max_agents=max_agents or 4)
@@ -45,6 +58,6 @@ def register(app: typer.Typer) -> None:
         from agentwaves.ui.analysis import render_analysis
 
         console = Console(highlight=False)
-        render_analysis(analysis, console)
+        render_analysis(analysis, console, verbose=verbose)
         if markdown is not None:
             console.print(f"Analysis written to {markdown}")

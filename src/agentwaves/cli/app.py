@@ -24,7 +24,25 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from agentwaves import __version__
+
+        print(f"agentwaves {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", "-V", help="Print the version and exit.", is_eager=True, callback=_version
+    ),
+) -> None:
+    """Run several AI coding agents on one git repository at once, in conflict-free waves."""
 
 
 def _register() -> None:

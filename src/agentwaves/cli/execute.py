@@ -21,7 +21,8 @@ Sandbox = Annotated[
     str | None, typer.Option("--sandbox", help="Sandbox for agents' commands: auto, bwrap, none.")
 ]
 Budget = Annotated[
-    float | None, typer.Option("--budget-usd", min=0.0, help="Stop cleanly before spending more.")
+    float | None,
+    typer.Option("--budget-usd", help="Stop cleanly before spending more than this many US dollars (> 0)."),
 ]
 
 
@@ -66,11 +67,19 @@ def register(app: typer.Typer) -> None:
         sandbox: Sandbox = None,
         budget_usd: Budget = None,
         record: opt.Record = None,
+        new: Annotated[
+            bool, typer.Option("--new", help="Start a new run even if the last one can be resumed.")
+        ] = False,
         json_out: opt.Json = False,
     ) -> None:
         """Execute the plan: each wave's groups in their own worktrees, one commit per wave."""
+        from agentwaves.run.previous import check_before_execute
         from agentwaves.run.session import start_run
-        from agentwaves.ui.render import finish_run, progress_subscribers
+        from agentwaves.ui.preparing import preparing
+        from agentwaves.ui.render import console, finish_run, progress_subscribers
+
+        for notice in check_before_execute(repo, new):
+            console(stderr=True).print(notice)
 
         overrides = _overrides(
             schedule=_schedule(schedule, waves, sequential),
@@ -83,7 +92,7 @@ def register(app: typer.Typer) -> None:
             budget_usd=budget_usd,
             record=record,
         )
-        with progress_subscribers(json_out) as subscribers:
+        with progress_subscribers(json_out) as subscribers, preparing(subscribers, not json_out):
             outcome = start_run(repo, plan, overrides, subscribers)
         finish_run(outcome, json_out)
 
@@ -106,6 +115,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Resume a failed or interrupted run: finished groups are kept, the rest runs again."""
         from agentwaves.run.session import resume_run
+        from agentwaves.ui.preparing import preparing
         from agentwaves.ui.render import finish_run, progress_subscribers
 
         overrides = _overrides(
@@ -119,6 +129,6 @@ def register(app: typer.Typer) -> None:
             budget_usd=budget_usd,
             record=record,
         )
-        with progress_subscribers(json_out) as subscribers:
+        with progress_subscribers(json_out) as subscribers, preparing(subscribers, not json_out):
             outcome = resume_run(repo, run_id, overrides, subscribers)
         finish_run(outcome, json_out)

@@ -36,3 +36,6 @@ Record = Annotated[
     ),
 ]
 RunId = Annotated[str | None, typer.Argument(help="Run id; the latest run if omitted.")]
+Verbose = Annotated[
+    bool, typer.Option("--verbose", "-v", help="Print every wave, group and task, even of a long plan.")
+]

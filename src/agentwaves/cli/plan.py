@@ -21,12 +21,13 @@ def register(app: typer.Typer) -> None:
         max_agents: opt.MaxAgents = None,
         fake_script: opt.FakeScript = None,
         record: opt.Record = None,
+        verbose: opt.Verbose = False,
         json_out: opt.Json = False,
     ) -> None:
         """Plan FEATURE: write .agentwaves/plan.yaml and the parallelization analysis."""
         from agentwaves.agents.planner import draft_plan
         from agentwaves.plan import analyze
-        from agentwaves.ui.render import print_json, render_plan_outcome
+        from agentwaves.ui.render import print_json, print_retry, render_plan_outcome
 
         overrides = {
             "llm": llm,
@@ -35,15 +36,17 @@ def register(app: typer.Typer) -> None:
             "fake_script": str(fake_script) if fake_script else None,
             "record": str(record) if record else None,
         }
-        outcome = draft_plan(repo, feature, overrides, out)
+        outcome = draft_plan(repo, feature, overrides, out, on_retry=print_retry)
         analysis = analyze(outcome.plan, max_agents=max_agents or 4)
         if json_out:
             print_json(
                 {
                     "plan": str(outcome.plan_path),
                     "analysis_markdown": str(outcome.analysis_path),
+                    "previous_plan": str(outcome.previous) if outcome.previous else None,
+                    "gate_note": outcome.gate_note,
                     **analysis.to_json(),
                 }
             )
         else:
-            render_plan_outcome(outcome, analysis)
+            render_plan_outcome(outcome, analysis, verbose=verbose)

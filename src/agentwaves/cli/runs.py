@@ -31,10 +31,26 @@ def register(app: typer.Typer) -> None:
     def status_cmd(
         run_id: opt.RunId = None,
         all_runs: All = False,
+        watch: Annotated[
+            bool,
+            typer.Option("--watch", "-w", help="Refresh until the run ends (exit 0 if it is done, else 1)."),
+        ] = False,
+        interval: Annotated[
+            float, typer.Option("--interval", min=0.1, help="Seconds between refreshes of --watch.")
+        ] = 2.0,
         repo: opt.Repo = Path("."),
         json_out: opt.Json = False,
     ) -> None:
         """Show a run's waves, groups and tasks: state, progress, failures and their logs, tokens and cost."""
+        if watch:
+            from agentwaves.errors import UsageError
+            from agentwaves.ui.watch import watch_status
+
+            if all_runs:
+                raise UsageError("--watch follows one run: give a run id or none (the latest), not --all")
+            if watch_status(repo, run_id, interval=interval, json_out=json_out) != "done":
+                raise typer.Exit(1)
+            return
         from agentwaves.run.inspect import open_run, runs_data, status_data
         from agentwaves.ui.render import print_json
         from agentwaves.ui.status import render_runs, render_status
@@ -84,13 +100,25 @@ def register(app: typer.Typer) -> None:
 
     @app.command("logs")
     def logs_cmd(
-        run_id: Annotated[str, typer.Argument(help="Run id (a unique prefix is enough).")],
-        task: Annotated[str, typer.Argument(help="Task id (or a resolver log such as resolve-2-web).")],
+        first: Annotated[
+            str,
+            typer.Argument(
+                metavar="RUN_ID|TASK", help="A task of the latest run, or a run id (a prefix will do)."
+            ),
+        ],
+        second: Annotated[
+            str | None,
+            typer.Argument(
+                metavar="[TASK]", help="The task, when a run id comes first (or resolve-<wave>-<group>)."
+            ),
+        ] = None,
         follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing until it ends.")] = False,
         repo: opt.Repo = Path("."),
         json_out: opt.Json = False,
     ) -> None:
-        """Print a task's transcript: messages, one line per tool call, errors. --follow tails it."""
+        """Print a task's transcript: messages, one line per tool call, errors. --follow tails it.
+
+        `logs TASK` reads the latest run; `logs RUN_ID TASK` another one."""
         import json
 
         from agentwaves.run.inspect import follow_log, open_run
@@ -102,6 +130,7 @@ def register(app: typer.Typer) -> None:
         def emit(record: dict[str, Any]) -> None:
             print(json.dumps(record), flush=True) if json_out else render_log_record(record, out)
 
+        run_id, task = (None, first) if second is None else (first, second)
         follow_log(open_run(repo, run_id), task, emit, follow=follow)
 
     @app.command("land")
@@ -128,6 +157,10 @@ def register(app: typer.Typer) -> None:
         run_id: opt.RunId = None,
         all_runs: All = False,
         force: Force = False,
+        runs: Annotated[
+            bool,
+            typer.Option("--runs", help="Also delete the run directories of runs that leave nothing in git."),
+        ] = False,
         repo: opt.Repo = Path("."),
         json_out: opt.Json = False,
     ) -> None:
@@ -141,6 +174,11 @@ def register(app: typer.Typer) -> None:
             raise UsageError("give a run id or --all, not both")
         root, state_dir = state_dir_of(repo)
         result = clean(root, state_dir, run_id, all_runs=all_runs, force=force)
+        if runs:
+            from agentwaves.run.prune import prune_run_dirs
+
+            prune_run_dirs(state_dir, result["runs"])
+            result["freed_bytes"] = sum(r["freed_bytes"] for r in result["runs"])
         if json_out:
             print_json(result)
             return
@@ -166,5 +204,11 @@ def register(app: typer.Typer) -> None:
                 out.print(
                     f"  kept {len(r['group_branches_kept'])} group branches: the run is {r['state']} "
                     "and can be resumed (clean --force deletes them)"
+                )
+            if r.get("run_dir_removed"):
+                out.print(f"  run directory .agentwaves/runs/{r['run']} removed")
+            elif runs:
+                out.print(
+                    f"  run directory kept: run {r['run']} still has branches (land, resume or --force)"
                 )
         out.print(f"Freed {_size(result['freed_bytes'])}.")

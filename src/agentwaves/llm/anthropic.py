@@ -58,7 +58,7 @@ class AnthropicLLM:
         self.model: str = model or os.environ.get("AGENTWAVES_MODEL") or DEFAULT_MODEL
         key = api_key if api_key is not None else os.environ.get("ANTHROPIC_API_KEY", "")
         if not key.strip():
-            raise FatalLLMError(MISSING_KEY)
+            raise FatalLLMError(MISSING_KEY, exit_code=2)  # bad input: exit 2, like every set-up error
         self._key = key
         # An explicit timeout also stops the SDK refusing non-streaming calls with a large max_tokens.
         kwargs: dict[str, Any] = {"api_key": key, "max_retries": 0, "timeout": timeout}

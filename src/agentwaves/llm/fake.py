@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import shlex
 import threading
 import time
 from collections import Counter
@@ -20,6 +21,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from agentwaves.agents.truncation import has_truncation_marker
 from agentwaves.llm.base import (
     CallContext,
     FatalLLMError,
@@ -246,26 +248,68 @@ def _scripted(calls: list[ScriptCall], pos: int) -> tuple[Step, int]:
 
 
 def _implementer(request: Request, hints: dict[str, Any], pos: int) -> tuple[Step, int]:
+    """Read each predicted file, then append one block to it. A file ``read_file`` showed in full is
+    rewritten whole; a longer one is changed with ``edit_file`` on its last lines (read with ``tail``),
+    so the fake never writes back a cut file; if that cannot be done the file is left alone."""
     task = dict(hints.get("task") or {})
     files = [str(f) for f in hints.get("files") or []]
     title = str(task.get("title") or task.get("id") or "task")
     plan: list[Step] = []
+    skipped: list[str] = []
     if files:
         plan.append([("read_file", {"path": f}) for f in files])
         current: dict[str, str] = {}
+        tails: dict[str, str | None] = {}
         for use, result in _tool_exchanges(request.messages):
+            path = str(use.input.get("path"))
             if use.name == "read_file" and result is not None:
-                current[str(use.input.get("path"))] = "" if result.is_error else result.content
-        plan.append(
-            [("write_file", {"path": f, "content": append_block(f, current.get(f, ""), task)}) for f in files]
-        )
-        summary = f"{title}: wrote {', '.join(files)}"
+                current[path] = "" if result.is_error else result.content
+            elif use.name == "run" and result is not None:
+                tails[_tail_path(use.input)] = _tail_output(result)
+        cut = [f for f in files if has_truncation_marker(current.get(f, ""))]
+        if cut:
+            plan.append([("run", {"command": f"tail -n {TAIL_LINES} -- {shlex.quote(f)}"}) for f in cut])
+        writes: list[tuple[str, dict[str, Any]]] = []
+        for f in files:
+            if f not in cut:
+                content = append_block(f, current.get(f, ""), task)
+                writes.append(("write_file", {"path": f, "content": content}))
+                continue
+            tail = tails.get(f)
+            new = append_block(f, tail, task) if tail else None
+            if tail and new and new != tail:
+                writes.append(("edit_file", {"path": f, "old": tail, "new": new}))
+            else:
+                skipped.append(f)
+        if writes:
+            plan.append(writes)
+        done = [f for f in files if f not in skipped]
+        summary = f"{title}: wrote {', '.join(done) or 'nothing'}"
+        if skipped:
+            summary += f"; left {', '.join(skipped)} unchanged (too long to read, and its end was not found)"
     else:
         plan.append([("list_files", {})])
         summary = f"{title}: no files were predicted, nothing written"
     notes = f"fake implementer: appended one block per file for task {task.get('id', '?')}"
     plan.append([("finish", {"summary": summary, "notes": notes})])
     return (plan[pos] if pos < len(plan) else "done."), len(plan)
+
+
+TAIL_LINES = 40
+
+
+def _tail_path(args: dict[str, Any]) -> str:
+    """The file of a ``tail -n N -- PATH`` command the fake sent."""
+    parts = shlex.split(str(args.get("command", "")))
+    return parts[-1] if parts else ""
+
+
+def _tail_output(result: ToolResultBlock) -> str | None:
+    """What ``tail`` printed, or None if the command failed or its output was cut."""
+    head, _, body = result.content.partition("\n")
+    if result.is_error or head != "exit code: 0" or "output truncated" in body or not body:
+        return None
+    return body
 
 
 def _resolver(hints: dict[str, Any], pos: int) -> tuple[Step, int]:

@@ -37,9 +37,9 @@ def ref_safe_problem(name: str, what: str) -> str | None:
     """Why ``name`` cannot be used as one git ref component (a branch name part), or None if it can."""
     pattern = TASK_ID_RE if what == "task id" else GROUP_NAME_RE
     if what == "task id":
-        allowed = "letters, digits, '_', '-', '.', starting with a letter or digit"
+        allowed = "ASCII letters, digits, '_', '-', '.', starting with a letter or digit"
     else:
-        allowed = "letters, digits, '_', '-', '.', '+', not starting with '.' or '-'"
+        allowed = "ASCII letters, digits, '_', '-', '.', '+', not starting with '.' or '-'"
     if not pattern.match(name):
         return f"invalid {what} {name!r}: use {allowed}"
     if len(name) > MAX_NAME_LEN:
@@ -63,7 +63,9 @@ class Task(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=False)
 
-    id: str = Field(description="Unique id: letters, digits, '_', '-', '.'; starts with a letter or digit.")
+    id: str = Field(
+        description="Unique id: ASCII letters, digits, '_', '-', '.'; starts with a letter or digit."
+    )
     title: str = Field(description="One line saying what the task does.")
     prompt: str | None = Field(
         default=None, description="What the agent is asked to do; the title if omitted."

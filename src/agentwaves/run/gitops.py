@@ -90,7 +90,7 @@ def run_git(
             proc = spawn(cwd, hardened_args(Path(cwd), args), input, env)
         except (FileNotFoundError, NotADirectoryError) as exc:
             what = f"no such directory: {cwd}" if not Path(cwd).is_dir() else "git is not installed"
-            raise GitError(f"{_describe(args)} failed: {what}") from exc
+            raise GitError(f"{_describe(args)} failed: {what}", exit_code=2) from exc
         if proc.returncode != 0 and attempt < _LOCK_RETRIES and _is_lock_failure(proc.stderr):
             time.sleep(0.05 * (attempt + 1))
             continue

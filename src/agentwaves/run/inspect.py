@@ -153,7 +153,7 @@ def _hint(ref: RunRef, state: str, landed: dict[str, Any] | None) -> str:
         return f"landed on {landed.get('branch')} at {str(landed.get('landed'))[:10]}"
     if state == "done":
         return f"review with `agentwaves review {rid}`, then land with `agentwaves land {rid}`"
-    return f"running: follow with `agentwaves status {rid}`"
+    return f"running: follow with `agentwaves status {rid} --watch`"
 
 
 # ------------------------------------------------------------------------------------------------ status
@@ -211,6 +211,7 @@ def status_data(ref: RunRef, now: datetime | None = None) -> dict[str, Any]:
         "elapsed_s": seconds_between(s.started, s.finished if not live else None, now),
         "makespan_s": s.makespan_s,
         "schedule": s.settings.schedule,
+        "llm": s.settings.llm,
         "progress": {"done": done, "total": total, "percent": round(100 * done / total) if total else 0},
         "stuck": [
             t["id"] for w in waves for g in w["groups"] for t in g["tasks"] if t["stuck_for_s"] is not None

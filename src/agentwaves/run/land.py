@@ -103,11 +103,9 @@ def land(ref: RunRef) -> dict[str, Any]:
             _record(ref, branch, head, target)
         return {"run": rid, "branch": branch, "from": head, "to": head, "already": True}
     if not is_ancestor(root, head, target):
-        raise AgentwavesError(
-            f"your branch {branch} moved since the run started (base {s.base[:7]}, now {head[:7]}): "
-            f"rebase the run with `git rebase {branch} {s.branch} && git switch {branch} && "
-            f"agentwaves land {rid}` or merge it with `git merge {s.branch}`"
-        )
+        from agentwaves.run.basing import not_fast_forward
+
+        raise AgentwavesError(not_fast_forward(ref, branch, head))
     run_files = run_git(root, "diff", "--name-only", "-z", head, target, "--", STATE_DIR).stdout
     if run_files.strip("\0"):
         raise AgentwavesError(

@@ -25,6 +25,7 @@ from agentwaves.llm.usage import UsageTracker, usage_json
 from agentwaves.plan import Analysis, analyze
 from agentwaves.plan.load import dump_plan_yaml, load_plan
 from agentwaves.plan.model import Plan
+from agentwaves.redact import Redactor
 from agentwaves.run.context import RunContext, Slots
 from agentwaves.run.events import EventLog, Subscriber
 from agentwaves.run.executor import Executor
@@ -193,6 +194,7 @@ def _execute(
         warnings.append(sandbox_warning)
     slots = Slots(config.max_agents)
     holder: dict[str, Any] = {}
+    redactor = Redactor()
 
     def on_retry(error: RetryableError, attempt: int, wait: float) -> None:
         events = holder.get("events")
@@ -205,7 +207,14 @@ def _execute(
             with store.lock, contextlib.suppress(KeyError):
                 store.state.task(error.task).retries += 1  # saved with the next state write
         if events:
-            events.emit("retry", task=error.task, kind=error.kind, attempt=attempt, wait_s=round(wait, 2))
+            events.emit(
+                "retry",
+                task=error.task,
+                kind=error.kind,
+                attempt=attempt,
+                wait_s=round(wait, 2),
+                error=redactor.redact(str(error)),
+            )
 
     llm = make_llm(
         config.llm,

@@ -284,7 +284,7 @@ def resolve_run_dir(state_dir: Path, run_id: str | None) -> Path:
     if len(matches) == 1:
         return runs_dir(state_dir) / matches[0]
     if not matches:
-        raise UsageError(f"unknown run {run_id!r}: `agentwaves status` lists the runs")
+        raise UsageError(f"unknown run {run_id!r}: `agentwaves runs` lists the runs")
     raise UsageError(f"run id {run_id!r} is ambiguous: {', '.join(matches)}")
 
 

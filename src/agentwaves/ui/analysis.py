@@ -8,11 +8,21 @@ from rich.text import Text
 
 from agentwaves.plan.graph import Analysis
 from agentwaves.plan.report import minutes
+from agentwaves.ui.tables import print_table
+
+LONG_PLAN = 60  # tasks: above this, a summary unless --verbose
 
 
-def render_analysis(analysis: Analysis, console: Console | None = None) -> None:
-    """Print the analysis as tables on ``console`` (a fresh stdout console by default)."""
+def render_analysis(analysis: Analysis, console: Console | None = None, *, verbose: bool = False) -> None:
+    """Print the analysis as tables on ``console`` (a fresh stdout console by default). A plan of more than
+    :data:`LONG_PLAN` tasks gets a summary (one row per wave, the first serialization points) unless
+    ``verbose``."""
     out = console or Console(highlight=False)
+    if not verbose and len(analysis.plan.tasks) > LONG_PLAN:
+        from agentwaves.ui.analysis_summary import render_summary
+
+        render_summary(analysis, out)
+        return
     plan, est = analysis.plan, analysis.estimates
     by_id = plan.by_id
     heading = plan.feature or "Plan"
@@ -46,7 +56,7 @@ def render_analysis(analysis: Analysis, console: Console | None = None) -> None:
             waves.add_row(str(wave.index) if k == 0 else "", name, Text("\n").join(lines), minutes(span))
         if wave.index != len(analysis.waves):
             waves.add_section()
-    out.print(waves)
+    print_table(out, waves)
 
     table = Table(title="Estimates (minutes)", title_justify="left")
     table.add_column("Schedule")
@@ -59,7 +69,7 @@ def render_analysis(analysis: Analysis, console: Console | None = None) -> None:
         (f"practical (conflicts, {analysis.max_agents} agents)", est.practical),
     ):
         table.add_row(label, minutes(value), f"{est.speedup(value):.2f}x")
-    out.print(table)
+    print_table(out, table)
     out.print(
         Text.assemble(
             (f"Critical path ({minutes(est.theoretical)} min): ", "bold"), " → ".join(analysis.critical_path)
@@ -74,7 +84,7 @@ def render_analysis(analysis: Analysis, console: Console | None = None) -> None:
         for p in analysis.serialization_points:
             resolution = p.resolution + (f" ({p.moved} moved)" if p.moved else "")
             points.add_row(", ".join(p.tasks), p.reason, resolution)
-        out.print(points)
+        print_table(out, points)
     else:
         out.print("No serialization points: no two tasks of one wave conflict.")
     for s in analysis.suggestions:

@@ -105,6 +105,7 @@ class LiveDisplay:
         self.tokens: dict[str, int] = dict.fromkeys(TOKEN_KEYS, 0)
         self.cost = 0.0
         self.retries = 0
+        self.last_retry = ""
         self.waves: dict[int, WaveView] = {}
         self._task_group: dict[str, tuple[int, str]] = {}
         self._layout_loaded = False
@@ -168,6 +169,11 @@ class LiveDisplay:
             self._wave(int(e.get("wave") or 0)).note = f"resolving conflicts of {e.get('group')}"
         elif kind == "retry":
             self.retries += 1
+            self.last_retry = (
+                f"{e.get('task')}: {e.get('error') or e.get('kind')}, retrying in {e.get('wait_s')}s"
+            )
+            if task is not None:
+                task.activity = f"retrying in {e.get('wait_s')}s: {e.get('error') or e.get('kind')}"
         elif task is not None:
             self._task_event(task, kind, e, now)
 
@@ -261,6 +267,8 @@ class LiveDisplay:
         )
         if self.retries:
             text.append(f"  {self.retries} retries", style="yellow")
+            if self.last_retry:
+                text.append(f"\nlast retry: {self.last_retry}", style="yellow")
         return text
 
     def _render_wave(self, w: WaveView, now: float) -> list[RenderableType]:

@@ -26,7 +26,7 @@ FORMATS: dict[str, str] = {
     "resolver_refused": "wave {wave}: resolver changes outside the conflicts refused for {group}: {paths}",
     "wave_committed": "wave {wave} committed {commit:.10} ({groups})",
     "undeclared_writes": "task {task} wrote undeclared files: {files}",
-    "retry": "model call retried ({kind}, attempt {attempt}, waiting {wait_s}s)",
+    "retry": "model call of {task} failed ({error}); attempt {attempt} failed, retrying in {wait_s}s",
     "concurrency": "concurrency now {capacity} ({reason})",
     "stuck": "task {task} shows no progress for {idle_s}s",
     "run_finished": "run {run} {state}",

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -14,6 +15,8 @@ from rich.console import Console
 from rich.table import Table
 
 from agentwaves.run.events import Subscriber
+from agentwaves.ui.status import SIMULATED
+from agentwaves.ui.tables import print_table
 
 
 def console(stderr: bool = False) -> Console:
@@ -24,16 +27,20 @@ def print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, default=str))
 
 
-def render_plan_outcome(outcome: Any, analysis: Any) -> None:
+def render_plan_outcome(outcome: Any, analysis: Any, *, verbose: bool = False) -> None:
     from agentwaves.ui.analysis import render_analysis
 
     out = console()
     out.print(f"[bold]Plan[/] for: {outcome.plan.feature}")
-    render_analysis(analysis, out)
+    render_analysis(analysis, out, verbose=verbose)
     out.print(
         f"\nPlan written to [cyan]{outcome.plan_path}[/] (edit it freely), analysis to "
         f"[cyan]{outcome.analysis_path}[/]."
     )
+    if getattr(outcome, "gate_note", None):
+        out.print(f"Gate: {outcome.gate_note}.")
+    if getattr(outcome, "previous", None):
+        out.print(f"The previous plan was kept as [cyan]{outcome.previous}[/] (older ones as .2, .3 …).")
     out.print("Next: [bold]agentwaves execute --waves[/]")
 
 
@@ -81,6 +88,18 @@ def progress_subscribers(json_out: bool) -> Iterator[list[Subscriber]]:
     yield [guarded(print_run_warnings), guarded(PlainPrinter())]
 
 
+def print_retry(error: Exception, attempt: int, wait: float) -> None:
+    """A model call that failed and is retried, on stderr as it happens (``plan``: no event log)."""
+    from rich.markup import escape
+
+    from agentwaves.redact import Redactor
+
+    why = escape(Redactor().redact(str(error)))
+    console(stderr=True).print(
+        f"[yellow]model call failed[/] ({why}); attempt {attempt} failed, retrying in {wait:.1f}s"
+    )
+
+
 def print_run_warnings(event: dict[str, Any]) -> None:
     """Print a run's warnings (no sandbox, uncommitted changes) once, on stderr, as the run starts."""
     if event.get("type") == "run_started":
@@ -102,6 +121,7 @@ def finish_run(outcome: Any, json_out: bool) -> None:
 def _print_outcome(outcome: Any, json_out: bool) -> None:
     state = outcome.state
     if json_out:
+        unfinished = {"speedup_realized": None, "realized_share": None} if state.state != "done" else {}
         print(
             json.dumps(
                 {
@@ -111,12 +131,28 @@ def _print_outcome(outcome: Any, json_out: bool) -> None:
                     "error": state.error,
                     "branch": state.branch,
                     **outcome.summary,
+                    **unfinished,
                 },
                 default=str,
             )
         )
     else:
         render_summary(outcome)
+
+
+GATE_TAIL = 15  # lines of a failed gate's output shown in the summary
+
+
+def tail_lines(path: Path, n: int) -> list[str]:
+    """The last ``n`` lines of a text file (none if it cannot be read)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, 2)
+            fh.seek(max(0, fh.tell() - 64 * 1024))
+            text = fh.read().decode("utf-8", "replace")
+    except OSError:
+        return []
+    return text.rstrip("\n").splitlines()[-n:]
 
 
 def render_summary(outcome: Any) -> None:
@@ -131,8 +167,8 @@ def render_summary(outcome: Any) -> None:
     for key in ("serial", "groups_sequential", "theoretical", "practical"):
         table.add_row(f"estimate: {key}", f"{est.get(key, 0):g}")
     table.add_row("[bold]measured makespan[/]", f"{summary['makespan_plan_minutes']:g}")
-    out.print(table)
-    if summary.get("realized_share") is not None:
+    print_table(out, table)
+    if state.state == "done" and summary.get("realized_share") is not None:  # no speedup for unfinished work
         out.print(
             f"speedup: realized {summary['speedup_realized']}x of a theoretical "
             f"{summary['speedup_theoretical']}x ({summary['realized_share']:.0%}); "
@@ -145,14 +181,15 @@ def render_summary(outcome: Any) -> None:
             f"{usage.get('cache_creation_input_tokens', 0):,} cache write, "
             f"{usage.get('cache_read_input_tokens', 0):,} cache read, "
             f"{usage.get('output_tokens', 0):,} output; cost ${usage.get('cost_usd', 0):.4f}"
+            + (SIMULATED if state.settings.llm == "fake" else "")
         )
     for w in state.waves:
         if w.commit:
             out.print(f"wave {w.index}: {w.commit[:10]} ({', '.join(g.name for g in w.groups)})")
     if state.state == "done":
         out.print(
-            f"\nAll waves committed on [cyan]{state.branch}[/]. Review: agentwaves review; "
-            "land: agentwaves land"
+            f"\nAll waves committed on [cyan]{state.branch}[/]. Review: agentwaves review {state.run_id}; "
+            f"land: agentwaves land {state.run_id}"
         )
         return
     err = console(stderr=True)
@@ -163,5 +200,9 @@ def render_summary(outcome: Any) -> None:
                 err.print(f"  group {g.name}: {g.error}")
                 for t in g.tasks:
                     if t.state == "failed":
-                        err.print(f"    log: {outcome.run_dir / 'logs' / (t.id + '.log')}")
+                        log = outcome.run_dir / "logs" / (t.id + ".log")
+                        err.print(f"    log: {log}")
+                        if t.kind == "gate":
+                            for line in tail_lines(log, GATE_TAIL):
+                                err.print(f"    | {line}", markup=False, highlight=False)
     err.print(f"Resume with: agentwaves resume {state.run_id}")

@@ -15,6 +15,7 @@ from rich.text import Text
 
 from agentwaves.ui.inert import inert_data
 from agentwaves.ui.status import badge, out_console, usage_line
+from agentwaves.ui.tables import print_table
 
 
 def _count(value: int | None) -> str:
@@ -50,7 +51,7 @@ def _render_wave(out: Console, wave: dict[str, Any], diff: bool) -> None:
         table.add_column("-", justify="right", style="red")
         for f in wave["files"]:
             table.add_row(Text(f["path"]), f["status"], _count(f["added"]), _count(f["removed"]))
-        out.print(table)
+        print_table(out, table)
         n = len(wave["files"])
         out.print(f"{n} file{'s' if n != 1 else ''} changed, +{wave['added']} -{wave['removed']}")
     elif wave.get("commit"):
@@ -95,9 +96,18 @@ def _render_patches(out: Console, wave: dict[str, Any]) -> None:
             elif not patch.strip():
                 out.print(Text("(empty commit)", style="dim"))
             else:
-                out.print(
-                    Syntax(patch, "diff", theme="ansi_dark", background_color="default", word_wrap=True)
-                )
+                _print_patch(out, patch)
+
+
+def _print_patch(out: Console, patch: str) -> None:
+    """A patch as ``git diff | cat`` would print it when piped (plain, no line cut or wrapped); colored
+    and wrapped at the terminal's width on a terminal, so a long line continues on the next one."""
+    if not out.is_terminal:
+        out.file.write(patch if patch.endswith("\n") else patch + "\n")
+        out.file.flush()
+        return
+    syntax = Syntax(patch, "diff", theme="ansi_dark", background_color="default", word_wrap=True)
+    out.print(syntax, soft_wrap=False)
 
 
 # ------------------------------------------------------------------------------------------------ logs

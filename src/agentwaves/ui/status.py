@@ -11,6 +11,7 @@ from rich.text import Text
 
 from agentwaves.ui.inert import inert_data
 from agentwaves.ui.live import STYLES, fmt_seconds
+from agentwaves.ui.tables import print_table
 
 RUN_STYLES = {**STYLES, "interrupted": ("■", "yellow"), "unreadable": ("?", "red")}
 
@@ -28,10 +29,16 @@ def badge(state: str) -> Text:
     return Text(f"{icon} {state}", style=style)
 
 
-def usage_line(usage: dict[str, Any]) -> str:
+SIMULATED = " (simulated: the fake backend's modelled usage, at real prices)"
+
+
+def usage_line(usage: dict[str, Any], simulated: bool = False) -> str:
+    """Tokens of all four kinds (they add up to the cost) and the cost."""
     return (
         f"{usage.get('input_tokens', 0):,} in, {usage.get('output_tokens', 0):,} out, "
-        f"{usage.get('cache_read_input_tokens', 0):,} from cache; cost ${usage.get('cost_usd', 0):.4f}"
+        f"{usage.get('cache_creation_input_tokens', 0):,} cache write, "
+        f"{usage.get('cache_read_input_tokens', 0):,} cache read; cost ${usage.get('cost_usd', 0):.4f}"
+        + (SIMULATED if simulated else "")
     )
 
 
@@ -95,7 +102,7 @@ def render_status(data: dict[str, Any], console: Console | None = None) -> None:
             f"{progress['done']}/{progress['total']} tasks complete ({progress['percent']}%)",
         )
     )
-    out.print(Text.assemble(("Tokens: ", "bold"), usage_line(data["usage"])))
+    out.print(Text.assemble(("Tokens: ", "bold"), usage_line(data["usage"], data.get("llm") == "fake")))
     if data.get("error") and data["state"] != "done":
         out.print(Text(f"Error: {data['error']}", style="red"))
     out.print(Text(data["hint"], style="yellow" if data["state"] in ("failed", "interrupted") else "dim"))
@@ -125,4 +132,4 @@ def render_runs(data: dict[str, Any], console: Console | None = None) -> None:
             f"${run['cost_usd']:.4f}",
             str(run["landed"])[:10] if run.get("landed") else "",
         )
-    out.print(table)
+    print_table(out, table)
