@@ -34,6 +34,7 @@ from agentwaves.redact import is_secret_name
 MAX_LIST = 1000
 MAX_MATCHES = 200
 MAX_LINE = 300
+WRITE_TOOLS = frozenset({"write_file", "edit_file"})  # the tools that write a ``path``; ``write_guard``
 
 
 @dataclass
@@ -177,8 +178,10 @@ class WorktreeTools:
         max_file_bytes: int = 2_000_000,
         search_timeout: float = SEARCH_TIMEOUT,
         limits: Limits | None = None,
+        write_guard: Callable[[str], str | None] | None = None,
     ) -> None:
         self.root = root.resolve()
+        self.write_guard = write_guard  # path -> None (may write) or the refusal shown to the agent
         self.sandbox = sandbox
         self.env = dict(env or {})
         self.run_timeout = run_timeout
@@ -207,6 +210,10 @@ class WorktreeTools:
         if problem:
             return ToolOutcome(f"invalid input for {name}: {problem}", True)
         try:
+            if self.write_guard is not None and name in WRITE_TOOLS:
+                refusal = self.write_guard(self._rel(confine(self.root, input["path"], write=True)))
+                if refusal is not None:
+                    return ToolOutcome(refusal, True)
             return handler(**input)
         except PathRefused as exc:
             return ToolOutcome(f"refused: {exc}", True)

@@ -14,6 +14,7 @@ from agentwaves.plan import Analysis
 from agentwaves.plan.model import Plan
 from agentwaves.redact import Redactor
 from agentwaves.run.events import EventLog
+from agentwaves.run.leases import LeaseTable
 from agentwaves.run.state import StateStore
 
 
@@ -80,6 +81,7 @@ class RunContext:
     stop: threading.Event = field(default_factory=threading.Event)
     stop_reason: str = ""
     progress: dict[str, float] = field(default_factory=dict)
+    leases: LeaseTable = field(default_factory=LeaseTable)  # live write leases of the running groups
 
     @property
     def run_id(self) -> str:

@@ -239,6 +239,7 @@ class Executor:
             self._mark_running(group, wave)
         else:
             self.opening.add(group.name)
+            self._lease_group(group)
         self.running.add(tid)
         thread = threading.Thread(
             target=self._task_thread, args=(task, group, wave, rt), daemon=True, name=f"task-{tid}"
@@ -252,6 +253,18 @@ class Executor:
         if ws.state == "pending":
             ws.state, ws.started = "running", ws.started or now_iso()
         self._group_state(group.name).state = "running"
+
+    def _lease_group(self, group: Group) -> None:
+        """Under the lock, as the group starts: lease its unfinished tasks' predicted files to it."""
+        todo = [t for t in group.tasks if self.tasks[t].kind != "gate" and self._task_state(t) != "done"]
+        self.ctx.leases.take(group.name, {t: self.tasks[t].files for t in todo})
+
+    def _release_leases(self, task: Task, group: Group) -> None:
+        """Under the lock, as a task's thread ends: a done task's leases go; all once the group stops."""
+        if group.name not in self.runtimes and group.name not in self.opening:
+            self.ctx.leases.release(*group.tasks)
+        elif self._task_state(task.id) == "done":
+            self.ctx.leases.release(task.id)
 
     def _open_group(self, group: Group, wave: Wave) -> GroupRuntime | None:
         """Prepare ``group``'s worktree (called without the lock).
@@ -365,6 +378,7 @@ class Executor:
                 else:
                     self.opening.discard(group.name)  # it could not be opened
                 released = self._settle_group(group)
+                self._release_leases(task, group)
                 self.cond.notify_all()
             if released is not None:  # git processes: not under the lock
                 clean = released.head if released.clean else None

@@ -58,6 +58,7 @@ class TaskState(BaseModel):
     usage: dict[str, Any] = Field(default_factory=dict)
     files_written: list[str] = Field(default_factory=list)
     undeclared: list[str] = Field(default_factory=list)
+    refused: list[str] = Field(default_factory=list)  # writes refused: leased by another group
     error: str | None = None
     retries: int = 0
     handoff: Handoff | None = None

@@ -23,6 +23,8 @@ FORMATS: dict[str, str] = {
     "resolve_failed": "wave {wave}: resolver could not fix {remaining}",
     "wave_committed": "wave {wave} committed {commit:.10} ({groups})",
     "undeclared_writes": "task {task} wrote undeclared files: {files}",
+    "write_refused": "task {task}: write to {path} REFUSED (leased by task {owner} in group {owner_group})",
+    "task_sent_back": "task {task} sent back: it wrote {paths}, leased by another group",
     "retry": "model call retried ({kind}, attempt {attempt}, waiting {wait_s}s)",
     "concurrency": "concurrency now {capacity} ({reason})",
     "stuck": "task {task} shows no progress for {idle_s}s",
