@@ -55,8 +55,14 @@ def _run(run_cli, repo: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
     return res, latest_state(repo), _events(repo)
 
 
+def _log(state: dict[str, Any], task: str) -> str:
+    run_dir = Path(state["repo"]) / ".agentwaves" / "runs" / state["run_id"]
+    return (run_dir / "logs" / f"{task}.log").read_text()
+
+
 def _owner_group(state: dict[str, Any]) -> str:
-    return next(g["name"] for w in state["waves"] for g in w["groups"] for t in g["tasks"] if t["id"] == "owner")
+    groups = [g for w in state["waves"] for g in w["groups"]]
+    return next(g["name"] for g in groups for t in g["tasks"] if t["id"] == "owner")
 
 
 def _assert_owner_landed_without_resolver(repo: Path, state: dict[str, Any], events: list[dict]) -> None:
@@ -69,6 +75,8 @@ def _assert_owner_landed_without_resolver(repo: Path, state: dict[str, Any], eve
     tasks = {t["id"]: t for w in state["waves"] for g in w["groups"] for t in g["tasks"]}
     assert tasks["intruder"]["refused"] == ["src/shared.py"]
     assert "src/shared.py" not in tasks["intruder"]["files_written"]
+    report = (Path(state["repo"]) / ".agentwaves" / "runs" / state["run_id"] / "report.md").read_text()
+    assert "| `intruder` | `src/intruder.py` | `src/intruder.py` | - | - | `src/shared.py` |" in report
     # intruder's commit on its group branch does not touch the shared file
     intruder_commit = tasks["intruder"]["commit"]
     assert "src/shared.py" not in git(repo, "show", "--name-only", "--format=", intruder_commit).split()
@@ -79,13 +87,11 @@ def test_live_lease_refuses_the_intruders_write(make_repo, run_cli, tmp_path) ->
     res, state, events = _run(run_cli, repo, tmp_path)
     refusals = [e for e in events if e["type"] == "write_refused"]
     owner_group = _owner_group(state)
-    assert refusals == [
-        {**refusals[0], "task": "intruder", "path": "src/shared.py", "owner": "owner",
-         "owner_group": owner_group, "at": "write"}  # fmt: skip
-    ]
+    expected = {"task": "intruder", "path": "src/shared.py", "owner": "owner", "owner_group": owner_group}
+    assert refusals == [{**refusals[0], **expected, "at": "write"}]
     assert not [e for e in events if e["type"] == "task_sent_back"]
     # the agent saw the tool error naming path, owner task and group
-    log = (Path(state["repo"]) / ".agentwaves" / "runs" / state["run_id"] / "logs" / "intruder.log").read_text()
+    log = _log(state, "intruder")
     assert (
         f"src/shared.py is being written by task owner in group {owner_group}; record what you need in "
         "your handoff, or finish and let a later task do it"
@@ -96,7 +102,8 @@ def test_live_lease_refuses_the_intruders_write(make_repo, run_cli, tmp_path) ->
 
 def test_end_of_task_fallback_sends_the_intruder_back_once(make_repo, run_cli, tmp_path) -> None:
     """Live checks off (as for an agent without a write hook): the write is caught at the task's end."""
-    repo = make_repo({"README.md": "# app\n", "src/__init__.py": "", "agentwaves.yaml": "live_leases: false\n"})
+    files = {"README.md": "# app\n", "src/__init__.py": "", "agentwaves.yaml": "live_leases: false\n"}
+    repo = make_repo(files)
     _, state, events = _run(run_cli, repo, tmp_path)
     refusals = [e for e in events if e["type"] == "write_refused"]
     assert [(e["task"], e["path"], e["owner"], e["at"]) for e in refusals] == [
@@ -105,6 +112,6 @@ def test_end_of_task_fallback_sends_the_intruder_back_once(make_repo, run_cli, t
     ]
     sent_back = [e for e in events if e["type"] == "task_sent_back"]
     assert [(e["task"], e["paths"]) for e in sent_back] == [("intruder", ["src/shared.py"])]
-    log = (Path(state["repo"]) / ".agentwaves" / "runs" / state["run_id"] / "logs" / "intruder.log").read_text()
+    log = _log(state, "intruder")
     assert "Sent back: writes refused" in log and "is being written by task owner in group" in log
     _assert_owner_landed_without_resolver(repo, state, events)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -21,6 +21,15 @@ def register(app: typer.Typer) -> None:
             Path | None,
             typer.Option("--markdown", help="Also write the parallelization analysis (Markdown) here."),
         ] = None,
+        calibrate: Annotated[
+            bool,
+            typer.Option(
+                "--calibrate",
+                help="Scale the estimates by the measured/estimated ratio of past runs (the repository's "
+                ".agentwaves/history.jsonl).",
+            ),
+        ] = False,
+        repo: opt.Repo = Path("."),
     ) -> None:
         """Show the waves, groups, conflicts and time estimates of PLAN."""
         from agentwaves.errors import UsageError
@@ -28,6 +37,12 @@ def register(app: typer.Typer) -> None:
         from agentwaves.plan.report import analysis_markdown
 
         loaded = load_plan(plan)
+        calibration = None
+        if calibrate:
+            from agentwaves.run.history import repo_history
+            from agentwaves.run.stats import calibrate as scale
+
+            loaded, calibration = scale(loaded, repo_history(repo)[1])
         try:
             analysis = analyze(loaded, max_agents=max_agents or 4)
         except PlanError as exc:
@@ -38,13 +53,29 @@ def register(app: typer.Typer) -> None:
             except OSError as exc:
                 raise UsageError(f"cannot write {markdown}: {exc.strerror or exc}") from None
         if json_out:
-            print(json.dumps(analysis.to_json(), indent=2))
+            extra = {"calibration": calibration} if calibration is not None else {}
+            print(json.dumps({**analysis.to_json(), **extra}, indent=2))
             return
         from rich.console import Console
 
         from agentwaves.ui.analysis import render_analysis
 
         console = Console(highlight=False)
+        if calibration is not None:
+            console.print(calibration_line(calibration))
         render_analysis(analysis, console)
         if markdown is not None:
             console.print(f"Analysis written to {markdown}")
+
+
+def calibration_line(info: dict[str, Any]) -> str:
+    """One line saying how the estimates were calibrated."""
+    scaled = info.get("scaled") or {}
+    if not scaled:
+        return f"Estimates unchanged: the history has {info.get('tasks')} measured tasks (at least 3 needed)."
+    kinds = info.get("by_kind") or {}
+    per_kind = f", per kind: {', '.join(f'{k} {v}x' for k, v in kinds.items())}" if kinds else ""
+    return (
+        f"Estimates calibrated from {info.get('tasks')} measured tasks of history "
+        f"(overall {info.get('overall')}x{per_kind})."
+    )

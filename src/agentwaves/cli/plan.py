@@ -36,13 +36,14 @@ def register(app: typer.Typer) -> None:
             "record": str(record) if record else None,
         }
         outcome = draft_plan(repo, feature, overrides, out)
-        analysis = analyze(outcome.plan, max_agents=max_agents or 4)
+        analysis = analyze(outcome.calibrated or outcome.plan, max_agents=max_agents or 4)
         if json_out:
             print_json(
                 {
                     "plan": str(outcome.plan_path),
                     "analysis_markdown": str(outcome.analysis_path),
                     **analysis.to_json(),
+                    "calibration": outcome.calibration,
                 }
             )
         else:

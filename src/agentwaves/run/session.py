@@ -28,6 +28,7 @@ from agentwaves.run.context import RunContext, Slots
 from agentwaves.run.events import EventLog, Subscriber
 from agentwaves.run.executor import Executor
 from agentwaves.run.gitops import current_branch, ensure_state_dir, find_repo_root, head_sha, is_dirty
+from agentwaves.run.history import append_run, planner_model_of, run_records
 from agentwaves.run.report import write_report
 from agentwaves.run.state import (
     GroupState,
@@ -116,6 +117,9 @@ def start_run(
     if not path.exists():
         raise UsageError(f'no plan at {path}: run `agentwaves plan "FEATURE"` first, or pass --plan FILE')
     plan = load_plan(path)
+    planner_model = None
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        planner_model = planner_model_of(path.read_text(encoding="utf-8")[:500])
     state_dir = ensure_state_dir(root)
     warnings = []
     if is_dirty(root):
@@ -130,6 +134,7 @@ def start_run(
         state = initial_state(
             run_id, root, plan, analysis, head_sha(root), _settings_overrides(config), config.base_port
         )
+        state.planner_model = planner_model
         atomic_write(run_dir / "plan.yaml", dump_plan_yaml(plan))  # before the state: resume needs it
         return StateStore.create(run_dir, state)
 
@@ -261,6 +266,7 @@ def _execute(
             elapsed = time.monotonic() - t0
             pool.close()
             _finish(ctx, elapsed)
+            _record_history(ctx, state_dir)
         if store.state.state == "done":
             _remove_run_worktrees(root, state_dir, run_id)
         summary = run_summary(store.state, config)
@@ -273,6 +279,20 @@ def _execute(
         return RunOutcome(store.state, run_dir, warnings, summary)
     finally:
         lock.release()
+
+
+def _record_history(ctx: RunContext, state_dir: Path) -> None:
+    """Append the run's finished tasks to ``.agentwaves/history.jsonl`` (never fails the run)."""
+    summary = run_summary(ctx.store.state, ctx.config)
+    records = run_records(
+        ctx.store.state,
+        ctx.plan,
+        seconds_per_minute=summary["seconds_per_plan_minute"],
+        model=ctx.model,
+        planner_model=ctx.store.state.planner_model,
+    )
+    with contextlib.suppress(OSError):
+        append_run(state_dir, records)
 
 
 def _remove_run_worktrees(root: Path, state_dir: Path, run_id: str) -> None:

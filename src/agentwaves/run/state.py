@@ -119,6 +119,7 @@ class RunState(BaseModel):
     serialization_points: list[dict[str, Any]] = Field(default_factory=list)
     usage: dict[str, Any] = Field(default_factory=dict)
     pid: int | None = None
+    planner_model: str | None = None  # noted by `agentwaves plan` in the plan file; None: hand-written
     waves: list[WaveState] = Field(default_factory=list)
 
     # ------------------------------------------------------------------ lookups

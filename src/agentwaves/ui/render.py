@@ -28,6 +28,10 @@ def render_plan_outcome(outcome: Any, analysis: Any) -> None:
 
     out = console()
     out.print(f"[bold]Plan[/] for: {outcome.plan.feature}")
+    if outcome.calibrated is not None:
+        from agentwaves.cli.analyze import calibration_line
+
+        out.print(calibration_line(outcome.calibration), markup=False)
     render_analysis(analysis, out)
     out.print(
         f"\nPlan written to [cyan]{outcome.plan_path}[/] (edit it freely), analysis to "
