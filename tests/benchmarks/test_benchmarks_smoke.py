@@ -91,6 +91,6 @@ def test_lease_benchmark_runs_one_session_of_writes() -> None:
     from benchmarks import leases
 
     res = leases.run(quick=True)
-    assert res["writes"] == 1000 and res["refused"] == 100  # one write in ten is another group's
+    assert res["writes"] == 1000 and res["refused"] == 0  # every write allowed: equal file work
     assert res["leasing_tasks"] == 49 and res["check_us"] > 0
     assert {"plain_ms_per_write", "guarded_ms_per_write", "added_ms_per_write", "met"} <= set(res)

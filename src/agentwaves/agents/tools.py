@@ -20,7 +20,7 @@ import tempfile
 import weakref
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from agentwaves.agents.paths import PathRefused, confine, glob_regex
@@ -210,10 +210,9 @@ class WorktreeTools:
         if problem:
             return ToolOutcome(f"invalid input for {name}: {problem}", True)
         try:
-            if self.write_guard is not None and name in WRITE_TOOLS:
-                refusal = self.write_guard(self._rel(confine(self.root, input["path"], write=True)))
-                if refusal is not None:
-                    return ToolOutcome(refusal, True)
+            refusal = self._lease_refusal(input["path"]) if name in WRITE_TOOLS else None
+            if refusal is not None:
+                return ToolOutcome(refusal, True)
             return handler(**input)
         except PathRefused as exc:
             return ToolOutcome(f"refused: {exc}", True)
@@ -260,6 +259,16 @@ class WorktreeTools:
         self.close()
 
     # ------------------------------------------------------------------------------------ helpers
+
+    def _lease_refusal(self, path: str) -> str | None:
+        """The ``write_guard``'s refusal of a write to ``path`` (as ``confine`` would name it), or None.
+        A path ``confine`` refuses is left to it."""
+        if self.write_guard is None:
+            return None
+        rel = PurePosixPath(path).as_posix()
+        if rel in ("", ".") or rel.startswith("/") or ".." in rel.split("/"):
+            return None
+        return self.write_guard(rel)
 
     def _rel(self, path: Path) -> str:
         with contextlib.suppress(ValueError):
