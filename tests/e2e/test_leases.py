@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from tests.e2e.helpers import git, latest_state, write_yaml
 
 OWNER_TEXT = "owner = 1\n"
@@ -114,4 +116,21 @@ def test_end_of_task_fallback_sends_the_intruder_back_once(make_repo, run_cli, t
     assert [(e["task"], e["paths"]) for e in sent_back] == [("intruder", ["src/shared.py"])]
     log = _log(state, "intruder")
     assert "Sent back: writes refused" in log and "is being written by task owner in group" in log
+    _assert_owner_landed_without_resolver(repo, state, events)
+
+
+def test_a_command_writing_a_leased_file_is_caught_at_the_tasks_end(make_repo, run_cli, tmp_path) -> None:
+    """Live checks on, but a `run` command bypasses the file tools: the end-of-task check (git) sees it."""
+    repo = make_repo({"README.md": "# app\n", "src/__init__.py": ""})
+    plan, _ = _plan_and_script(tmp_path)
+    script = yaml.safe_load(_plan_and_script(tmp_path)[1].read_text())
+    script["tasks"]["intruder"][1] = {"tool": "run", "input": {"command": "echo intruder > src/shared.py"}}
+    res = run_cli("execute", "--repo", repo, "--plan", plan, "--llm", "fake", "--sandbox", "none",
+                  "--fake-script", write_yaml(tmp_path / "run.yaml", script), "--fake-time-scale", "0.05",
+                  "--max-agents", "2")  # fmt: skip
+    assert res.exit_code == 0, res.stderr + res.stdout
+    state, events = latest_state(repo), _events(repo)
+    refusals = [(e["task"], e["path"], e["owner"], e["at"]) for e in events if e["type"] == "write_refused"]
+    assert refusals == [("intruder", "src/shared.py", "owner", "end")] * 2
+    assert [e["task"] for e in events if e["type"] == "task_sent_back"] == ["intruder"]
     _assert_owner_landed_without_resolver(repo, state, events)

@@ -43,12 +43,14 @@ def refused(ctx: RunContext, task_id: str, path: str, lease: Lease, *, at: str =
 
 
 def intrusions(ctx: RunContext, group: str, tools: WorktreeTools) -> list[tuple[str, Lease]]:
-    """The paths the task changed that another running group leases, with the lease (git is asked only
-    when another group leases something)."""
-    if all(g == group for g in ctx.leases.holders().values()):
+    """The paths the task changed that another running group leases, with the lease. The changes come
+    from ``git status`` in the worktree, unless the live guard saw every write (it was on and the agent
+    ran no command): then from the tools' own record. Nothing is asked while no other group leases."""
+    if not ctx.leases.others_hold(group):
         return []
+    seen_all = tools.write_guard is not None and not tools.ran_command
     found = []
-    for path in sorted(tools.changed_paths()):
+    for path in sorted(set(tools.written) if seen_all else tools.changed_paths()):
         lease = ctx.leases.check(group, path)
         if lease is not None:
             found.append((path, lease))

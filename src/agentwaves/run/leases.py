@@ -44,6 +44,8 @@ class _Index:
     exact: dict[str, tuple[Lease, ...]] = field(default_factory=dict)
     dirs: dict[str, tuple[Lease, ...]] = field(default_factory=dict)  # "a/b" covers "a/b/..."; "" all
     globs: tuple[tuple[Callable[[str], object], Lease], ...] = ()
+    groups: frozenset[str] = frozenset()  # the groups that hold leases
+    holders: tuple[tuple[str, str], ...] = ()  # (task, group) of every task that holds leases
 
 
 class LeaseTable:
@@ -74,7 +76,12 @@ class LeaseTable:
 
     def holders(self) -> dict[str, str]:
         """task -> group of every task that holds leases now."""
-        return {task: leases[0].group for task, leases in self._leases.items()}
+        return dict(self._index.holders)
+
+    def others_hold(self, group: str) -> bool:
+        """Does any group but ``group`` hold a lease now?"""
+        groups = self._index.groups
+        return len(groups) > 1 or (len(groups) == 1 and group not in groups)
 
     def check(self, group: str, path: str) -> Lease | None:
         """The lease that forbids ``group`` to write ``path`` (a path relative to the repository root),
@@ -113,8 +120,13 @@ class LeaseTable:
                     dirs.setdefault("/".join(entry.prefix), []).append(lease)
                 else:
                     globs.append((glob_regex(entry.text.rstrip("/") + _glob_tail(entry.text)).match, lease))
+        holders = tuple((task, leases[0].group) for task, leases in self._leases.items())
         self._index = _Index(
-            {k: tuple(v) for k, v in exact.items()}, {k: tuple(v) for k, v in dirs.items()}, tuple(globs)
+            {k: tuple(v) for k, v in exact.items()},
+            {k: tuple(v) for k, v in dirs.items()},
+            tuple(globs),
+            frozenset(g for _, g in holders),
+            holders,
         )
 
 
