@@ -127,19 +127,24 @@ def read_history(path: Path, warn: Callable[[str], None] | None = _warn) -> list
         return []
     records: list[dict[str, Any]] = []
     bad: list[int] = []
-    with path.open(encoding="utf-8", errors="replace") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                bad.append(number)
-                continue
-            if not isinstance(rec, dict) or not isinstance(rec.get("task"), str):
-                bad.append(number)
-                continue
-            records.append(rec)
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError as exc:
+        if warn is not None:
+            warn(f"{path}: cannot read the history ({exc.strerror or exc}); ignored")
+        return []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            bad.append(number)
+            continue
+        if not isinstance(rec, dict) or not isinstance(rec.get("task"), str):
+            bad.append(number)
+            continue
+        records.append(rec)
     if bad and warn is not None:
         shown = ", ".join(map(str, bad[:5])) + (", ..." if len(bad) > 5 else "")
         warn(f"{path}: skipped {len(bad)} corrupt line{'s' if len(bad) > 1 else ''} ({shown})")
