@@ -193,6 +193,8 @@ class LiveDisplay:
                 task.activity = f"{e.get('tool')} {e.get('arg') or ''}".strip()[:60]
         elif kind == "write_refused":
             task.activity = f"write refused: {e.get('path')} (owner {e.get('owner')})"[:60]
+        elif kind == "task_sent_back":
+            task.activity = "sent back: leased writes undone"[:60]
         elif kind == "stuck":
             task.stuck = True
         elif kind == "unstuck":
