@@ -37,6 +37,8 @@ def _plan_and_script(tmp_path: Path) -> tuple[Path, Path]:
             "intruder": [
                 {"tool": "write_file", "input": {"path": "src/intruder.py", "content": "x = 1\n"}},
                 {"tool": "write_file", "input": {"path": "src/shared.py", "content": INTRUDER_TEXT}},
+                # undeclared, and nobody leases it: allowed, and reported as before
+                {"tool": "write_file", "input": {"path": "src/notes.txt", "content": "notes\n"}},
                 {"tool": "finish", "input": {"summary": "intruder done"}},
             ],
         }
@@ -77,8 +79,15 @@ def _assert_owner_landed_without_resolver(repo: Path, state: dict[str, Any], eve
     tasks = {t["id"]: t for w in state["waves"] for g in w["groups"] for t in g["tasks"]}
     assert tasks["intruder"]["refused"] == ["src/shared.py"]
     assert "src/shared.py" not in tasks["intruder"]["files_written"]
+    assert tasks["intruder"]["undeclared"] == ["src/notes.txt"]
+    assert git(repo, "show", f"{state['branch']}:src/notes.txt") == "notes"
+    assert [e["files"] for e in events if e["type"] == "undeclared_writes"] == [["src/notes.txt"]]
     report = (Path(state["repo"]) / ".agentwaves" / "runs" / state["run_id"] / "report.md").read_text()
-    assert "| `intruder` | `src/intruder.py` | `src/intruder.py` | - | - | `src/shared.py` |" in report
+    row = (
+        "| `intruder` | `src/intruder.py` | `src/intruder.py`, `src/notes.txt` | `src/notes.txt` | - | "
+        "`src/shared.py` |"
+    )
+    assert row in report
     # intruder's commit on its group branch does not touch the shared file
     intruder_commit = tasks["intruder"]["commit"]
     assert "src/shared.py" not in git(repo, "show", "--name-only", "--format=", intruder_commit).split()

@@ -81,3 +81,14 @@ def test_concurrent_checks_see_a_consistent_table() -> None:
     stop.set()
     writer.join()
     assert not errors
+
+
+def test_a_wrapped_backend_can_turn_the_live_check_off() -> None:
+    from agentwaves.llm.fake import FakeLLM
+    from agentwaves.llm.retry import RetryingLLM, RetryPolicy
+    from agentwaves.run.lease_fallback import backend_has_live_leases
+
+    fake = FakeLLM()
+    assert backend_has_live_leases(RetryingLLM(fake, RetryPolicy()))
+    fake.live_leases = False  # type: ignore[attr-defined]  # as a CLI agent's driver would say
+    assert not backend_has_live_leases(RetryingLLM(fake, RetryPolicy()))

@@ -24,9 +24,20 @@ def live_guard(ctx: RunContext, task_id: str, group: str) -> Callable[[str], str
     """The ``write_guard`` for the builtin tools, or None when live checks are off (config
     ``live_leases: false``, or a backend whose agents write through their own tools: ``live_leases =
     False`` on it)."""
-    if not ctx.config.live_leases or not getattr(ctx.llm, "live_leases", True):
+    if not ctx.config.live_leases or not backend_has_live_leases(ctx.llm):
         return None
     return write_guard(ctx.leases, task_id, group, lambda path, lease: refused(ctx, task_id, path, lease))
+
+
+def backend_has_live_leases(llm: object) -> bool:
+    """False when the backend, or one it wraps (``.inner``: retry, recording, no-cache), says
+    ``live_leases = False``."""
+    seen = 0
+    while llm is not None and seen < 10:
+        if getattr(llm, "live_leases", True) is False:
+            return False
+        llm, seen = getattr(llm, "inner", None), seen + 1
+    return True
 
 
 def refused(ctx: RunContext, task_id: str, path: str, lease: Lease, *, at: str = "write") -> None:
