@@ -143,3 +143,31 @@ def test_a_command_writing_a_leased_file_is_caught_at_the_tasks_end(make_repo, r
     assert refusals == [("intruder", "src/shared.py", "owner", "end")] * 2
     assert [e["task"] for e in events if e["type"] == "task_sent_back"] == ["intruder"]
     _assert_owner_landed_without_resolver(repo, state, events)
+
+
+def test_a_done_tasks_files_are_free_for_later_tasks(make_repo, run_cli, tmp_path) -> None:
+    """Leases end with the task: a later wave may write a finished task's file (undeclared) unrefused."""
+    repo = make_repo({"README.md": "# app\n", "src/__init__.py": ""})
+    plan = write_yaml(
+        tmp_path / "plan.yaml",
+        {
+            "tasks": [
+                {"id": "a", "title": "A", "files": ["src/a.py"]},
+                {"id": "b", "title": "B", "files": ["src/b.py"], "depends_on": ["a"]},
+                {"id": "c", "title": "C", "files": ["src/c.py"], "depends_on": ["a"], "estimate": 10},
+            ]
+        },
+    )
+    calls = [
+        {"tool": "write_file", "input": {"path": "src/b.py", "content": "b = 1\n"}},
+        {"tool": "write_file", "input": {"path": "src/a.py", "content": "a = 2\n"}},
+        {"tool": "finish", "input": {"summary": "b done"}},
+    ]
+    for schedule in ("waves", "eager"):
+        res = run_cli("execute", "--repo", repo, "--plan", plan, "--llm", "fake", "--schedule", schedule,
+                      "--fake-script", write_yaml(tmp_path / "s.yaml", {"tasks": {"b": calls}}),
+                      "--fake-time-scale", "0.02")  # fmt: skip
+        assert res.exit_code == 0, res.stderr
+        state, events = latest_state(repo), _events(repo)
+        assert not [e for e in events if e["type"] in ("write_refused", "task_sent_back")]
+        assert git(repo, "show", f"{state['branch']}:src/a.py") == "a = 2"
