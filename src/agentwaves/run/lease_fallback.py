@@ -1,7 +1,7 @@
 """Lease checks around one task: the live guard of the builtin tools, and the end-of-task fallback.
 
 The fallback applies to every backend: at the task's end, before its commit, the paths the task changed
-(per ``git status`` in its worktree) that another running group leases are put back as they were at the
+(per ``git status`` in its worktree) that another group leases are put back as they were at the
 group's HEAD, and the task is sent back once with the refusal. What it writes there on its second pass
 is put back too and never committed: a lease refusal never reaches the merge.
 """
@@ -54,7 +54,7 @@ def refused(ctx: RunContext, task_id: str, path: str, lease: Lease, *, at: str =
 
 
 def intrusions(ctx: RunContext, group: str, tools: WorktreeTools) -> list[tuple[str, Lease]]:
-    """The paths the task changed that another running group leases, with the lease. The changes come
+    """The paths the task changed that another group leases, with the lease. The changes come
     from ``git status`` in the worktree, unless the live guard saw every write (it was on and the agent
     ran no command): then from the tools' own record. Nothing is asked while no other group leases."""
     if not ctx.leases.others_hold(group):
