@@ -98,6 +98,12 @@ def test_live_lease_refuses_the_intruders_write(make_repo, run_cli, tmp_path) ->
     res, state, events = _run(run_cli, repo, tmp_path)
     refusals = [e for e in events if e["type"] == "write_refused"]
     owner_group = _owner_group(state)
+    review = json.loads(run_cli("review", "--repo", repo, "--json").stdout)
+    assert review["waves"][0]["refused"] == [{"task": "intruder", "files": ["src/shared.py"]}]
+    assert (
+        "writes by intruder refused (leased elsewhere): src/shared.py"
+        in run_cli("review", "--repo", repo).stdout
+    )
     expected = {"task": "intruder", "path": "src/shared.py", "owner": "owner", "owner_group": owner_group}
     assert refusals == [{**refusals[0], **expected, "at": "write"}]
     assert not [e for e in events if e["type"] == "task_sent_back"]
