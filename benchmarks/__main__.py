@@ -5,7 +5,8 @@ The parts run one after another (never side by side: the machine's cores would b
 the timings); within the makespan part, full mode measures several runs at once (see
 benchmarks/makespan.py). Progress goes to stderr; the results to stdout, as tables or (``--json``) as
 one object:
-``{"makespan": {...}, "overhead_ratio": x, "analysis_ms": x, "cache_read_share": x, ...}``.
+``{"makespan": {...}, "overhead_ratio": x, "analysis_ms": x, "cache_read_share": x,
+"lease_check_ms_per_write": x, ...}``.
 See docs/benchmarks.md.
 """
 
@@ -22,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-PARTS = ("makespan", "overhead", "analysis", "cost")
+PARTS = ("makespan", "overhead", "analysis", "cost", "leases")
 
 
 def machine() -> dict[str, Any]:
@@ -88,6 +89,11 @@ def run_all(
 
             result["cost"] = cost.run(quick)
             result["cache_read_share"] = result["cost"]["cache_read_share"]
+        elif part == "leases":
+            from . import leases
+
+            result["leases"] = leases.run(quick)
+            result["lease_check_ms_per_write"] = result["leases"]["added_ms_per_write"]
         took[part] = round(time.perf_counter() - t0, 1)
         log(f"   {part}: {took[part]} s")
     result["seconds"] = took
@@ -157,6 +163,14 @@ def text_report(res: dict[str, Any]) -> str:
         out.append(
             f"Cost: cache read share after a wave's first agent {c['cache_read_share']}; "
             f"per task ${per_task['cache_on']} cached vs ${per_task['cache_off']} not"
+        )
+    if "leases" in res:
+        lw = res["leases"]
+        out.append(
+            f"Leases: {lw['writes']} writes in one session, {lw['plain_ms_per_write']} ms each without the "
+            f"check, {lw['guarded_ms_per_write']} ms with it: +{lw['added_ms_per_write']} ms per write "
+            f"(goal < {lw['goal_ms']} ms); the added code alone {lw['guard_path_us']} us, "
+            f"one check {lw['check_us']} us"
         )
     out.append(f"seconds per part: {res['seconds']}")
     return "\n".join(out)

@@ -70,6 +70,11 @@ class Config(BaseModel):
         default=60.0, ge=0, description="Longest retry-after honoured (s); a longer one fails the call."
     )
     record: str | None = Field(default=None, description="Record every model response to this JSONL file.")
+    live_leases: bool = Field(
+        default=True,
+        description="Refuse a write to a path another running group leases at the write; false: only at "
+        "the task's end (what agents without a write hook get).",
+    )
     prompt_cache: bool = Field(
         default=True,
         description="Ask the API to cache each request's stable prefix (tools, system, conversation so far).",

@@ -85,3 +85,12 @@ def test_cli_refuses_fewer_than_one_job() -> None:
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].endswith("--jobs must be at least 1")
     assert "Traceback" not in proc.stderr
+
+
+def test_lease_benchmark_runs_one_session_of_writes() -> None:
+    from benchmarks import leases
+
+    res = leases.run(quick=True)
+    assert res["writes"] == 1000 and res["refused"] == 0  # every write allowed: equal file work
+    assert res["leasing_tasks"] == 49 and res["check_us"] > 0
+    assert {"plain_ms_per_write", "guarded_ms_per_write", "added_ms_per_write", "met"} <= set(res)

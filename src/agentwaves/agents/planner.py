@@ -67,6 +67,7 @@ def plan_feature(
     limits: Limits | None = None,
     hooks: LoopHooks | None = None,
     transcript_path: Path | None = None,
+    lessons: str = "",
 ) -> PlanResult:
     files = tracked_files(repo)
     reader = WorktreeTools(repo, sandbox=NoSandbox())
@@ -101,7 +102,7 @@ def plan_feature(
     result = run_loop(
         llm,
         system=render("planner", repo_map=repo_map(repo, files)),
-        first_message=f"Plan this feature:\n\n{feature}",
+        first_message=f"Plan this feature:\n\n{feature}" + (f"\n\n{lessons}" if lessons else ""),
         tools=specs,
         handle=handle,
         ctx=ctx,
@@ -122,6 +123,8 @@ class DraftOutcome:
     submissions: int
     previous: Path | None = None  # where the plan this one replaced was kept (plan.yaml.1)
     gate_note: str | None = None  # the default gate ``plan`` proposed, and why
+    calibrated: Plan | None = None  # the plan with estimates scaled by the history (None: no history)
+    calibration: dict[str, object] | None = None
 
 
 def draft_plan(
@@ -139,6 +142,8 @@ def draft_plan(
     from agentwaves.plan.load import dump_plan_yaml
     from agentwaves.plan.report import analysis_markdown
     from agentwaves.run.gitops import ensure_state_dir, find_repo_root
+    from agentwaves.run.history import PLANNER_HEADER, history_path, read_history
+    from agentwaves.run.stats import calibrate, lessons
 
     if not feature.strip():
         raise PlanError('the feature text is empty: say what to build, e.g. agentwaves plan "add CSV export"')
@@ -155,15 +160,30 @@ def draft_plan(
         on_retry=on_retry,
     )
     state_dir = ensure_state_dir(root)
-    result = plan_feature(llm, root, feature, transcript_path=state_dir / "logs" / "planner.log")
+    records = read_history(history_path(state_dir))
+    result = plan_feature(
+        llm, root, feature, transcript_path=state_dir / "logs" / "planner.log", lessons=lessons(records)
+    )
     plan, gate_note = _final_gate(root, result.plan, config.gate_command)
+    calibrated, calibration = calibrate(plan, records)
     plan_path = out or state_dir / "plan.yaml"
     plan_path.parent.mkdir(parents=True, exist_ok=True)
     previous = keep_previous(plan_path)
-    plan_path.write_text(dump_plan_yaml(plan))
+    plan_path.write_text(f"{PLANNER_HEADER}{llm.model}\n" + dump_plan_yaml(plan))
     analysis_path = state_dir / "parallelization-analysis.md"
-    analysis_path.write_text(analysis_markdown(analyze(plan, max_agents=config.max_agents)))
-    return DraftOutcome(plan, plan_path, analysis_path, result.usage, result.submissions, previous, gate_note)
+    shown = calibrated if calibration["scaled"] else plan
+    analysis_path.write_text(analysis_markdown(analyze(shown, max_agents=config.max_agents)))
+    return DraftOutcome(
+        plan,
+        plan_path,
+        analysis_path,
+        result.usage,
+        result.submissions,
+        previous,
+        gate_note,
+        calibrated if calibration["scaled"] else None,
+        calibration,
+    )
 
 
 def _final_gate(root: Path, plan: Plan, command: str | None) -> tuple[Plan, str | None]:

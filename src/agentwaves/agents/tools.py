@@ -18,7 +18,7 @@ import stat
 import weakref
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from agentwaves.agents.homes import make_home, remove_home
@@ -42,6 +42,7 @@ from agentwaves.run.gitops import run_git
 MAX_LIST = 1000
 MAX_MATCHES = 200
 MAX_LINE = 300
+WRITE_TOOLS = frozenset({"write_file", "edit_file"})  # the tools that write a ``path``; ``write_guard``
 
 
 @dataclass
@@ -185,8 +186,10 @@ class WorktreeTools:
         max_file_bytes: int = 2_000_000,
         search_timeout: float = SEARCH_TIMEOUT,
         limits: Limits | None = None,
+        write_guard: Callable[[str], str | None] | None = None,
     ) -> None:
         self.root = root.resolve()
+        self.write_guard = write_guard  # path -> None (may write) or the refusal shown to the agent
         self.sandbox = sandbox
         self.env = dict(env or {})
         self.run_timeout = run_timeout
@@ -215,6 +218,9 @@ class WorktreeTools:
         if problem:
             return ToolOutcome(f"invalid input for {name}: {problem}", True)
         try:
+            refusal = self._lease_refusal(input["path"]) if name in WRITE_TOOLS else None
+            if refusal is not None:
+                return ToolOutcome(refusal, True)
             return handler(**input)
         except PathRefused as exc:
             return ToolOutcome(f"refused: {exc}", True)
@@ -263,6 +269,16 @@ class WorktreeTools:
         self.close()
 
     # ------------------------------------------------------------------------------------ helpers
+
+    def _lease_refusal(self, path: str) -> str | None:
+        """The ``write_guard``'s refusal of a write to ``path`` (as ``confine`` would name it), or None.
+        A path ``confine`` refuses is left to it."""
+        if self.write_guard is None:
+            return None
+        rel = PurePosixPath(path).as_posix()
+        if rel in ("", ".") or rel.startswith("/") or ".." in rel.split("/"):
+            return None
+        return self.write_guard(rel)
 
     def _rel(self, path: Path) -> str:
         with contextlib.suppress(ValueError):

@@ -28,6 +28,14 @@ def register(app: typer.Typer) -> None:
             Path | None,
             typer.Option("--markdown", help="Also write the parallelization analysis (Markdown) here."),
         ] = None,
+        calibrate: Annotated[
+            bool,
+            typer.Option(
+                "--calibrate",
+                help="Scale the estimates by the measured/estimated ratio of past runs (the repository's "
+                ".agentwaves/history.jsonl).",
+            ),
+        ] = False,
     ) -> None:
         """Show the waves, groups, conflicts and time estimates of PLAN (default .agentwaves/plan.yaml)."""
         from agentwaves.errors import UsageError
@@ -41,6 +49,12 @@ def register(app: typer.Typer) -> None:
             if not plan.is_file():
                 raise UsageError(f'no plan at {plan}: run `agentwaves plan "FEATURE"` first, or pass PLAN')
         loaded = load_plan(plan)
+        calibration = None
+        if calibrate:
+            from agentwaves.run.history import repo_history
+            from agentwaves.run.stats import calibrate as scale
+
+            loaded, calibration = scale(loaded, repo_history(repo)[1])
         try:
             analysis = analyze(loaded, max_agents=max_agents or 4)
         except PlanError as exc:
@@ -51,13 +65,16 @@ def register(app: typer.Typer) -> None:
             except OSError as exc:
                 raise UsageError(f"cannot write {markdown}: {exc.strerror or exc}") from None
         if json_out:
-            print(json.dumps(analysis.to_json(), indent=2))
+            extra = {"calibration": calibration} if calibration is not None else {}
+            print(json.dumps({**analysis.to_json(), **extra}, indent=2))
             return
         from rich.console import Console
 
-        from agentwaves.ui.analysis import render_analysis
+        from agentwaves.ui.analysis import calibration_line, render_analysis
 
         console = Console(highlight=False)
+        if calibration is not None:
+            console.print(calibration_line(calibration), markup=False)
         render_analysis(analysis, console, verbose=verbose)
         if markdown is not None:
             console.print(f"Analysis written to {markdown}")

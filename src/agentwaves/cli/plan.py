@@ -37,7 +37,7 @@ def register(app: typer.Typer) -> None:
             "record": str(record) if record else None,
         }
         outcome = draft_plan(repo, feature, overrides, out, on_retry=print_retry)
-        analysis = analyze(outcome.plan, max_agents=max_agents or 4)
+        analysis = analyze(outcome.calibrated or outcome.plan, max_agents=max_agents or 4)
         if json_out:
             print_json(
                 {
@@ -46,6 +46,7 @@ def register(app: typer.Typer) -> None:
                     "previous_plan": str(outcome.previous) if outcome.previous else None,
                     "gate_note": outcome.gate_note,
                     **analysis.to_json(),
+                    "calibration": outcome.calibration,
                 }
             )
         else:

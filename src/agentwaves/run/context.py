@@ -14,6 +14,7 @@ from agentwaves.plan import Analysis
 from agentwaves.plan.model import Plan
 from agentwaves.redact import Redactor
 from agentwaves.run.events import EventLog
+from agentwaves.run.leases import LeaseTable
 from agentwaves.run.state import StateStore
 
 
@@ -82,6 +83,7 @@ class RunContext:
     progress: dict[str, float] = field(default_factory=dict)
     interrupted: int | None = None  # the signal (SIGINT, SIGTERM) that stopped the run
     interrupt_deadline: float = 0.0  # monotonic time after which running agents are no longer waited for
+    leases: LeaseTable = field(default_factory=LeaseTable)  # live write leases of the running groups
 
     @property
     def run_id(self) -> str:

@@ -245,6 +245,7 @@ class Executor:
             self._mark_running(group, wave)
         else:
             self.opening.add(group.name)
+            self._lease_group(group)
         self.running.add(tid)
         thread = threading.Thread(
             target=self._task_thread, args=(task, group, wave, rt), daemon=True, name=f"task-{tid}"
@@ -258,6 +259,23 @@ class Executor:
         if ws.state == "pending":
             ws.state, ws.started = "running", ws.started or now_iso()
         self._group_state(group.name).state = "running"
+
+    def _lease_group(self, group: Group) -> None:
+        """Under the lock, as the group starts: lease its unfinished tasks' predicted files to it, and drop
+        the leases of committed waves (later groups start from their commit)."""
+        waves = [w for w in self.ctx.analysis.waves if self.commits.committed(w.index)]
+        self.ctx.leases.release(*(t for w in waves for g in w.groups for t in g.tasks))
+        todo = [t for t in group.tasks if self.tasks[t].kind != "gate" and self._task_state(t) != "done"]
+        self.ctx.leases.take(group.name, {t: self.tasks[t].files for t in todo})
+
+    def _release_leases(self, group: Group) -> None:
+        """Under the lock, as a task's thread ends. A group's leases last while its work can still clash at
+        its wave's merge: until the wave is committed, or in eager mode until the group is done (later
+        groups then start from a base stacked on it)."""
+        if group.name in self.runtimes or group.name in self.opening:
+            return
+        if self.schedule == "eager" or self._group_state(group.name).state != "done":
+            self.ctx.leases.release(*group.tasks)
 
     def _open_group(self, group: Group, wave: Wave) -> GroupRuntime | None:
         """Prepare ``group``'s worktree (called without the lock).
@@ -371,6 +389,7 @@ class Executor:
                 else:
                     self.opening.discard(group.name)  # it could not be opened
                 released = self._settle_group(group)
+                self._release_leases(group)
                 self.cond.notify_all()
             if released is not None:  # git processes: not under the lock
                 clean = released.head if released.clean else None

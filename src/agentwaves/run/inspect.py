@@ -166,6 +166,7 @@ def task_status(ref: RunRef, ts: TaskState, live: bool, now: datetime) -> dict[s
     item = {k: getattr(ts, k) for k in ("id", "title", "kind", "state", "attempts", "started", "finished")}
     item["elapsed_s"] = seconds_between(ts.started, ts.finished, now) if ts.state != "pending" else None
     item |= {"commit": ts.commit, "error": ts.error, "undeclared": list(ts.undeclared)}
+    item["refused"] = list(ts.refused)
     item |= {"stuck_since": ts.stuck_since if stuck_for is not None else None, "stuck_for_s": stuck_for}
     return item | {"usage": dict(ts.usage), "log": ref.rel(ref.log_path(ts.id))}
 
@@ -285,6 +286,7 @@ def _review_task(ref: RunRef, group: str, t: TaskState, diff: bool) -> dict[str,
     item |= {k: getattr(t, k) for k in ("title", "kind", "state", "attempts", "commit")}
     item |= {"summary": t.handoff.summary if t.handoff else "", "notes": t.handoff.notes if t.handoff else ""}
     item |= {"files_written": list(t.files_written), "undeclared": list(t.undeclared), "usage": dict(t.usage)}
+    item["refused"] = list(t.refused)
     if diff:
         available = bool(t.commit) and _commit_exists(ref.root, t.commit or "")
         item["files"] = _files(ref.root, t.commit) if available and t.commit else []
@@ -312,6 +314,7 @@ def _review_wave(ref: RunRef, w: WaveState, diff: bool) -> dict[str, Any]:
         "added": sum(f["added"] or 0 for f in files),
         "removed": sum(f["removed"] or 0 for f in files),
         "undeclared": [{"task": t["id"], "files": t["undeclared"]} for t in tasks if t["undeclared"]],
+        "refused": [{"task": t["id"], "files": t["refused"]} for t in tasks if t["refused"]],
         "handoff": wave_handoff(ref, w),
         "usage": sum_usage(t["usage"] for t in tasks),
     }

@@ -8,12 +8,16 @@ characters the Gantt grammar treats specially.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from agentwaves.errors import AgentwavesError
+from agentwaves.plan.load import load_plan
+from agentwaves.plan.model import Plan
 from agentwaves.plan.report import MERMAID_MAX_TASKS, md_cell, minutes
 from agentwaves.run.events import Event, read_events
 from agentwaves.run.inspect import sum_usage
@@ -250,7 +254,37 @@ def _problems(state: RunState, events: list[Event]) -> list[str]:
     return out or ["None."]
 
 
-def report_markdown(state: RunState, events: list[Event]) -> str:
+def _files_rows(state: RunState, plan: Plan) -> list[str]:
+    """Predicted beside actual files per task, and the run's prediction precision and recall."""
+    from agentwaves.run.stats import match, prediction
+
+    rows, records = [], []
+    for t in state.tasks():
+        if t.kind == "gate" or t.id not in plan.by_id or t.state not in ("done", "failed"):
+            continue
+        record = {"predicted": plan.task(t.id).files, "actual": t.files_written}
+        records.append(record)
+        _, unused, uncovered = match(record)
+
+        def cell(paths: list[str]) -> str:
+            return md_cell(", ".join(f"`{p}`" for p in paths[:20]) + (" …" if len(paths) > 20 else "")) or "-"
+
+        rows.append(
+            f"| `{md_cell(t.id)}` | {cell(list(record['predicted']))} | {cell(t.files_written)} | "
+            f"{cell(uncovered)} | {cell(unused)} | {cell(t.refused)} |"
+        )
+    if not rows:
+        return ["No finished task yet."]
+    p = prediction(records)
+    head = ["| Task | Predicted | Written | Not predicted | Predicted, not written | Refused (leased) |"]
+    out = [*head, "|---|---|---|---|---|---|", *rows, ""]
+    if p["precision"] is not None and p["recall"] is not None:
+        share = f"precision {p['precision']:.0%}, recall {p['recall']:.0%}"
+        out.append(f"Prediction {share} ({p['tasks']} tasks).")
+    return out
+
+
+def report_markdown(state: RunState, events: list[Event], plan: Plan | None = None) -> str:
     tasks = state.tasks()
     done = sum(t.state == "done" for t in tasks)
     out = [f"# Run {state.run_id}: {md_cell(state.feature or 'no feature')}", ""]
@@ -288,6 +322,8 @@ def report_markdown(state: RunState, events: list[Event]) -> str:
     out += ["", "## Undeclared writes", ""]
     undeclared = [t for t in tasks if t.undeclared]
     out += [f"- `{t.id}`: {', '.join(f'`{f}`' for f in t.undeclared)}" for t in undeclared] or ["None."]
+    if plan is not None:
+        out += ["", "## Predicted and actual files", "", *_files_rows(state, plan)]
     out += ["", "## Failures and retries", "", *_problems(state, events)]
     out += ["", "## Tokens and cost", "", *_usage_rows(state)]
     return "\n".join(out) + "\n"
@@ -297,5 +333,8 @@ def write_report(run_dir: Path) -> Path:
     """Write ``run_dir/report.md`` from the run's state and events; returns its path."""
     state = read_state(run_dir)
     path = run_dir / REPORT_FILE
-    atomic_write(path, report_markdown(state, read_events(run_dir / "events.jsonl")))
+    plan = None
+    with contextlib.suppress(AgentwavesError, OSError):
+        plan = load_plan(run_dir / "plan.yaml")
+    atomic_write(path, report_markdown(state, read_events(run_dir / "events.jsonl"), plan))
     return path

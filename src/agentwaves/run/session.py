@@ -30,6 +30,7 @@ from agentwaves.run.context import RunContext, Slots
 from agentwaves.run.events import EventLog, Subscriber
 from agentwaves.run.executor import Executor
 from agentwaves.run.gitops import current_branch, ensure_state_dir, find_repo_root, head_sha, is_dirty
+from agentwaves.run.history import append_run, planner_model_of, run_records
 from agentwaves.run.interrupt import interrupts, record_interrupted
 from agentwaves.run.pins import Pins
 from agentwaves.run.report import write_report
@@ -122,6 +123,9 @@ def start_run(
     if not path.exists():
         raise UsageError(f'no plan at {path}: run `agentwaves plan "FEATURE"` first, or pass --plan FILE')
     plan = load_plan(path)
+    planner_model = None
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        planner_model = planner_model_of(path.read_text(encoding="utf-8")[:500])
     state_dir = ensure_state_dir(root)
     warnings = []
     if is_dirty(root):
@@ -136,6 +140,7 @@ def start_run(
         state = initial_state(
             run_id, root, plan, analysis, head_sha(root), _settings_overrides(config), config.base_port
         )
+        state.planner_model = planner_model
         atomic_write(run_dir / "plan.yaml", dump_plan_yaml(plan))  # before the state: resume needs it
         return StateStore.create(run_dir, state)
 
@@ -292,6 +297,7 @@ def _execute(
                 # the outcome is recorded before any clean-up, which may fail (a path git cannot remove)
                 # and must never leave a finished run looking interrupted
                 _finish(ctx, time.monotonic() - t0)
+                _record_history(ctx, state_dir)
                 if ctx.interrupted is not None:  # an agent thread not waited for must not change it
                     store.sealed = True
                 _cleanup(warnings, pool.close)
@@ -316,6 +322,20 @@ def _cleanup(warnings: list[str], step: Callable[[], None]) -> None:
         step()
     except (AgentwavesError, OSError) as exc:
         warnings.append(f"clean-up incomplete, `agentwaves clean` retries it: {str(exc).splitlines()[0]}")
+
+
+def _record_history(ctx: RunContext, state_dir: Path) -> None:
+    """Append the run's finished tasks to ``.agentwaves/history.jsonl`` (never fails the run)."""
+    summary = run_summary(ctx.store.state, ctx.config)
+    records = run_records(
+        ctx.store.state,
+        ctx.plan,
+        seconds_per_minute=summary["seconds_per_plan_minute"],
+        model=ctx.model,
+        planner_model=ctx.store.state.planner_model,
+    )
+    with contextlib.suppress(OSError):
+        append_run(state_dir, records)
 
 
 def _remove_run_worktrees(root: Path, state_dir: Path, run_id: str) -> None:

@@ -66,6 +66,7 @@ class TaskState(BaseModel):
     files_written: list[str] = Field(default_factory=list)
     undeclared: list[str] = Field(default_factory=list)
     undeclared_total: int = 0  # undeclared writes in all; ``undeclared`` lists at most 200
+    refused: list[str] = Field(default_factory=list)  # writes refused: leased by another group
     error: str | None = None
     retries: int = 0
     handoff: Handoff | None = None
@@ -135,6 +136,7 @@ class RunState(BaseModel):
     serialization_points: list[dict[str, Any]] = Field(default_factory=list)
     usage: dict[str, Any] = Field(default_factory=dict)
     pid: int | None = None
+    planner_model: str | None = None  # noted by `agentwaves plan` in the plan file; None: hand-written
     waves: list[WaveState] = Field(default_factory=list)
 
     # ------------------------------------------------------------------ lookups

@@ -19,6 +19,7 @@ from agentwaves.plan.model import Task
 from agentwaves.run.context import BudgetReached, RunContext, RunHooks
 from agentwaves.run.crash import crashpoint
 from agentwaves.run.gitops import GitError, commit_all, git, identity_args, literal_pathspecs
+from agentwaves.run.lease_fallback import live_guard, run_checked
 from agentwaves.run.state import Handoff, TaskState, atomic_write, now_iso
 
 TASK_TRAILER = "Agentwaves-Task"
@@ -90,7 +91,10 @@ def run_task(ctx: RunContext, task: Task, group: GroupRuntime, sandbox: Sandbox,
     attempt = ts.attempts
     ctx.events.emit("task_started", task=task.id, group=group.name, attempt=attempt)
     env = {"AGENTWAVES_PORT": str(group.port), "AGENTWAVES_TASK": task.id}
-    tools = WorktreeTools(group.worktree, sandbox=sandbox, env=env, run_timeout=ctx.config.run_timeout)
+    guard = live_guard(ctx, task.id, group.name)
+    tools = WorktreeTools(
+        group.worktree, sandbox=sandbox, env=env, run_timeout=ctx.config.run_timeout, write_guard=guard
+    )
     group.clean = False
     hooks = RunHooks(ctx, task.id)
     transcript = Transcript(ctx.log_path(task.id), ctx.redactor)
@@ -98,18 +102,25 @@ def run_task(ctx: RunContext, task: Task, group: GroupRuntime, sandbox: Sandbox,
     try:
         finished = False
         try:
-            outcome = implement(
-                ctx.llm,
-                task,
+            outcome = run_checked(
+                ctx,
+                task.id,
+                group.name,
+                group.git_lock,
                 tools,
-                feature=ctx.plan.feature,
-                repo_map=ctx.repo_map,
-                handoffs=dependency_handoffs(ctx, task),
-                wave_notes=wave_notes,
-                attempt=attempt,
-                limits=Limits(ctx.config.max_turns, ctx.config.max_task_tokens),
-                hooks=hooks,
-                transcript=transcript,
+                lambda sent_back: implement(
+                    ctx.llm,
+                    task,
+                    tools,
+                    feature=ctx.plan.feature,
+                    repo_map=ctx.repo_map,
+                    handoffs=dependency_handoffs(ctx, task),
+                    wave_notes="\n\n".join(n for n in (wave_notes, sent_back) if n),
+                    attempt=attempt,
+                    limits=Limits(ctx.config.max_turns, ctx.config.max_task_tokens),
+                    hooks=hooks,
+                    transcript=transcript,
+                ),
             )
             finished = True
         finally:  # a failed task's writes stay uncommitted in the worktree

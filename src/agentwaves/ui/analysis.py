@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -100,3 +102,16 @@ def analysis_group_span(analysis: Analysis, tasks: list[str], after: dict[str, l
     for tid in tasks:
         finish[tid] = by_id[tid].estimate + max((finish[p] for p in after.get(tid, ())), default=0.0)
     return max(finish.values(), default=0.0)
+
+
+def calibration_line(info: dict[str, Any]) -> str:
+    """One line saying how the estimates were calibrated."""
+    scaled = info.get("scaled") or {}
+    if not scaled:
+        return f"Estimates unchanged: the history has {info.get('tasks')} measured tasks (at least 3 needed)."
+    kinds = info.get("by_kind") or {}
+    per_kind = f", per kind: {', '.join(f'{k} {v}x' for k, v in kinds.items())}" if kinds else ""
+    return (
+        f"Estimates calibrated from {info.get('tasks')} measured tasks of history "
+        f"(overall {info.get('overall')}x{per_kind})."
+    )

@@ -197,8 +197,12 @@ class LiveDisplay:
             task.last_progress, task.stuck = now, False
             if kind == "model_call":
                 task.activity = f"thinking (call {e.get('call')})"
-            elif kind == "tool":
+            elif kind == "tool" and not (e.get("error") and task.activity.startswith("write refused")):
                 task.activity = f"{e.get('tool')} {e.get('arg') or ''}".strip()[:60]
+        elif kind == "write_refused":
+            task.activity = f"write refused: {e.get('path')} (owner {e.get('owner')})"[:60]
+        elif kind == "task_sent_back":
+            task.activity = "sent back: leased writes undone"[:60]
         elif kind == "stuck":
             task.stuck = True
         elif kind == "unstuck":

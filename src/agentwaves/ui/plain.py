@@ -26,6 +26,8 @@ FORMATS: dict[str, str] = {
     "resolver_refused": "wave {wave}: resolver changes outside the conflicts refused for {group}: {paths}",
     "wave_committed": "wave {wave} committed {commit:.10} ({groups})",
     "undeclared_writes": "task {task} wrote undeclared files: {files}",
+    "write_refused": "task {task}: write to {path} REFUSED (leased by task {owner} in group {owner_group})",
+    "task_sent_back": "task {task} sent back: it wrote {paths}, leased by another group",
     "retry": "model call of {task} failed ({error}); attempt {attempt} failed, retrying in {wait_s}s",
     "concurrency": "concurrency now {capacity} ({reason})",
     "stuck": "task {task} shows no progress for {idle_s}s",

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from agentwaves.run.events import Subscriber
+from agentwaves.ui.analysis import calibration_line
 from agentwaves.ui.status import SIMULATED
 from agentwaves.ui.tables import print_table
 
@@ -32,6 +33,8 @@ def render_plan_outcome(outcome: Any, analysis: Any, *, verbose: bool = False) -
 
     out = console()
     out.print(f"[bold]Plan[/] for: {outcome.plan.feature}")
+    if outcome.calibrated is not None:
+        out.print(calibration_line(outcome.calibration), markup=False)
     render_analysis(analysis, out, verbose=verbose)
     out.print(
         f"\nPlan written to [cyan]{outcome.plan_path}[/] (edit it freely), analysis to "

@@ -58,6 +58,9 @@ def _render_wave(out: Console, wave: dict[str, Any], diff: bool) -> None:
         out.print("No file changes.")
     for item in wave["undeclared"]:
         out.print(Text(f"undeclared writes by {item['task']}: {', '.join(item['files'])}", style="yellow"))
+    for item in wave.get("refused", []):
+        files = ", ".join(item["files"])
+        out.print(Text(f"writes by {item['task']} refused (leased elsewhere): {files}", style="yellow"))
     for g in wave["groups"]:
         if g.get("resolved"):
             out.print(

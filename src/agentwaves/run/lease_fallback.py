@@ -1,0 +1,121 @@
+"""Lease checks around one task: the live guard of the builtin tools, and the end-of-task fallback.
+
+The fallback applies to every backend: at the task's end, before its commit, the paths the task changed
+(per ``git status`` in its worktree) that another group leases are put back as they were at the
+group's HEAD, and the task is sent back once with the refusal. What it writes there on its second pass
+is put back too and never committed: a lease refusal never reaches the merge.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Callable
+
+from agentwaves.agents.implementer import TaskOutcome
+from agentwaves.agents.tools import WorktreeTools
+from agentwaves.run.context import RunContext
+from agentwaves.run.gitops import git, literal_pathspecs, run_git
+from agentwaves.run.leases import Lease, refusal_message, write_guard
+
+
+def live_guard(ctx: RunContext, task_id: str, group: str) -> Callable[[str], str | None] | None:
+    """The ``write_guard`` for the builtin tools, or None when live checks are off (config
+    ``live_leases: false``, or a backend whose agents write through their own tools: ``live_leases =
+    False`` on it)."""
+    if not ctx.config.live_leases or not backend_has_live_leases(ctx.llm):
+        return None
+    return write_guard(ctx.leases, task_id, group, lambda path, lease: refused(ctx, task_id, path, lease))
+
+
+def backend_has_live_leases(llm: object) -> bool:
+    """False when the backend, or one it wraps (``.inner``: retry, recording, no-cache), says
+    ``live_leases = False``."""
+    seen = 0
+    while llm is not None and seen < 10:
+        if getattr(llm, "live_leases", True) is False:
+            return False
+        llm, seen = getattr(llm, "inner", None), seen + 1
+    return True
+
+
+def refused(ctx: RunContext, task_id: str, path: str, lease: Lease, *, at: str = "write") -> None:
+    """Record and announce one refused write (``at``: ``write`` for the live check, ``end`` for the
+    fallback)."""
+    with ctx.store.lock:
+        ts = ctx.store.state.task(task_id)
+        if path not in ts.refused:
+            ts.refused.append(path)
+        ctx.store.save()
+    ctx.events.emit(
+        "write_refused", task=task_id, path=path, owner=lease.task, owner_group=lease.group, at=at
+    )
+
+
+def intrusions(ctx: RunContext, group: str, tools: WorktreeTools) -> list[tuple[str, Lease]]:
+    """The paths the task changed that another group leases, with the lease. The changes come
+    from ``git status`` in the worktree, unless the live guard saw every write (it was on and the agent
+    ran no command): then from the tools' own record. Nothing is asked while no other group leases."""
+    if not ctx.leases.others_hold(group):
+        return []
+    seen_all = tools.write_guard is not None and not tools.ran_command
+    found = []
+    for path in sorted(set(tools.written) if seen_all else tools.changed_paths()):
+        lease = ctx.leases.check(group, path)
+        if lease is not None:
+            found.append((path, lease))
+    return found
+
+
+def put_back(tools: WorktreeTools, paths: list[str]) -> None:
+    """Restore ``paths`` to the worktree's HEAD (delete those HEAD lacks); forget them as written."""
+    root = tools.root
+    tracked = {p for p in paths if run_git(root, "cat-file", "-e", f"HEAD:{p}", check=False).returncode == 0}
+    keep = [p for p in paths if p in tracked]
+    if keep:
+        git(root, "checkout", "-q", "HEAD", "--", *literal_pathspecs(keep))
+    for p in paths:
+        if p not in tracked:
+            git(root, "rm", "-q", "--cached", "--ignore-unmatch", "--", *literal_pathspecs([p]))
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(root / p)
+    tools.written.difference_update(paths)
+
+
+def send_back_note(found: list[tuple[str, Lease]]) -> str:
+    """What the task is told when it is sent back."""
+    lines = [refusal_message(path, lease) for path, lease in found]
+    return (
+        "# Sent back: writes refused\nYour changes to these files were undone, as another group owns them "
+        "in this wave:\n" + "\n".join(f"- {line}" for line in lines) + "\nFinish the task without them."
+    )
+
+
+def run_checked(
+    ctx: RunContext,
+    task_id: str,
+    group: str,
+    git_lock: threading.Lock,
+    tools: WorktreeTools,
+    attempt: Callable[[str], TaskOutcome],
+) -> TaskOutcome:
+    """Run the agent (``attempt(extra_notes)``) and apply the end-of-task check: a task that changed
+    paths another group leases gets them put back and is sent back once with the refusal; what it
+    writes there again is put back and left out of its handoff (and so of its commit)."""
+    outcome = attempt("")
+    for last in (False, True):
+        found = intrusions(ctx, group, tools)
+        if not found:
+            return outcome
+        with git_lock:
+            put_back(tools, [path for path, _ in found])
+        for path, lease in found:
+            refused(ctx, task_id, path, lease, at="end")
+        if last:
+            gone = {path for path, _ in found}
+            outcome.handoff.files = [f for f in outcome.handoff.files if f not in gone]
+            return outcome
+        ctx.events.emit("task_sent_back", task=task_id, paths=[path for path, _ in found])
+        outcome = attempt(send_back_note(found))
+    return outcome

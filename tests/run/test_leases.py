@@ -1,0 +1,94 @@
+"""The lease table: paths, directories and globs; a group's own leases; release."""
+
+from __future__ import annotations
+
+import threading
+
+from agentwaves.run.leases import Lease, LeaseTable, refusal_message, write_guard
+
+
+def _table() -> LeaseTable:
+    table = LeaseTable()
+    table.take("g1", {"a": ["src/shared.py"], "b": ["src/csv/"], "c": ["docs/**/*.md"]})
+    table.take("g2", {"d": ["src/other.py", "src/csv/own.py"]})
+    return table
+
+
+def test_paths_directories_and_globs_are_leased_to_their_group() -> None:
+    table = _table()
+    assert table.check("g2", "src/shared.py") == Lease("a", "g1", "src/shared.py")
+    assert table.check("g2", "src/csv/deep/x.py") == Lease("b", "g1", "src/csv/")
+    assert table.check("g2", "docs/a/b/c.md") == Lease("c", "g1", "docs/**/*.md")
+    assert table.check("g2", "docs/readme.md") is not None  # ** spans zero directories too
+    assert table.check("g2", "docs/a/b/c.txt") is None  # nobody leases it: allowed
+    assert table.check("g2", "src/shared.py.bak") is None
+    assert table.check("g1", "src/shared.py") is None  # the owner's own group
+    # both groups lease it (the plan serializes them): the writer's own lease lets it through
+    assert table.check("g2", "src/csv/own.py") is None
+    assert table.check("g3", "src/csv/own.py") is not None
+    assert table.check("g1", "src/other.py") == Lease("d", "g2", "src/other.py")
+
+
+def test_release_frees_paths() -> None:
+    table = _table()
+    table.release("a", "zzz")
+    assert table.check("g2", "src/shared.py") is None
+    assert table.holders() == {"b": "g1", "c": "g1", "d": "g2"}
+    table.take("g1", {"b": []})  # no files: holds nothing
+    assert table.check("g2", "src/csv/x.py") is None
+
+
+def test_guard_returns_the_issue_message_and_reports() -> None:
+    table = _table()
+    seen: list[tuple[str, Lease]] = []
+    guard = write_guard(table, "d", "g2", lambda path, lease: seen.append((path, lease)))
+    assert guard("src/new.py") is None
+    assert guard("src/shared.py") == (
+        "src/shared.py is being written by task a in group g1; record what you need in your handoff, "
+        "or finish and let a later task do it"
+    )
+    assert seen == [("src/shared.py", Lease("a", "g1", "src/shared.py"))]
+    assert refusal_message("x", Lease("t", "g", "x")).startswith("x is being written by task t in group g;")
+
+
+def test_concurrent_checks_see_a_consistent_table() -> None:
+    table = LeaseTable()
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def churn() -> None:
+        i = 0
+        while not stop.is_set():
+            table.take("g1", {f"t{i % 7}": [f"src/m{i % 7}.py", "lib/"]})
+            table.release(f"t{(i + 3) % 7}")
+            i += 1
+
+    def read() -> None:
+        try:
+            for _ in range(20_000):
+                lease = table.check("g2", "lib/x.py")
+                assert lease is None or lease.group == "g1"
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    writer = threading.Thread(target=churn)
+    readers = [threading.Thread(target=read) for _ in range(3)]
+    writer.start()
+    for r in readers:
+        r.start()
+    for r in readers:
+        r.join()
+    stop.set()
+    writer.join()
+    assert not errors
+
+
+def test_a_wrapped_backend_can_turn_the_live_check_off() -> None:
+    from agentwaves.llm.fake import FakeLLM
+    from agentwaves.llm.retry import RetryingLLM, RetryPolicy
+    from agentwaves.run.lease_fallback import backend_has_live_leases
+
+    fake = FakeLLM()
+    assert backend_has_live_leases(RetryingLLM(fake, RetryPolicy()))
+    fake.live_leases = False  # type: ignore[attr-defined]  # as a CLI agent's driver would say
+    assert not backend_has_live_leases(RetryingLLM(fake, RetryPolicy()))
