@@ -13,11 +13,11 @@ from agentwaves.agents.loop import (
     Transcript,
     run_loop,
 )
+from agentwaves.agents.records import Handoff
 from agentwaves.agents.tools import WorktreeTools
 from agentwaves.llm.base import LLM, CallContext, ToolUseBlock, Usage
 from agentwaves.plan.model import Task
 from agentwaves.prompts import render
-from agentwaves.run.state import Handoff
 
 _GLOB = re.compile(r"[*?\[]")
 

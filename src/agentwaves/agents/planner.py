@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from agentwaves.agents.backend import PlanRequest, PlanResult
 from agentwaves.agents.loop import AgentFailed, Limits, LoopHooks, NoHooks, ToolReply, Transcript, run_loop
 from agentwaves.agents.repomap import repo_map, tracked_files
 from agentwaves.agents.sandbox import NoSandbox
@@ -28,13 +29,6 @@ class PlannerFailed(AgentFailed):
     """The planner gave up (or its model did)."""
 
     exit_code = 1
-
-
-@dataclass
-class PlanResult:
-    plan: Plan
-    usage: Usage
-    submissions: int
 
 
 def submit_plan_spec() -> ToolSpec:
@@ -58,6 +52,23 @@ def add_gate(plan: Plan, command: str) -> Plan:
     return Plan(feature=plan.feature, tasks=[*plan.tasks, gate])
 
 
+def check_submission(data: object, feature: str, submissions: int) -> tuple[Plan | None, str]:
+    """Validate submission number ``submissions``: the plan, or None and the problem to send back;
+    :class:`PlannerFailed` once ``MAX_SUBMISSIONS`` were invalid."""
+    if not isinstance(data, dict):
+        problem = "the plan must be a JSON object {feature, tasks: [...]}"
+    else:
+        data = dict(data)
+        data.setdefault("feature", feature)
+        try:
+            return plan_from_data(data, "submitted plan"), ""
+        except PlanError as exc:
+            problem = str(exc)
+    if submissions >= MAX_SUBMISSIONS:
+        raise PlannerFailed(f"the planner submitted an invalid plan {submissions} times; last: {problem}")
+    return None, problem
+
+
 def plan_feature(
     llm: LLM,
     repo: Path,
@@ -66,6 +77,7 @@ def plan_feature(
     limits: Limits | None = None,
     hooks: LoopHooks | None = None,
     transcript_path: Path | None = None,
+    transcript: Transcript | None = None,
 ) -> PlanResult:
     files = tracked_files(repo)
     reader = WorktreeTools(repo, sandbox=NoSandbox())
@@ -77,16 +89,8 @@ def plan_feature(
         nonlocal submissions, last_error
         if use.name == "submit_plan":
             submissions += 1
-            data = dict(use.input)
-            data.setdefault("feature", feature)
-            try:
-                plan = plan_from_data(data, "submitted plan")
-            except PlanError as exc:
-                last_error = str(exc)
-                if submissions >= MAX_SUBMISSIONS:
-                    raise PlannerFailed(
-                        f"the planner submitted an invalid plan {submissions} times; last: {last_error}"
-                    ) from None
+            plan, last_error = check_submission(use.input, feature, submissions)
+            if plan is None:
                 return ToolReply(f"invalid plan: {last_error}", is_error=True)
             return ToolReply("plan accepted", finished=True, data={"plan": plan})
         if use.name not in READ_TOOLS:
@@ -106,7 +110,7 @@ def plan_feature(
         ctx=ctx,
         limits=limits or Limits(max_turns=25),
         hooks=hooks or NoHooks(),
-        transcript=Transcript(transcript_path, Redactor()),
+        transcript=transcript or Transcript(transcript_path, Redactor()),
         finish_tool="submit_plan",
     )
     return PlanResult(plan=result.finish.data["plan"], usage=result.usage, submissions=submissions)
@@ -125,8 +129,8 @@ def draft_plan(
     repo: Path, feature: str, overrides: Mapping[str, object], out: Path | None = None
 ) -> DraftOutcome:
     """`agentwaves plan`: plan ``feature`` for ``repo`` and write the plan and its analysis."""
-    from agentwaves.config import load_config, retry_policy
-    from agentwaves.llm.registry import make_llm
+    from agentwaves.agents.backend import BackendSetup, make_backend
+    from agentwaves.config import load_config
     from agentwaves.plan import analyze
     from agentwaves.plan.load import dump_plan_yaml
     from agentwaves.plan.report import analysis_markdown
@@ -136,17 +140,10 @@ def draft_plan(
         raise PlanError('the feature text is empty: say what to build, e.g. agentwaves plan "add CSV export"')
     root = find_repo_root(repo)
     config = load_config(root, dict(overrides))
-    llm = make_llm(
-        config.llm,
-        model=config.model,
-        fake_script=Path(config.fake_script) if config.fake_script else None,
-        fake_time_scale=config.fake_time_scale,
-        record=Path(config.record) if config.record else None,
-        cache=config.prompt_cache,
-        retry=retry_policy(config),
-    )
+    backend = make_backend(BackendSetup(config))
     state_dir = ensure_state_dir(root)
-    result = plan_feature(llm, root, feature, transcript_path=state_dir / "logs" / "planner.log")
+    transcript = Transcript(state_dir / "logs" / "planner.log", Redactor())
+    result = backend.plan(PlanRequest(root, feature, transcript))
     plan = add_gate(result.plan, config.gate_command) if config.gate_command else result.plan
     plan_path = out or state_dir / "plan.yaml"
     plan_path.parent.mkdir(parents=True, exist_ok=True)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
+from agentwaves.agents.backend import Resolution
 from agentwaves.agents.loop import AgentFailed, Limits, LoopHooks, ToolReply, Transcript, run_loop
 from agentwaves.agents.tools import WorktreeTools
 from agentwaves.llm.base import LLM, CallContext, ToolUseBlock, Usage
@@ -20,12 +20,14 @@ def has_markers(text: str) -> bool:
     return bool(MARKER.search(text))
 
 
-@dataclass
-class Resolution:
-    resolved: bool
-    remaining: list[str]
-    summary: str
-    usage: Usage
+def remaining_markers(worktree: Path, conflicts: list[str]) -> list[str]:
+    """The ``conflicts`` that still have conflict markers in ``worktree``."""
+    return [
+        p
+        for p in conflicts
+        if (worktree / p).is_file()
+        and has_markers((worktree / p).read_text(encoding="utf-8", errors="replace"))
+    ]
 
 
 def resolve(
@@ -74,10 +76,5 @@ def resolve(
         summary = str(result.finish.data.get("summary") or "")
     except AgentFailed as exc:
         summary = f"resolver failed: {exc}"
-    remaining = [
-        p
-        for p in conflicts
-        if (worktree / p).is_file()
-        and has_markers((worktree / p).read_text(encoding="utf-8", errors="replace"))
-    ]
+    remaining = remaining_markers(worktree, conflicts)
     return Resolution(resolved=not remaining, remaining=remaining, summary=summary, usage=usage)

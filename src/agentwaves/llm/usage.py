@@ -102,15 +102,18 @@ def cost_usd(model: str, usage: Usage) -> float:
     return micro * factor / 1_000_000
 
 
-def usage_json(model: str, usage: Usage, cost: float | None = None) -> dict[str, Any]:
-    """The usage as a JSON-ready dict with its cost; ``cost_known`` is false for an unpriced model."""
+def usage_json(
+    model: str, usage: Usage, cost: float | None = None, known: bool | None = None
+) -> dict[str, Any]:
+    """The usage as a JSON-ready dict with its cost; ``cost_known`` is false for an unpriced model
+    (unless ``known`` says otherwise: an agent that reports its own cost)."""
     return {
         "input_tokens": usage.input_tokens,
         "output_tokens": usage.output_tokens,
         "cache_creation_input_tokens": usage.cache_creation_input_tokens,
         "cache_read_input_tokens": usage.cache_read_input_tokens,
         "cost_usd": round(cost_usd(model, usage) if cost is None else cost, 6),
-        "cost_known": cost_known(model),
+        "cost_known": cost_known(model) if known is None else known,
     }
 
 
@@ -125,16 +128,24 @@ class UsageTracker:
         self._usage: dict[str, Usage] = {}
         self._cost: dict[str, float] = {}
         self._unknown: set[str] = set()
+        self._unknown_scopes: set[str] = set()
 
-    def add(self, scope: str, model: str, usage: Usage) -> float:
-        """Record one call's usage; returns its cost in USD."""
-        cost = cost_usd(model, usage)
+    def add(self, scope: str, model: str, usage: Usage, cost: float | None = None) -> float:
+        """Record one call's usage; returns its cost in USD (``cost``, when the agent reported it)."""
+        reported = cost is not None
+        cost = cost_usd(model, usage) if cost is None else cost
         with self._lock:
             self._usage[scope] = self._usage.get(scope, Usage()) + usage
             self._cost[scope] = self._cost.get(scope, 0.0) + cost
-            if not cost_known(model):
+            if not reported and not cost_known(model):
                 self._unknown.add(model)
+                self._unknown_scopes.add(scope)
         return cost
+
+    def known(self, scope: str) -> bool:
+        """Whether every cost recorded for ``scope`` was priced (or reported by the agent)."""
+        with self._lock:
+            return scope not in self._unknown_scopes
 
     def by_scope(self) -> dict[str, Usage]:
         with self._lock:
