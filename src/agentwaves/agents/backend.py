@@ -47,10 +47,15 @@ from agentwaves.agents.loop import Limits, LoopHooks, NoHooks, Transcript
 from agentwaves.agents.records import Handoff
 from agentwaves.agents.sandbox import Sandbox
 from agentwaves.config import Config
-from agentwaves.errors import UsageError
+from agentwaves.errors import AgentwavesError, UsageError
 from agentwaves.llm.base import Usage
 from agentwaves.llm.retry import OnRetry
 from agentwaves.plan.model import Plan, Task
+
+
+class BudgetReached(AgentwavesError):
+    """The run's spending limit is reached; the run stops cleanly and can be resumed."""
+
 
 DRIVERS: dict[str, str] = {
     "builtin": "agentwaves.agents.builtin:make",
@@ -81,8 +86,12 @@ class AgentEvents(LoopHooks, Protocol):
         """The agent was throttled: lower the run's concurrency."""
         ...
 
+    def retrying(self, kind: str, attempt: int, wait_s: float) -> None:
+        """The agent retries a failed API call (``kind``: rate_limit, overloaded, ...): a ``retry`` event."""
+        ...
+
     def check_budget(self) -> None:
-        """Raise :class:`~agentwaves.run.context.BudgetReached` if the run's budget is spent."""
+        """Raise :class:`BudgetReached` if the run's budget is spent."""
         ...
 
 
@@ -99,6 +108,9 @@ class NoEvents(NoHooks):
         pass
 
     def rate_limited(self, detail: str = "") -> None:
+        pass
+
+    def retrying(self, kind: str, attempt: int, wait_s: float) -> None:
         pass
 
     def check_budget(self) -> None:

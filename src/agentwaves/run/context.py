@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -9,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from agentwaves.agents.backend import AgentBackend
+from agentwaves.agents.backend import BudgetReached as BudgetReached  # re-exported: it lives in agents/
 from agentwaves.config import Config
-from agentwaves.errors import AgentwavesError
 from agentwaves.llm.base import CallContext, Response, Usage
 from agentwaves.llm.usage import UsageTracker, usage_json
 from agentwaves.plan import Analysis
@@ -18,10 +19,6 @@ from agentwaves.plan.model import Plan
 from agentwaves.redact import Redactor
 from agentwaves.run.events import EventLog
 from agentwaves.run.state import StateStore
-
-
-class BudgetReached(AgentwavesError):
-    """The run's spending limit is reached; the run stops cleanly and can be resumed."""
 
 
 class Slots:
@@ -166,6 +163,13 @@ class RunHooks:
     def rate_limited(self, detail: str = "") -> None:
         capacity = self.ctx.slots.rate_limited()
         self.ctx.events.emit("concurrency", capacity=capacity, reason="rate limited", detail=detail)
+
+    def retrying(self, kind: str, attempt: int, wait_s: float) -> None:
+        self.ctx.progress[self.scope] = _now()
+        store = self.ctx.store
+        with store.lock, contextlib.suppress(KeyError):
+            store.state.task(self.scope).retries += 1  # saved with the next state write
+        self.ctx.events.emit("retry", task=self.scope, kind=kind, attempt=attempt, wait_s=round(wait_s, 2))
 
 
 def usd(amount: float) -> str:
