@@ -28,6 +28,9 @@ class Cli:
 
 PINNED: dict[str, Cli] = {
     "claude-code": Cli("claude-code", "@anthropic-ai/claude-code", "2.1.332", "claude"),
+    "codex": Cli("codex", "@openai/codex", "0.171.0", "codex"),
+    # an ACP agent: Zed's ACP adapter over Codex (it talks the same Responses API as codex)
+    "codex-acp": Cli("codex-acp", "@zed-industries/codex-acp", "0.16.0", "codex-acp"),
 }
 
 

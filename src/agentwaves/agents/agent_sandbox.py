@@ -32,6 +32,7 @@ class AgentJail:
     tmpdir: Path
     state: list[Path] = field(default_factory=list)  # the agent's own files: writable by it, not by commands
     secrets: list[Path] = field(default_factory=list)  # hidden from its commands
+    hidden: list[Path] = field(default_factory=list)  # hidden from the agent itself (e.g. ~/.codex)
     writable: bool = True  # False: the worktree is read-only too (the planner)
 
     @property
@@ -49,6 +50,8 @@ class AgentJail:
         args += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
         for secret in _credential_paths():
             args += ["--tmpfs", str(secret)] if secret.is_dir() else ["--ro-bind", "/dev/null", str(secret)]
+        for path in existing(self.hidden):
+            args += ["--tmpfs", str(path)] if path.is_dir() else ["--ro-bind", "/dev/null", str(path)]
         for path in self.state:
             args += ["--bind", str(path), str(path)]
         for gitdir in _git_dirs(cwd):

@@ -60,6 +60,8 @@ class BudgetReached(AgentwavesError):
 DRIVERS: dict[str, str] = {
     "builtin": "agentwaves.agents.builtin:make",
     "claude-code": "agentwaves.agents.claude_code:make",
+    "codex": "agentwaves.agents.codex:make",
+    "acp": "agentwaves.agents.acp:make",
 }
 """Agent name → ``module:factory``; the module is imported only when that agent is chosen."""
 

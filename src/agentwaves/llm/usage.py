@@ -4,7 +4,9 @@ Prices are USD per million tokens, from the Claude pricing page (platform.claude
 2026-10): base input, output, 5-minute cache write (1.25x input) and cache read. A model id is matched
 exactly, then by the longest known id it starts with (so dated snapshots price like their alias), then
 by family (``opus``, ``sonnet``, ``haiku``, ``fable``/``mythos`` price like the current model of that
-family); anything else costs 0 and is reported as unknown.
+family); anything else costs 0 and is reported as unknown. OpenAI's models (what Codex runs) are priced
+from OpenAI's pricing page (input, output, cached input; no cache-write charge, so it equals input):
+Codex reports ``input_tokens`` including the cached ones, which its driver counts as cache reads.
 """
 
 from __future__ import annotations
@@ -55,6 +57,15 @@ PRICES: dict[str, Price] = {
     "claude-haiku-4-5": Price(1.0, 5.0, 1.25, 0.10),
     "claude-3-5-haiku": Price(0.80, 4.0, 1.0, 0.08),
     "claude-3-haiku": Price(0.25, 1.25, 0.30, 0.03),
+    "gpt-5": Price(1.25, 10.0, 1.25, 0.125),
+    "gpt-5-codex": Price(1.25, 10.0, 1.25, 0.125),
+    "gpt-5-mini": Price(0.25, 2.0, 0.25, 0.025),
+    "gpt-5-nano": Price(0.05, 0.40, 0.05, 0.005),
+    "gpt-5.1": Price(1.25, 10.0, 1.25, 0.125),
+    "gpt-5.1-codex": Price(1.25, 10.0, 1.25, 0.125),
+    "gpt-5.1-codex-mini": Price(0.25, 2.0, 0.25, 0.025),
+    "gpt-5.2": Price(1.75, 14.0, 1.75, 0.175),
+    "gpt-5.2-codex": Price(1.75, 14.0, 1.75, 0.175),
 }
 
 FAMILIES: dict[str, str] = {
@@ -72,9 +83,14 @@ def price_for(model: str) -> Price | None:
     i = m.find("claude-")
     if i > 0:  # "anthropic/claude-…", "fake/claude-…", Bedrock's "anthropic.claude-…"
         m = m[i:]
+    elif i < 0 and (j := m.find("gpt-")) > 0:  # "openai/gpt-…"
+        m = m[j:]
     if m in PRICES:
         return PRICES[m]
-    prefixes = [k for k in PRICES if m.startswith(k) and m[len(k)] in "-@[:."]
+    # "gpt-5.5" is another model than "gpt-5": a dot continues a GPT version, it does not end it
+    prefixes = [
+        k for k in PRICES if m.startswith(k) and m[len(k)] in ("-@[:" if k[:4] == "gpt-" else "-@[:.")
+    ]
     if prefixes:
         return PRICES[max(prefixes, key=len)]
     for family, key in FAMILIES.items():
