@@ -203,6 +203,16 @@ def _pump(
                 final_at = time.monotonic()
 
 
+def handoff_data(message: str) -> dict[str, Any]:
+    """``{summary, notes}`` from the final message: its JSON object, else the whole text as the summary."""
+    text = message.strip()
+    with contextlib.suppress(ValueError):
+        data = json.loads(text)
+        if isinstance(data, dict):
+            return data
+    return {"summary": text, "notes": ""}
+
+
 def last_line(text: str) -> str:
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
     return lines[-1][:300] if lines else ""

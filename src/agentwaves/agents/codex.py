@@ -20,7 +20,6 @@ import shutil
 import tempfile
 import tomllib
 from pathlib import Path
-from typing import Any
 
 from agentwaves.agents.agent_sandbox import AgentJail
 from agentwaves.agents.backend import (
@@ -38,6 +37,7 @@ from agentwaves.agents.cli_driver import (
     Hang,
     check_version,
     find_program,
+    handoff_data,
     last_line,
     plan_data,
     plan_with_retries,
@@ -221,16 +221,6 @@ def failure(stream: CodexStream, returncode: int | None, stderr: str) -> None:
     if stream.failed is None:
         raise AgentFailed(f"codex exited {returncode} without completing its turn: {text}")
     raise AgentFailed(f"codex failed: {text}")
-
-
-def handoff_data(message: str) -> dict[str, Any]:
-    """``{summary, notes}`` from the final message: its JSON object, else the whole text as the summary."""
-    text = message.strip()
-    with contextlib.suppress(ValueError):
-        data = json.loads(text)
-        if isinstance(data, dict):
-            return data
-    return {"summary": text, "notes": ""}
 
 
 def user_codex_home() -> Path:
