@@ -1,14 +1,15 @@
 """A scripted stub of the Anthropic Messages API on 127.0.0.1, streaming SSE as Claude Code uses it.
 
 The test scripts it per *conversation key*: the task id in the first user message (``# Your task: ID:``),
-``planner`` for a planning prompt, ``resolver`` for a merge, else ``*``. The reply to a request is step N
-of that key's script, N being the number of assistant messages already in the request, so concurrent
-agents and retried requests get the right step without shared state. A step is
-``{"tools": [{"name": "Write", "input": {...}}, ...]}`` (tool_use blocks; ``{cwd}`` in an input is the
-agent's working directory, as its system prompt says) or ``{"text": "..."}`` (the final message).
-``faults[key]`` is consumed first, one per request: ``529``/``429``/``401`` (that HTTP status) or
-``"hang"`` (headers, then silence until the stub stops). Requests without tools (Claude Code's
-side calls) get a short text. Every request is kept in ``requests``.
+``planner`` for a planning prompt (``planner-retry`` once a plan was sent back), ``resolver`` for a
+merge, else ``*``. The reply to a request is step N of that key's script, N being the number of
+assistant messages already in the request, so concurrent agents and retried requests get the right step
+without shared state. A step is ``{"tools": [{"name": "Write", "input": {...}}, ...]}`` (tool_use
+blocks; ``{cwd}`` in an input is the agent's working directory, as its system prompt says) or
+``{"text": "..."}`` (the final message). ``faults[key]`` is consumed first, one per request:
+``529``/``429``/``401`` (that HTTP status) or ``"hang"`` (headers, then silence until the stub stops).
+Requests without tools (Claude Code's side calls) get a short text. Every request is kept in
+``requests``.
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ class Stub:
         found = TASK.search(first)
         if found:
             return found.group(1)
+        if "Your previous plan was invalid" in first:
+            return "planner-retry"
         if "Plan this feature" in first:
             return "planner"
         if "conflicted in these files" in first:

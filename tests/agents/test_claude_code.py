@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from agentwaves.run.events import read_events
 from tests.agents.claude_support import bash, done, writes
 from tests.e2e.helpers import git, latest_state, wave_commits, write_yaml
 
@@ -49,3 +50,22 @@ def test_three_waves_one_commit_each_with_usage_and_cost(make_repo, run_cli, cla
     ]
     tools = [(e["task"], e["tool"]) for e in events if e["type"] == "tool"]
     assert ("a", "Write") in tools and ("c", "Bash") in tools
+
+
+def test_a_merge_conflict_is_resolved_by_claude_code(make_repo, run_cli, claude_stub, tmp_path) -> None:
+    repo = make_repo()
+    tasks = [{"id": t, "title": t.upper(), "files": [f"{t}.txt"]} for t in "xy"]
+    p = write_yaml(tmp_path / "plan.yaml", {"feature": "both", "tasks": tasks})
+    # both write shared.txt too (undeclared): their groups' merge conflicts
+    claude_stub.script = {
+        t: [writes(f"{t}.txt", t), writes("shared.txt", f"top\nfrom {t}\n"), *done(f"{t} done")] for t in "xy"
+    }
+    claude_stub.script["resolver"] = [writes("shared.txt", "top\nfrom x\nfrom y\n"), *done("kept both")]
+    res = run_cli("execute", "--agent", "claude-code", "--repo", repo, "--plan", p)
+    assert res.exit_code == 0, res.stderr + res.stdout
+    state = latest_state(repo)
+    assert git(repo, "show", f"{state['branch']}:shared.txt") == "top\nfrom x\nfrom y"
+    evs = read_events(repo / ".agentwaves" / "runs" / state["run_id"] / "events.jsonl")
+    resolved = [e for e in evs if e["type"] == "resolved"]
+    assert len(resolved) == 1 and resolved[0]["summary"] == "kept both"
+    assert claude_stub.main_requests("resolver")

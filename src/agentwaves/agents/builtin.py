@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agentwaves.agents.backend import (
     BackendSetup,
@@ -17,7 +18,11 @@ from agentwaves.agents.implementer import implement
 from agentwaves.agents.planner import plan_feature
 from agentwaves.agents.resolver import resolve
 from agentwaves.agents.tools import WorktreeTools
+from agentwaves.config import Config
 from agentwaves.llm.base import LLM
+
+if TYPE_CHECKING:
+    from agentwaves.agents.doctor import Check
 
 
 class BuiltinBackend:
@@ -95,3 +100,12 @@ def make(setup: BackendSetup) -> BuiltinBackend:
         retry=retry_policy(config),
     )
     return BuiltinBackend(llm)
+
+
+def doctor(config: Config) -> Check:
+    from agentwaves import __version__
+    from agentwaves.agents.doctor import Check, env_auth
+
+    auth = "not needed (--llm fake)" if config.llm == "fake" else env_auth("ANTHROPIC_API_KEY")
+    detail = f"llm: {config.llm}" + ("" if auth else "; set ANTHROPIC_API_KEY")
+    return Check("builtin", "agent", True, auth is not None, __version__, None, auth, detail)

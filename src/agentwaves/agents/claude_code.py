@@ -18,7 +18,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentwaves.agents.agent_sandbox import AgentJail
 from agentwaves.agents.backend import (
@@ -51,6 +51,9 @@ from agentwaves.config import Config
 from agentwaves.llm.base import Usage
 from agentwaves.plan.model import Plan
 from agentwaves.prompts import render
+
+if TYPE_CHECKING:
+    from agentwaves.agents.doctor import Check
 
 SPEC = AgentProgram("claude-code", "claude", "@anthropic-ai/claude-code", "2.1.0")
 HANDOFF_SCHEMA = {
@@ -344,3 +347,27 @@ def changed_files(worktree: Path) -> list[str]:
 def make(setup: BackendSetup) -> ClaudeCode:
     program = find_program(SPEC, setup.config.agent_command)
     return ClaudeCode(program, check_version(SPEC, program), setup.config)
+
+
+def doctor(config: Config) -> Check:
+    """Installed? Which version? Can it authenticate: a key in the environment, or its own login."""
+    from agentwaves.agents.doctor import Check, env_auth, file_auth
+    from agentwaves.errors import UsageError
+
+    command = config.agent_command if config.agent == SPEC.agent else None
+    try:
+        program = find_program(SPEC, command)
+    except UsageError:
+        return Check(SPEC.agent, "agent", False, False, detail=SPEC.install)
+    try:
+        version = check_version(SPEC, program)
+    except UsageError as exc:
+        return Check(SPEC.agent, "agent", True, False, None, program, detail=str(exc).split(": ", 1)[-1])
+    home = Path(os.environ.get("HOME") or Path.home())
+    config_dir = Path(os.environ.get("CLAUDE_CONFIG_DIR") or home / ".claude")
+    auth = env_auth(
+        "ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN",
+        "CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX",
+    ) or file_auth(config_dir / ".credentials.json")  # fmt: skip
+    detail = "" if auth else "log in with `claude`, or set ANTHROPIC_API_KEY"
+    return Check(SPEC.agent, "agent", True, auth is not None, version, program, auth, detail)

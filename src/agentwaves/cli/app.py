@@ -28,9 +28,9 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from agentwaves.cli import analyze, demo, execute, plan, runs
+    from agentwaves.cli import analyze, demo, doctor, execute, plan, runs
 
-    for module in (analyze, plan, execute, runs, demo):
+    for module in (analyze, plan, execute, runs, demo, doctor):
         module.register(app)
 
 
