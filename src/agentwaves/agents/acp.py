@@ -23,7 +23,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from agentwaves.agents.acp_client import AcpClient
 from agentwaves.agents.agent_sandbox import AgentJail, existing
@@ -48,6 +48,9 @@ from agentwaves.config import Config
 from agentwaves.errors import UsageError
 from agentwaves.llm.base import Usage
 from agentwaves.prompts import render
+
+if TYPE_CHECKING:
+    from agentwaves.agents.doctor import Check
 
 EXAMPLES = "e.g. `gemini --experimental-acp`, `opencode acp` or `codex-acp`"
 HANDOFF_ANSWER = (
@@ -349,3 +352,18 @@ def make(setup: BackendSetup) -> Acp:
             "pip install 'agent-client-protocol>=0.12,<0.13'"
         ) from None
     return Acp(agent_argv(setup.config), setup.config)
+
+
+def doctor(config: Config) -> Check:
+    """Is an ACP agent configured (``agent: acp`` and ``agent_command``) and installed? It authenticates
+    its own way, which agentwaves does not check."""
+    from agentwaves.agents.doctor import Check
+
+    if config.agent != "acp" or not (config.agent_command or "").strip():
+        return Check("acp", "agent", False, False, detail=f"set agent: acp and agent_command, {EXAMPLES}")
+    try:
+        backend = make(BackendSetup(config))
+    except UsageError as exc:
+        return Check("acp", "agent", False, False, detail=str(exc).removeprefix("--agent acp: "))
+    detail = "the agent authenticates its own way (its login or key); not checked"
+    return Check("acp", "agent", True, True, None, " ".join(backend.argv), "the agent's own", detail)

@@ -20,6 +20,7 @@ import shutil
 import tempfile
 import tomllib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agentwaves.agents.agent_sandbox import AgentJail
 from agentwaves.agents.backend import (
@@ -53,6 +54,9 @@ from agentwaves.agents.tools import WorktreeTools
 from agentwaves.config import Config
 from agentwaves.llm.base import Usage
 from agentwaves.prompts import render
+
+if TYPE_CHECKING:
+    from agentwaves.agents.doctor import Check
 
 SPEC = AgentProgram("codex", "codex", "@openai/codex", "0.171.0")
 HANDOFF_SCHEMA = {
@@ -245,3 +249,22 @@ def configured_model(home: Path) -> str:
 def make(setup: BackendSetup) -> Codex:
     program = find_program(SPEC, setup.config.agent_command)
     return Codex(program, check_version(SPEC, program), setup.config)
+
+
+def doctor(config: Config) -> Check:
+    """Installed? Which version? Can it authenticate: a key in the environment, or its own login."""
+    from agentwaves.agents.doctor import Check, env_auth, file_auth
+    from agentwaves.errors import UsageError
+
+    command = config.agent_command if config.agent == SPEC.agent else None
+    try:
+        program = find_program(SPEC, command)
+    except UsageError:
+        return Check(SPEC.agent, "agent", False, False, detail=SPEC.install)
+    try:
+        version = check_version(SPEC, program)
+    except UsageError as exc:
+        return Check(SPEC.agent, "agent", True, False, None, program, detail=str(exc).split(": ", 1)[-1])
+    auth = env_auth("OPENAI_API_KEY", "CODEX_API_KEY") or file_auth(user_codex_home() / "auth.json")
+    detail = "" if auth else "log in with `codex login`, or set OPENAI_API_KEY"
+    return Check(SPEC.agent, "agent", True, auth is not None, version, program, auth, detail)
