@@ -1,7 +1,8 @@
 """A scripted stub of the OpenAI Responses API on 127.0.0.1, streaming SSE as the Codex CLI uses it.
 
 Scripted per *conversation key*, as :mod:`tests.agents.stub_messages`: the task id in the prompt
-(``# Your task: ID:``), ``planner``, ``resolver``, else ``*``. The reply to a request is step N of that
+(``# Your task: ID:``), ``planner`` (``planner-retry`` once a plan was sent back), ``resolver``, else
+``*``. The reply to a request is step N of that
 key's script, N being the number of tool results (``function_call_output``) already in its input. A step
 is ``{"shell": "COMMAND"}`` (an ``exec_command`` function call, Codex's shell tool) or ``{"text": "..."}``
 (the final assistant message). ``faults[key]`` is consumed first, one per request: ``401``/``500`` (that
@@ -54,6 +55,8 @@ class ResponsesStub:
         found = TASK.search(text)
         if found:
             return found.group(1)
+        if "Your previous plan was invalid" in text:
+            return "planner-retry"
         if "Plan this feature" in text:
             return "planner"
         if "conflicted in these files" in text:
