@@ -44,6 +44,7 @@ def test_writes_and_commands_outside_the_worktree_are_contained(make_repo, run_c
             f"({net} && echo NET-OK || echo NET-BLOCKED) > net.txt",
             "cat ~/.claude/.credentials.json > cred.txt",
             "env > env.txt",
+            "(cat /proc/[0-9]*/environ 2>/dev/null | tr '\\0' '\\n' | grep -c sk-ant-test) > procenv.txt",
             "echo ok > inside.txt",
         ]
     )
@@ -65,6 +66,7 @@ def test_writes_and_commands_outside_the_worktree_are_contained(make_repo, run_c
     assert git(repo, "show", f"{branch}:net.txt") == "NET-BLOCKED"
     assert git(repo, "show", f"{branch}:cred.txt") == ""
     assert "sk-ant-test" not in git(repo, "show", f"{branch}:env.txt")
+    assert git(repo, "show", f"{branch}:procenv.txt") == "0"  # nor in the agent's /proc/PID/environ
     for path in (repo / "evil-write.txt", repo / "evil-bash.txt", home / "evil-home.txt"):
         assert not path.exists(), path
     assert not list((repo / ".git").rglob("evil-git"))
@@ -196,3 +198,22 @@ def test_plan_through_claude_code_is_validated_and_retried(make_repo, run_cli, c
     assert "nope" in retry  # the problem went back to the agent
     log = (repo / ".agentwaves" / "logs" / "planner.log").read_text()
     assert '"Read"' in log
+
+
+def test_the_budget_passes_down_and_stops_the_run_cleanly(make_repo, run_cli, claude_stub, tmp_path):
+    repo = make_repo()
+    two = {t: [writes(f"{t}.txt", t), writes(f"{t}2.txt", t), *done(f"{t} done")] for t in "ab"}
+    claude_stub.script = two
+    p = plan(tmp_path, {"id": "a", "title": "a"}, {"id": "b", "title": "b", "depends_on": ["a"]})
+    # each scripted call costs $0.005 on claude's default model: the budget ends inside a's third call
+    res = run_cli("execute", "--agent", "claude-code", "--repo", repo, "--plan", p, "--budget-usd", "0.012")
+    assert res.exit_code == 1
+    state = latest_state(repo)
+    assert state["state"] == "stopped" and "budget" in state["error"]
+    a = tasks_of(state)["a"]
+    assert a["state"] == "pending" and a["usage"]["cost_usd"] > 0
+    log = (repo / ".agentwaves" / "runs" / state["run_id"] / "logs" / "a.log").read_text()
+    assert '"--max-budget-usd", "0.0120"' in log
+    res = run_cli("resume", "--repo", repo, "--budget-usd", "5")
+    assert res.exit_code == 0, res.stderr + res.stdout
+    assert all(t["state"] == "done" for t in tasks_of(latest_state(repo)).values())
