@@ -24,7 +24,6 @@ from pathlib import Path
 from agentwaves.agents.sandbox import BwrapSandbox, Sandbox, _credential_paths, _git_dirs
 from agentwaves.redact import is_secret_name
 
-
 SHELL_WRAPPER = """#!/bin/sh
 # One shell command of the agent ($1), confined by agentwaves. The environments of this command's
 # ancestors (the agent's, holding its API key) are hidden from it; secret-named variables are unset.
