@@ -78,7 +78,7 @@ def test_529_then_success_and_persistent_529_lowers_concurrency(make_repo, run_c
     repo = make_repo({"agentwaves.yaml": settings(retry_attempts=2, retry_initial_wait=0.01, max_agents=2)})
     claude_stub.script = {t: [writes(f"{t}.txt", t), *done(f"{t} done")] for t in "ab"}
     # a: one 529, retried by claude itself; b: more than claude's own retry (1), so agentwaves runs it again
-    claude_stub.faults = {"a": [529], "b": [529, 529, 529]}
+    claude_stub.faults = {"a": [529], "b": [429, 529, 529]}
     tasks = [{"id": t, "title": t, "files": [f"{t}.txt"]} for t in "ab"]
     res = run_cli("execute", "--agent", "claude-code", "--repo", repo, "--plan", plan(tmp_path, *tasks))
     assert res.exit_code == 0, res.stderr + res.stdout
@@ -86,8 +86,12 @@ def test_529_then_success_and_persistent_529_lowers_concurrency(make_repo, run_c
     assert all(t["state"] == "done" for t in tasks_of(state).values())
     evs = events(repo)
     retries = {(e["task"], e["kind"]) for e in evs if e["type"] == "retry"}
-    assert ("a", "overloaded") in retries and ("b", "overloaded") in retries
-    assert [e["capacity"] for e in evs if e["type"] == "concurrency" and e["reason"] == "rate limited"] == [1]
+    assert {("a", "overloaded"), ("b", "rate_limit"), ("b", "overloaded")} <= retries
+    # the 429 and then the rerun each halve the concurrency (2 -> 1, then it stays 1)
+    assert [e["capacity"] for e in evs if e["type"] == "concurrency" and e["reason"] == "rate limited"] == [
+        1,
+        1,
+    ]
     assert tasks_of(state)["b"]["retries"] >= 2
 
 
