@@ -44,6 +44,7 @@ def test_writes_and_commands_outside_the_worktree_are_contained(make_repo, run_c
             f"({net} && echo NET-OK || echo NET-BLOCKED) > net.txt",
             "cat ~/.claude/.credentials.json > cred.txt",
             "env > env.txt",
+            "(cat /proc/[0-9]*/environ 2>/dev/null | tr '\\0' '\\n' | grep -c sk-ant-test) > procenv.txt",
             "echo ok > inside.txt",
         ]
     )
@@ -65,6 +66,7 @@ def test_writes_and_commands_outside_the_worktree_are_contained(make_repo, run_c
     assert git(repo, "show", f"{branch}:net.txt") == "NET-BLOCKED"
     assert git(repo, "show", f"{branch}:cred.txt") == ""
     assert "sk-ant-test" not in git(repo, "show", f"{branch}:env.txt")
+    assert git(repo, "show", f"{branch}:procenv.txt") == "0"  # nor in the agent's /proc/PID/environ
     for path in (repo / "evil-write.txt", repo / "evil-bash.txt", home / "evil-home.txt"):
         assert not path.exists(), path
     assert not list((repo / ".git").rglob("evil-git"))
@@ -76,7 +78,7 @@ def test_529_then_success_and_persistent_529_lowers_concurrency(make_repo, run_c
     repo = make_repo({"agentwaves.yaml": settings(retry_attempts=2, retry_initial_wait=0.01, max_agents=2)})
     claude_stub.script = {t: [writes(f"{t}.txt", t), *done(f"{t} done")] for t in "ab"}
     # a: one 529, retried by claude itself; b: more than claude's own retry (1), so agentwaves runs it again
-    claude_stub.faults = {"a": [529], "b": [529, 529, 529]}
+    claude_stub.faults = {"a": [529], "b": [429, 529, 529]}
     tasks = [{"id": t, "title": t, "files": [f"{t}.txt"]} for t in "ab"]
     res = run_cli("execute", "--agent", "claude-code", "--repo", repo, "--plan", plan(tmp_path, *tasks))
     assert res.exit_code == 0, res.stderr + res.stdout
@@ -84,8 +86,12 @@ def test_529_then_success_and_persistent_529_lowers_concurrency(make_repo, run_c
     assert all(t["state"] == "done" for t in tasks_of(state).values())
     evs = events(repo)
     retries = {(e["task"], e["kind"]) for e in evs if e["type"] == "retry"}
-    assert ("a", "overloaded") in retries and ("b", "overloaded") in retries
-    assert [e["capacity"] for e in evs if e["type"] == "concurrency" and e["reason"] == "rate limited"] == [1]
+    assert {("a", "overloaded"), ("b", "rate_limit"), ("b", "overloaded")} <= retries
+    # the 429 and then the rerun each halve the concurrency (2 -> 1, then it stays 1)
+    assert [e["capacity"] for e in evs if e["type"] == "concurrency" and e["reason"] == "rate limited"] == [
+        1,
+        1,
+    ]
     assert tasks_of(state)["b"]["retries"] >= 2
 
 
@@ -196,3 +202,22 @@ def test_plan_through_claude_code_is_validated_and_retried(make_repo, run_cli, c
     assert "nope" in retry  # the problem went back to the agent
     log = (repo / ".agentwaves" / "logs" / "planner.log").read_text()
     assert '"Read"' in log
+
+
+def test_the_budget_passes_down_and_stops_the_run_cleanly(make_repo, run_cli, claude_stub, tmp_path):
+    repo = make_repo()
+    two = {t: [writes(f"{t}.txt", t), writes(f"{t}2.txt", t), *done(f"{t} done")] for t in "ab"}
+    claude_stub.script = two
+    p = plan(tmp_path, {"id": "a", "title": "a"}, {"id": "b", "title": "b", "depends_on": ["a"]})
+    # each scripted call costs $0.005 on claude's default model: the budget ends inside a's third call
+    res = run_cli("execute", "--agent", "claude-code", "--repo", repo, "--plan", p, "--budget-usd", "0.012")
+    assert res.exit_code == 1
+    state = latest_state(repo)
+    assert state["state"] == "stopped" and "budget" in state["error"]
+    a = tasks_of(state)["a"]
+    assert a["state"] == "pending" and a["usage"]["cost_usd"] > 0
+    log = (repo / ".agentwaves" / "runs" / state["run_id"] / "logs" / "a.log").read_text()
+    assert '"--max-budget-usd", "0.0120"' in log
+    res = run_cli("resume", "--repo", repo, "--budget-usd", "5")
+    assert res.exit_code == 0, res.stderr + res.stdout
+    assert all(t["state"] == "done" for t in tasks_of(latest_state(repo)).values())

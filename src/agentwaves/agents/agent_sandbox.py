@@ -24,6 +24,18 @@ from pathlib import Path
 from agentwaves.agents.sandbox import BwrapSandbox, Sandbox, _credential_paths, _git_dirs
 from agentwaves.redact import is_secret_name
 
+SHELL_WRAPPER = """#!/bin/sh
+# One shell command of the agent ($1), confined by agentwaves. The environments of this command's
+# ancestors (the agent's, holding its API key) are hidden from it; secret-named variables are unset.
+hide=""
+pid=$PPID
+while [ "$pid" -gt 1 ] 2>/dev/null; do
+  [ -r "/proc/$pid/environ" ] && hide="$hide --ro-bind /dev/null /proc/$pid/environ"
+  pid=$(sed -n 's/^PPid:[[:space:]]*//p' "/proc/$pid/status" 2>/dev/null)
+done
+exec env {unset} {bwrap} $hide -- /bin/bash -c "$1"
+"""
+
 
 @dataclass
 class AgentJail:
@@ -82,13 +94,10 @@ class AgentJail:
                 args += (
                     ["--tmpfs", str(secret)] if secret.is_dir() else ["--ro-bind", "/dev/null", str(secret)]
                 )
-        for name in sorted(k for k in env if is_secret_name(k)):
-            args += ["--unsetenv", name]
+        unset = " ".join(f"-u {shlex.quote(k)}" for k in sorted(env) if is_secret_name(k))
         script = self.tmpdir / "agentwaves-shell"
         command = " ".join(shlex.quote(a) for a in args)
-        script.write_text(
-            f'#!/bin/sh\n# one shell command of the agent, confined\nexec {command} -- /bin/bash -c "$1"\n'
-        )
+        script.write_text(SHELL_WRAPPER.format(unset=unset, bwrap=command))
         script.chmod(0o555)
         return script
 

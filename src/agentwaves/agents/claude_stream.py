@@ -91,7 +91,16 @@ class ClaudeStream:
     # ------------------------------------------------------------------ the outcome
 
     def usage(self) -> Usage:
-        raw = (self.result or {}).get("usage") or {}
+        """Per model (``modelUsage``, what the cost is computed from) summed, else ``usage``."""
+        result = self.result or {}
+        per_model = result.get("modelUsage")
+        if isinstance(per_model, dict) and per_model:
+            keys = {"input_tokens": "inputTokens", "output_tokens": "outputTokens"}
+            keys |= {"cache_creation_input_tokens": "cacheCreationInputTokens"}
+            keys |= {"cache_read_input_tokens": "cacheReadInputTokens"}
+            models = [m for m in per_model.values() if isinstance(m, dict)]
+            return Usage(**{k: sum(int(m.get(v) or 0) for m in models) for k, v in keys.items()})
+        raw = result.get("usage") or {}
         fields = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
         return Usage(**{k: int(raw.get(k) or 0) for k in fields})
 
