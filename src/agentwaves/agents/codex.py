@@ -189,11 +189,14 @@ class Codex:
             shutil.rmtree(scratch, ignore_errors=True)
         if stream.usage_data is not None:
             events.usage(stream.usage(), None, self.model)
-        if outcome.killed and not (stream.usage_data is not None and outcome.killed.startswith("it did not")):
+        finished = stream.usage_data is not None or stream.failed is not None
+        if outcome.killed:
             transcript.write("codex:killed", outcome.killed)
-            raise Hang(f"codex hung ({outcome.killed}): killed with its process group")
+            if not (finished and outcome.killed.startswith("it did not exit")):
+                raise Hang(f"codex hung ({outcome.killed}): killed with its process group")
         transcript.write("codex:stderr", outcome.stderr[-2000:])
-        failure(stream, outcome.returncode, outcome.stderr)
+        # killed only for lingering after its final event: that event decides
+        failure(stream, 0 if outcome.killed else outcome.returncode, outcome.stderr)
         return stream
 
     def _argv(self, prompt: str, cwd: Path, schema: Path | None, read_only: bool) -> list[str]:
