@@ -16,8 +16,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
+import time
 import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -67,6 +69,9 @@ HANDOFF_SCHEMA = {
 }
 COPIED = ("auth.json", "config.toml")  # from the user's CODEX_HOME into the run's
 AUTH_HINT = "run `codex login`, or set OPENAI_API_KEY"
+MAX_RERUNS = 2
+# "exceeded retry limit, last status: 429 Too Many Requests", "unexpected status 503 Service Unavailable"
+OVERLOAD = re.compile(r"status:? (429|5\d\d)\b")
 PLAN_ANSWER = "Answer with the whole plan as one JSON object, and nothing else."
 
 
@@ -156,7 +161,32 @@ class Codex:
         env: dict[str, str] | None = None,
         read_only: bool = False,
     ) -> CodexStream:
-        """Run codex once; report its usage; raise :class:`AgentFailed` (one line) on failure."""
+        """Run codex (again after a 429/5xx its own retries did not get past, lowering the run's
+        concurrency, at most ``MAX_RERUNS`` times); report usage; raise :class:`AgentFailed` on failure."""
+        for rerun in range(MAX_RERUNS + 1):
+            try:
+                return self._once(prompt, cwd, sandbox, events, transcript, idle, env, read_only)
+            except Overloaded as exc:
+                if rerun == MAX_RERUNS:
+                    raise AgentFailed(str(exc)) from None
+                if not exc.reported:  # else the stream lowered the concurrency already
+                    events.rate_limited(f"codex: {exc}")
+                wait = self.config.retry_initial_wait * 2**rerun
+                events.retrying(exc.kind, rerun + 1, wait)
+                time.sleep(wait)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _once(
+        self,
+        prompt: str,
+        cwd: Path,
+        sandbox: Sandbox,
+        events: AgentEvents,
+        transcript: Transcript,
+        idle: float,
+        env: dict[str, str] | None,
+        read_only: bool,
+    ) -> CodexStream:
         events.check_budget()
         scratch = Path(tempfile.mkdtemp(prefix="agentwaves-codex-"))
         try:
@@ -210,6 +240,15 @@ class Codex:
         return [*argv, *self.config.agent_args, "--", prompt]
 
 
+class Overloaded(AgentFailed):
+    """A 429 or 5xx that Codex's own retries did not get past: worth running again, more slowly."""
+
+    def __init__(self, message: str, kind: str, reported: bool) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.reported = reported
+
+
 def failure(stream: CodexStream, returncode: int | None, stderr: str) -> None:
     """Raise the one-line failure of a finished run, if it failed."""
     why = stream.failed
@@ -225,6 +264,11 @@ def failure(stream: CodexStream, returncode: int | None, stderr: str) -> None:
     text = " ".join(why.split())[:300]
     if "401" in text or "unauthorized" in text.lower():
         raise AgentFailed(f"codex could not authenticate (HTTP 401): {AUTH_HINT}")
+    status = OVERLOAD.search(text)
+    if status:
+        kind = "rate_limit" if status.group(1) == "429" else "overloaded"
+        message = f"codex failed (HTTP {status.group(1)} after its own retries): {text}"
+        raise Overloaded(message, kind, stream.rate_limited)
     if stream.failed is None:
         raise AgentFailed(f"codex exited {returncode} without completing its turn: {text}")
     raise AgentFailed(f"codex failed: {text}")

@@ -32,6 +32,7 @@ class CodexStream:
     last_message: str = ""
     reported: set[str] = field(default_factory=set)  # item ids already shown as a tool event
     notes: list[str] = field(default_factory=list)  # non-JSON output lines
+    rate_limited: bool = False  # an error line said 429: the run's concurrency was lowered
 
     def __call__(self, event: dict[str, Any]) -> bool:
         """Handle one line; True once the turn completed or failed."""
@@ -54,7 +55,8 @@ class CodexStream:
 
     def _error(self, message: str) -> None:
         self.errors.append(message[:500])
-        if any(word in message.lower() for word in RATE_LIMIT_WORDS):
+        if not self.rate_limited and any(word in message.lower() for word in RATE_LIMIT_WORDS):
+            self.rate_limited = True
             self.events.rate_limited(f"codex: {message[:200]}")
 
     def _item(self, kind: str, item: dict[str, Any]) -> None:
