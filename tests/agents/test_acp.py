@@ -143,3 +143,26 @@ def test_fs_callbacks_go_through_the_path_gate(tmp_path) -> None:
         asyncio.run(c.read_text_file("s", "/etc/passwd"))
     with pytest.raises(RequestError):
         asyncio.run(client(tmp_path, writable=False).write_text_file("s", str(c.worktree / "y"), "x"))
+
+
+def test_usage_and_cost_are_kept_when_the_agent_reports_them(tmp_path) -> None:
+    from acp.schema import Cost, UsageUpdate
+    from acp.schema import Usage as AcpUsage
+
+    from agentwaves.agents.acp import prompt_usage
+    from agentwaves.llm.base import Usage
+
+    reported = AcpUsage(total_tokens=1050, input_tokens=1000, output_tokens=50, cached_read_tokens=200)
+    assert prompt_usage(reported) == Usage(input_tokens=800, output_tokens=50, cache_read_input_tokens=200)
+    assert prompt_usage(None) == Usage()
+    c = client(tmp_path)
+    update = UsageUpdate(
+        session_update="usage_update", used=10, size=100, cost=Cost(amount=0.25, currency="USD")
+    )
+    asyncio.run(c.session_update("s", update))
+    assert c.cost_usd == 0.25
+    euros = UsageUpdate(
+        session_update="usage_update", used=10, size=100, cost=Cost(amount=9.0, currency="EUR")
+    )
+    asyncio.run(c.session_update("s", euros))
+    assert c.cost_usd == 0.25  # not in USD: not a cost agentwaves can add up
