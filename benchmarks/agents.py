@@ -183,15 +183,14 @@ def run(quick: bool) -> dict[str, Any]:
         finally:
             slow.stop()
     ratios = [a / b for a, b in zip(per_task, bare_s, strict=True)]
+    extra_ms = statistics.median(a - b for a, b in zip(per_task, bare_s, strict=True)) * 1000
     return {
         "tasks_per_round": n,
         "rounds": rounds,
         "bare_claude_s": [round(t, 3) for t in bare_s],
         "agentwaves_s_per_task": [round(t, 3) for t in per_task],
         "overhead_ratio": round(statistics.median(ratios), 3),
-        "overhead_ms_per_task": round(
-            statistics.median(a - b for a, b in zip(per_task, bare_s, strict=True)) * 1000
-        ),
+        "overhead_ms_per_task": round(extra_ms),
         "concurrent_agents": 8,
         "concurrent_total_s": round(conc_s, 3),
         "peak_rss_mib": round(peak / 2**20, 1),
