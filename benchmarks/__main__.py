@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-PARTS = ("makespan", "overhead", "analysis", "cost")
+PARTS = ("makespan", "overhead", "analysis", "cost", "agents")
 
 
 def machine() -> dict[str, Any]:
@@ -88,6 +88,10 @@ def run_all(
 
             result["cost"] = cost.run(quick)
             result["cache_read_share"] = result["cost"]["cache_read_share"]
+        elif part == "agents":
+            from . import agents
+
+            result["agents"] = agents.run(quick)
         took[part] = round(time.perf_counter() - t0, 1)
         log(f"   {part}: {took[part]} s")
     result["seconds"] = took
@@ -157,6 +161,15 @@ def text_report(res: dict[str, Any]) -> str:
         out.append(
             f"Cost: cache read share after a wave's first agent {c['cache_read_share']}; "
             f"per task ${per_task['cache_on']} cached vs ${per_task['cache_off']} not"
+        )
+    if "agents" in res and "skipped" in res["agents"]:
+        out.append(f"Agents: skipped ({res['agents']['skipped']})")
+    elif "agents" in res:
+        a = res["agents"]
+        out.append(
+            f"Agents: execute --agent claude-code {a['agentwaves_s_per_task']} s/task vs bare claude -p "
+            f"{a['bare_claude_s']} s per round: ratio {a['overhead_ratio']} (goal <= {a['goal_ratio']}); "
+            f"8 concurrent agents: peak RSS {a['peak_rss_mib']} MiB ({a['peak_rss_mib_per_agent']} MiB each)"
         )
     out.append(f"seconds per part: {res['seconds']}")
     return "\n".join(out)

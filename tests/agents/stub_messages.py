@@ -39,6 +39,7 @@ class Stub:
     model: str = "claude-sonnet-5-5"
     input_tokens: int = 1000
     output_tokens: int = 50
+    delay: float = 0.0  # seconds before each answer to an agent's call (to make agents overlap)
     requests: list[dict[str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     stopping: threading.Event = field(default_factory=threading.Event)
@@ -112,6 +113,8 @@ class Stub:
                         self._json(fault, err, {"retry-after": "0"} if fault == 429 else {})
                         return
                     blocks, stop = stub.step(key, body)
+                    if stub.delay:
+                        stub.stopping.wait(stub.delay)
                 else:
                     blocks, stop = [{"type": "text", "text": "ok"}], "end_turn"
                 if body.get("stream"):

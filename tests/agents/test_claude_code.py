@@ -20,14 +20,20 @@ def three_waves(tmp_path: Path) -> Path:
 
 
 def test_three_waves_one_commit_each_with_usage_and_cost(make_repo, run_cli, claude_stub, tmp_path) -> None:
-    repo = make_repo()
+    repo = make_repo({"agentwaves.yaml": "agent_args: [--effort, low]\n"})
     claude_stub.script = {
         "a": [writes("a.txt", "A\n"), *done("wrote a.txt", "a is first")],
         "b": [writes("b.txt", "B\n"), *done("wrote b.txt")],
         "c": [bash("printf 'C\\n' > c.txt"), *done("wrote c.txt")],
     }
-    res = run_cli("execute", "--agent", "claude-code", "--repo", repo, "--plan", three_waves(tmp_path))
+    plan = three_waves(tmp_path)
+    res = run_cli(
+        "execute", "--agent", "claude-code", "--model", "claude-haiku-5-5", "--repo", repo, "--plan", plan
+    )
     assert res.exit_code == 0, res.stderr + res.stdout
+    # the model and agent_args pass on to claude
+    assert {r["model"] for r in claude_stub.main_requests()} == {"claude-haiku-5-5"}
+    assert {r["output_config"]["effort"] for r in claude_stub.main_requests()} == {"low"}
     state = latest_state(repo)
     assert state["state"] == "done"
     commits = wave_commits(repo, state)

@@ -110,7 +110,7 @@ def test_auth_error_and_turn_limit_fail_the_task_with_one_line(make_repo, run_cl
 
 
 def test_a_hang_is_killed_with_its_process_group_and_resumes(make_repo, run_cli, claude_stub, tmp_path):
-    repo = make_repo({"agentwaves.yaml": settings(stuck_after=2)})
+    repo = make_repo({"agentwaves.yaml": settings(stuck_after=5)})
     claude_stub.script = {"a": [writes("a.txt", "A"), *done("a done")]}
     claude_stub.faults = {"a": ["hang"]}
     p = plan(tmp_path, {"id": "a", "title": "A", "files": ["a.txt"]})
@@ -118,8 +118,10 @@ def test_a_hang_is_killed_with_its_process_group_and_resumes(make_repo, run_cli,
     res = run_cli("execute", "--agent", "claude-code", "--repo", repo, "--plan", p)
     assert res.exit_code == 1 and time.monotonic() - t0 < 60
     task = tasks_of(latest_state(repo))["a"]
-    assert task["state"] == "failed" and "hung (no output for 2 s)" in task["error"]
+    assert task["state"] == "failed" and "hung (no output for 5 s)" in task["error"]
+    assert len(claude_stub.main_requests("a")) == 1  # it hung in its API call
     assert leftover(repo / ".agentwaves" / "worktrees") == []
+    (repo / "agentwaves.yaml").write_text(settings(stuck_after=120))  # a loaded machine starts claude slowly
     res = run_cli("resume", "--repo", repo)
     assert res.exit_code == 0, res.stderr + res.stdout
     state = latest_state(repo)

@@ -244,6 +244,7 @@ class ClaudeCode:
         if wrapper is not None:
             env["CLAUDE_CODE_SHELL_PREFIX"] = str(wrapper)
         argv = self._argv(prompt, system, cwd, max_turns, budget, schema, read_only, home)
+        transcript.write("user", prompt)
         transcript.write("claude:argv", [a if len(a) < 300 else a[:300] + "…" for a in argv])
         stream = ClaudeStream(events, transcript, model=self.model)
         outcome = run_jsonl(

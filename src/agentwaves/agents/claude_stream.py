@@ -38,7 +38,8 @@ class ClaudeStream:
         self.events.alive()
         if kind == "stream_event":
             return False
-        self.transcript.write(f"claude:{kind}", _trim(event))
+        if kind not in ("assistant", "user"):  # those two are written as the builtin writes them
+            self.transcript.write(f"claude:{kind}", _trim(event))
         if kind == "system":
             self._system(event)
         elif kind == "assistant":
@@ -71,7 +72,9 @@ class ClaudeStream:
                 self.events.rate_limited("claude-code: HTTP 429")
 
     def _assistant(self, message: dict[str, Any]) -> None:
-        for block in message.get("content") or []:
+        blocks = [b for b in message.get("content") or [] if isinstance(b, dict)]
+        self.transcript.write("assistant", [b for b in blocks if b.get("type") in ("text", "tool_use")])
+        for block in blocks:
             if not isinstance(block, dict):
                 continue
             if block.get("type") == "text" and str(block.get("text") or "").strip():
@@ -86,7 +89,13 @@ class ClaudeStream:
                 continue
             name, args = self.pending.pop(str(block.get("tool_use_id")), ("?", {}))
             self.tools_used += 1
-            self.events.tool_call(name, args, bool(block.get("is_error")))
+            error = bool(block.get("is_error"))
+            result = block.get("content")
+            if isinstance(result, list):
+                result = "\n".join(str(b.get("text", "")) for b in result if isinstance(b, dict))
+            record = {"name": name, "input": args, "result": str(result or "")[:4000], "is_error": error}
+            self.transcript.write("tool", record)
+            self.events.tool_call(name, args, error)
 
     # ------------------------------------------------------------------ the outcome
 

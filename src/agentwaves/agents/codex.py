@@ -262,7 +262,7 @@ def failure(stream: CodexStream, returncode: int | None, stderr: str) -> None:
             or "no turn.completed event"
         )
     text = " ".join(why.split())[:300]
-    if "401" in text or "unauthorized" in text.lower():
+    if re.search(r"\b401\b", text) or "unauthorized" in text.lower():
         raise AgentFailed(f"codex could not authenticate (HTTP 401): {AUTH_HINT}")
     status = OVERLOAD.search(text)
     if status:
