@@ -56,6 +56,8 @@ def test_two_waves_through_the_codex_acp_adapter(make_repo, run_cli, codex_acp_s
     events = (repo / ".agentwaves" / "runs" / state["run_id"] / "events.jsonl").read_text().splitlines()
     tools = [(e["task"], e["tool"]) for e in map(json.loads, events) if e["type"] == "tool"]
     assert ("a", "execute") in tools and ("b", "execute") in tools
+    log = run_cli("logs", state["run_id"], "b", "--repo", repo).stdout
+    assert "→ execute" in log and "b.txt" in log and "wrote b.txt" in log
 
 
 def test_a_silent_acp_agent_is_killed_with_its_process_group(

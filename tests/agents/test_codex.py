@@ -64,6 +64,9 @@ def test_three_waves_one_commit_each_usage_cost_and_contained_writes(
     assert status["usage"]["cost_usd"] > 0
     tools = [(e["task"], e["tool"]) for e in events_of(repo, state) if e["type"] == "tool"]
     assert ("a", "shell") in tools and ("c", "shell") in tools
+    # the transcript in the builtin's shapes: `logs` shows the command and its handoff message
+    log = run_cli("logs", state["run_id"], "b", "--repo", repo).stdout
+    assert "→ shell" in log and "b.txt" in log and "wrote b.txt" in log
 
 
 def test_auth_failure_fails_the_task_with_one_line_and_resumes(

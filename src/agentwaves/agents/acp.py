@@ -169,6 +169,7 @@ class Acp:
             jail = AgentJail(sandbox, cwd, tmp, state=state, writable=not read_only)
             argv = jail.wrap(self.argv)
             transcript.write("acp:argv", self.argv)
+            transcript.write("user", prompt)
             client = AcpClient(cwd, events, transcript, writable=not read_only)
             full_env = {**os.environ, **(env or {}), "TMPDIR": str(tmp)}
             done = asyncio.run(self._session(argv, cwd, full_env, client, prompt, idle, read_only, tmp))

@@ -52,13 +52,20 @@ class AcpClient:
     cost_usd: float | None = None  # the session's cumulative cost, if the agent reports it in USD
     tools: int = 0
     last_activity: float = field(default_factory=time.monotonic)
+    pending: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)  # tool calls under way
+    _logged: int = 0  # chunks of ``message`` already in the transcript
 
     # ------------------------------------------------------------------ notifications
 
     async def session_update(self, session_id: str, update: Any, **kwargs: Any) -> None:
         self.last_activity = time.monotonic()
         kind = str(getattr(update, "session_update", ""))
-        self.transcript.write(f"acp:{kind}", update.model_dump(mode="json", exclude_none=True, by_alias=True))
+        if kind != "agent_message_chunk":  # chunks are written joined, as the builtin writes a message
+            self.flush_message()
+        if kind not in ("agent_message_chunk", "tool_call_update"):  # a finished call: one "tool" record
+            self.transcript.write(
+                f"acp:{kind}", update.model_dump(mode="json", exclude_none=True, by_alias=True)
+            )
         if kind == "agent_message_chunk":
             text = getattr(update.content, "text", None)
             if isinstance(text, str):
@@ -66,8 +73,19 @@ class AcpClient:
         elif kind == "tool_call":
             self.tools += 1
             self.message.clear()
+            self._logged = 0
             name, args = describe(update)
+            self.pending[update.tool_call_id] = (name, args)
             self.events.tool_call(name, args, error=update.status == "failed")
+        elif kind == "tool_call_update" and update.status in ("completed", "failed"):
+            name, args = self.pending.pop(update.tool_call_id, ("?", {}))
+            texts = [
+                str(getattr(c.content, "text", "")) for c in update.content or [] if hasattr(c, "content")
+            ]
+            error = update.status == "failed"
+            record = {"name": name, "input": args, "result": "\n".join(texts)[-4000:], "is_error": error}
+            self.transcript.write("tool", record)
+            self.events.alive()
         elif kind == "usage_update":
             cost = getattr(update, "cost", None)
             if cost is not None and str(cost.currency).upper() == "USD":
@@ -168,7 +186,15 @@ class AcpClient:
             raise RequestError.invalid_params({"path": path, "reason": str(exc)}) from None
 
     def final_message(self) -> str:
+        self.flush_message()
         return "".join(self.message).strip()
+
+    def flush_message(self) -> None:
+        """Write the agent's text since the last write as one ``assistant`` message in the transcript."""
+        text = "".join(self.message[self._logged :])
+        self._logged = len(self.message)
+        if text.strip():
+            self.transcript.write("assistant", [{"type": "text", "text": text}])
 
 
 def describe(update: Any) -> tuple[str, dict[str, Any]]:

@@ -38,7 +38,8 @@ class CodexStream:
         """Handle one line; True once the turn completed or failed."""
         kind = str(event.get("type") or "")
         self.events.alive()
-        self.transcript.write(f"codex:{kind}", event)
+        if not kind.startswith("item."):  # items are written as the builtin writes its turns
+            self.transcript.write(f"codex:{kind}", event)
         if kind.startswith("item."):
             self._item(kind, event.get("item") or {})
         elif kind == "turn.completed":
@@ -65,18 +66,25 @@ class CodexStream:
         if itype == "agent_message":
             if kind == "item.completed":
                 self.last_message = str(item.get("text") or "")
+                self.transcript.write("assistant", [{"type": "text", "text": self.last_message}])
             return
         if itype == "error":
             self._error(str(item.get("message") or ""))
             return
         tool = _tool(itype, item)
         if tool is None:
+            if kind == "item.completed":
+                self.transcript.write(f"codex:{itype or 'item'}", item)
             return
         failed = item.get("status") == "failed" or (item.get("exit_code") not in (None, 0))
         # one tool event per item: when it starts, or when it completes if it never said it started
         if kind == "item.started" or (kind == "item.completed" and item_id not in self.reported):
             self.reported.add(item_id)
             self.events.tool_call(tool[0], tool[1], error=bool(failed and kind == "item.completed"))
+        if kind == "item.completed":
+            result = str(item.get("aggregated_output") or item.get("status") or "")[-4000:]
+            record = {"name": tool[0], "input": tool[1], "result": result, "is_error": bool(failed)}
+            self.transcript.write("tool", record)
 
     def usage(self) -> Usage:
         data = self.usage_data or {}
