@@ -64,3 +64,22 @@ def test_kill_9_mid_task_then_resume(make_repo, codex_stub, tmp_path, run_cli):
     assert [t["state"] for t in tasks_of(state).values()] == ["done", "done"]
     assert len(wave_commits(repo, state)) == 2
     assert git(repo, "show", f"{state['branch']}:b.txt") == "B"
+
+
+def test_the_budget_stops_the_run_cleanly_before_the_next_codex_job(make_repo, run_cli, codex_stub, tmp_path):
+    repo = make_repo()
+    codex_stub.script = {t: [shell(f"echo {t} > {t}.txt"), done(f"{t} done")] for t in "ab"}
+    p = plan(
+        tmp_path,
+        {"id": "a", "title": "A", "files": ["a.txt"]},
+        {"id": "b", "title": "B", "files": ["b.txt"], "depends_on": ["a"]},
+    )
+    # a costs about $0.0025 (two responses of the stub on gpt-5.1-codex): b must not start
+    res = run_cli("execute", "--agent", "codex", "--repo", repo, "--plan", p, "--budget-usd", "0.001")
+    assert res.exit_code != 0 and "budget" in (res.stderr + res.stdout).lower()
+    state = tasks_of(latest_state(repo))
+    assert state["a"]["state"] == "done" and state["b"]["state"] == "pending"
+    assert codex_stub.requests_of("b") == []
+    res = run_cli("resume", "--repo", repo, "--budget-usd", "1")
+    assert res.exit_code == 0, res.stderr + res.stdout
+    assert [t["state"] for t in tasks_of(latest_state(repo)).values()] == ["done", "done"]
