@@ -83,3 +83,17 @@ def test_the_budget_stops_the_run_cleanly_before_the_next_codex_job(make_repo, r
     res = run_cli("resume", "--repo", repo, "--budget-usd", "1")
     assert res.exit_code == 0, res.stderr + res.stdout
     assert [t["state"] for t in tasks_of(latest_state(repo)).values()] == ["done", "done"]
+
+
+def test_model_and_agent_args_pass_on_to_codex(make_repo, run_cli, codex_stub, tmp_path):
+    args = {"agent_args": ["-c", 'model_reasoning_effort="low"']}
+    repo = make_repo({"agentwaves.yaml": yaml.safe_dump(args)})
+    codex_stub.script = {"a": [done("nothing to do")]}
+    p = plan(tmp_path, {"id": "a", "title": "A"})
+    res = run_cli("execute", "--agent", "codex", "--repo", repo, "--plan", p, "--model", "gpt-5.2-codex")
+    assert res.exit_code == 0, res.stderr + res.stdout
+    body = codex_stub.requests_of("a")[0]
+    assert body["model"] == "gpt-5.2-codex" and body["reasoning"]["effort"] == "low"
+    # priced as the model that ran: (800 x 1.75 + 200 x 0.175 + 50 x 14) / 1e6
+    usage = tasks_of(latest_state(repo))["a"]["usage"]
+    assert usage["cost_usd"] == round((800 * 1.75 + 200 * 0.175 + 50 * 14) / 1e6, 6)
