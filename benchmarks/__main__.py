@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-PARTS = ("makespan", "overhead", "analysis", "cost", "leases")
+PARTS = ("makespan", "overhead", "analysis", "cost", "leases", "agents")
 
 
 def machine() -> dict[str, Any]:
@@ -94,6 +94,10 @@ def run_all(
 
             result["leases"] = leases.run(quick)
             result["lease_check_ms_per_write"] = result["leases"]["added_ms_per_write"]
+        elif part == "agents":
+            from . import agents
+
+            result["agents"] = agents.run(quick)
         took[part] = round(time.perf_counter() - t0, 1)
         log(f"   {part}: {took[part]} s")
     result["seconds"] = took
@@ -171,6 +175,15 @@ def text_report(res: dict[str, Any]) -> str:
             f"check, {lw['guarded_ms_per_write']} ms with it: +{lw['added_ms_per_write']} ms per write "
             f"(goal < {lw['goal_ms']} ms); the added code alone {lw['guard_path_us']} us, "
             f"one check {lw['check_us']} us"
+        )
+    if "agents" in res and "skipped" in res["agents"]:
+        out.append(f"Agents: skipped ({res['agents']['skipped']})")
+    elif "agents" in res:
+        a = res["agents"]
+        out.append(
+            f"Agents: execute --agent claude-code {a['agentwaves_s_per_task']} s/task vs bare claude -p "
+            f"{a['bare_claude_s']} s per round: ratio {a['overhead_ratio']} (goal <= {a['goal_ratio']}); "
+            f"8 concurrent agents: peak RSS {a['peak_rss_mib']} MiB ({a['peak_rss_mib_per_agent']} MiB each)"
         )
     out.append(f"seconds per part: {res['seconds']}")
     return "\n".join(out)

@@ -21,7 +21,22 @@ class Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     llm: str = Field(default="anthropic", description="LLM backend: anthropic or fake (env AGENTWAVES_LLM).")
-    model: str | None = Field(default=None, description="Model name; the backend's default if unset.")
+    agent: str = Field(
+        default="builtin",
+        description="The agent that plans, implements and resolves: builtin (agentwaves' own loop on `llm`), "
+        "claude-code (the `claude` CLI), codex, acp; see docs/agents.md (env AGENTWAVES_AGENT).",
+    )
+    agent_command: str | None = Field(
+        default=None,
+        description="The agent's program (path or name on PATH) instead of its default (`claude`, ...); "
+        "for acp the command line that starts the agent.",
+    )
+    agent_args: list[str] = Field(
+        default_factory=list, description="Extra arguments added to every agent invocation."
+    )
+    model: str | None = Field(
+        default=None, description="Model name, passed on to the agent; the agent's default if unset."
+    )
     max_agents: int = Field(default=4, ge=1, le=64, description="At most this many tasks run at once.")
     schedule: Literal["waves", "sequential", "eager"] = Field(
         default="waves", description="waves: barrier per wave; sequential: one group at a time; eager: DAG."
@@ -104,6 +119,7 @@ def load_config(repo: Path, overrides: dict[str, Any] | None = None) -> Config:
     env = {
         "llm": os.environ.get("AGENTWAVES_LLM"),
         "model": os.environ.get("AGENTWAVES_MODEL"),
+        "agent": os.environ.get("AGENTWAVES_AGENT"),
         "fake_time_scale": os.environ.get("AGENTWAVES_FAKE_TIME_SCALE"),
     }
     data.update({k: v for k, v in env.items() if v})

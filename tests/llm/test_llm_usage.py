@@ -10,6 +10,7 @@ from agentwaves.llm.base import Usage
 from agentwaves.llm.usage import (
     DEFAULT_MODEL,
     PRICES,
+    Price,
     UsageTracker,
     cost_known,
     cost_usd,
@@ -101,3 +102,14 @@ def test_tracker_is_thread_safe_and_scoped() -> None:
     data = tracker.to_json()
     assert data["total"]["input_tokens"] == 4001 and data["total"]["cost_known"] is False
     assert set(data["scopes"]) == {"t0", "t1", "t2", "t3", "planner"}
+
+
+def test_gpt_models_codex_runs_are_priced_and_a_dot_continues_a_version() -> None:
+    assert price_for("gpt-5.1-codex") == Price(1.25, 10.0, 1.25, 0.125)
+    assert price_for("gpt-5.1-codex-max") == price_for("gpt-5.1-codex")  # a variant prices like its base
+    assert price_for("openai/gpt-5") == price_for("gpt-5")
+    assert price_for("gpt-5.2-codex") == Price(1.75, 14.0, 1.75, 0.175)
+    assert price_for("gpt-5.5") is None and price_for("gpt-5.9-codex") is None  # not gpt-5's price
+    # 1M uncached input, 1M cached, 1M output on gpt-5.1-codex
+    usage = Usage(input_tokens=1_000_000, cache_read_input_tokens=1_000_000, output_tokens=1_000_000)
+    assert cost_usd("gpt-5.1-codex", usage) == pytest.approx(1.25 + 0.125 + 10.0)

@@ -13,20 +13,13 @@ from agentwaves.agents.loop import (
     Transcript,
     run_loop,
 )
+from agentwaves.agents.records import Handoff, bounded_handoff
 from agentwaves.agents.tools import WorktreeTools
 from agentwaves.llm.base import LLM, CallContext, ToolUseBlock, Usage
 from agentwaves.plan.model import Task
 from agentwaves.prompts import render
-from agentwaves.run.state import Handoff
 
 _GLOB = re.compile(r"[*?\[]")
-MAX_LISTED_FILES = 200  # files named in a handoff (and so in prompts and state); the rest are counted
-MAX_HANDOFF_TEXT = 4000  # characters of an agent's summary and notes kept for the tasks after it
-
-
-def printable_path(path: str) -> str:
-    """A file name as text that can always be stored and sent: bytes that are not UTF-8 become ``\\xNN``."""
-    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def concrete_paths(patterns: list[str], name: str) -> list[str]:
@@ -129,12 +122,6 @@ def implement(
         raise AgentFailed("the agent finished without a summary")
     # without ``run`` the file tools saw every write: no scan of the whole worktree
     changed = (tools.changed_paths() if tools.ran_command else set()) | tools.written
-    files = sorted({printable_path(p) for p in changed})
-    handoff = Handoff(
-        task=task.id,
-        summary=summary[:MAX_HANDOFF_TEXT],
-        notes=str(result.finish.data.get("notes") or "")[:MAX_HANDOFF_TEXT],
-        files=files[:MAX_LISTED_FILES],  # bounded, whatever the agent wrote: prompts and state stay small
-        files_total=len(files),
-    )
+    notes = str(result.finish.data.get("notes") or "")
+    handoff, files = bounded_handoff(task.id, summary, notes, changed)
     return TaskOutcome(handoff=handoff, usage=result.usage, turns=result.turns, all_files=files)

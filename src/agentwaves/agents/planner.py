@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from agentwaves.agents.backend import PlanRequest, PlanResult
 from agentwaves.agents.loop import AgentFailed, Limits, LoopHooks, NoHooks, ToolReply, Transcript, run_loop
 from agentwaves.agents.repomap import repo_map, tracked_files
 from agentwaves.agents.sandbox import NoSandbox
@@ -29,13 +30,6 @@ class PlannerFailed(AgentFailed):
     """The planner gave up (or its model did)."""
 
     exit_code = 1
-
-
-@dataclass
-class PlanResult:
-    plan: Plan
-    usage: Usage
-    submissions: int
 
 
 def submit_plan_spec() -> ToolSpec:
@@ -59,6 +53,23 @@ def add_gate(plan: Plan, command: str) -> Plan:
     return Plan(feature=plan.feature, tasks=[*plan.tasks, gate])
 
 
+def check_submission(data: object, feature: str, submissions: int) -> tuple[Plan | None, str]:
+    """Validate submission number ``submissions``: the plan, or None and the problem to send back;
+    :class:`PlannerFailed` once ``MAX_SUBMISSIONS`` were invalid."""
+    if not isinstance(data, dict):
+        problem = "the plan must be a JSON object {feature, tasks: [...]}"
+    else:
+        data = dict(data)
+        data.setdefault("feature", feature)
+        try:
+            return plan_from_data(data, "submitted plan"), ""
+        except PlanError as exc:
+            problem = str(exc)
+    if submissions >= MAX_SUBMISSIONS:
+        raise PlannerFailed(f"the planner submitted an invalid plan {submissions} times; last: {problem}")
+    return None, problem
+
+
 def plan_feature(
     llm: LLM,
     repo: Path,
@@ -68,6 +79,7 @@ def plan_feature(
     hooks: LoopHooks | None = None,
     transcript_path: Path | None = None,
     lessons: str = "",
+    transcript: Transcript | None = None,
 ) -> PlanResult:
     files = tracked_files(repo)
     reader = WorktreeTools(repo, sandbox=NoSandbox())
@@ -79,16 +91,8 @@ def plan_feature(
         nonlocal submissions, last_error
         if use.name == "submit_plan":
             submissions += 1
-            data = dict(use.input)
-            data.setdefault("feature", feature)
-            try:
-                plan = plan_from_data(data, "submitted plan")
-            except PlanError as exc:
-                last_error = str(exc)
-                if submissions >= MAX_SUBMISSIONS:
-                    raise PlannerFailed(
-                        f"the planner submitted an invalid plan {submissions} times; last: {last_error}"
-                    ) from None
+            plan, last_error = check_submission(use.input, feature, submissions)
+            if plan is None:
                 return ToolReply(f"invalid plan: {last_error}", is_error=True)
             return ToolReply("plan accepted", finished=True, data={"plan": plan})
         if use.name not in READ_TOOLS:
@@ -108,7 +112,7 @@ def plan_feature(
         ctx=ctx,
         limits=limits or Limits(max_turns=25),
         hooks=hooks or NoHooks(),
-        transcript=Transcript(transcript_path, Redactor()),
+        transcript=transcript or Transcript(transcript_path, Redactor()),
         finish_tool="submit_plan",
     )
     return PlanResult(plan=result.finish.data["plan"], usage=result.usage, submissions=submissions)
@@ -135,8 +139,8 @@ def draft_plan(
     on_retry: OnRetry | None = None,
 ) -> DraftOutcome:
     """`agentwaves plan`: plan ``feature`` for ``repo`` and write the plan and its analysis."""
-    from agentwaves.config import load_config, retry_policy
-    from agentwaves.llm.registry import make_llm
+    from agentwaves.agents.backend import BackendSetup, make_backend
+    from agentwaves.config import load_config
     from agentwaves.plan import analyze
     from agentwaves.plan.housekeeping import keep_previous
     from agentwaves.plan.load import dump_plan_yaml
@@ -149,27 +153,17 @@ def draft_plan(
         raise PlanError('the feature text is empty: say what to build, e.g. agentwaves plan "add CSV export"')
     root = find_repo_root(repo)
     config = load_config(root, dict(overrides))
-    llm = make_llm(
-        config.llm,
-        model=config.model,
-        fake_script=Path(config.fake_script) if config.fake_script else None,
-        fake_time_scale=config.fake_time_scale,
-        record=Path(config.record) if config.record else None,
-        cache=config.prompt_cache,
-        retry=retry_policy(config),
-        on_retry=on_retry,
-    )
+    backend = make_backend(BackendSetup(config, on_retry=on_retry))
     state_dir = ensure_state_dir(root)
     records = read_history(history_path(state_dir))
-    result = plan_feature(
-        llm, root, feature, transcript_path=state_dir / "logs" / "planner.log", lessons=lessons(records)
-    )
+    transcript = Transcript(state_dir / "logs" / "planner.log", Redactor())
+    result = backend.plan(PlanRequest(root, feature, transcript, lessons=lessons(records)))
     plan, gate_note = _final_gate(root, result.plan, config.gate_command)
     calibrated, calibration = calibrate(plan, records)
     plan_path = out or state_dir / "plan.yaml"
     plan_path.parent.mkdir(parents=True, exist_ok=True)
     previous = keep_previous(plan_path)
-    plan_path.write_text(f"{PLANNER_HEADER}{llm.model}\n" + dump_plan_yaml(plan))
+    plan_path.write_text(f"{PLANNER_HEADER}{backend.model or backend.name}\n" + dump_plan_yaml(plan))
     analysis_path = state_dir / "parallelization-analysis.md"
     shown = calibrated if calibration["scaled"] else plan
     analysis_path.write_text(analysis_markdown(analyze(shown, max_agents=config.max_agents)))

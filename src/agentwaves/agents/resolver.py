@@ -7,9 +7,9 @@ commit it), never through the working tree: a conflicted path may be a symlink t
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
+from agentwaves.agents.backend import Resolution
 from agentwaves.agents.loop import AgentFailed, Limits, LoopHooks, ToolReply, Transcript, run_loop
 from agentwaves.agents.tools import WorktreeTools
 from agentwaves.llm.base import LLM, CallContext, ToolUseBlock, Usage
@@ -36,12 +36,15 @@ def blob_texts(repo: Path, tree: str, paths: list[str]) -> dict[str, str]:
     return out
 
 
-@dataclass
-class Resolution:
-    resolved: bool
-    remaining: list[str]
-    summary: str
-    usage: Usage
+def remaining_markers(worktree: Path, conflicts: list[str]) -> list[str]:
+    """The ``conflicts`` that still have conflict markers in ``worktree``, read from git's objects (the
+    worktree's files as git would commit them), never through the working tree; all of them when git
+    cannot read the result (e.g. the resolver left a FIFO git cannot add)."""
+    try:
+        after = blob_texts(worktree, write_tree_from_worktree(worktree), conflicts)
+    except GitError:
+        return list(conflicts)
+    return [p for p in conflicts if has_markers(after.get(p, ""))]
 
 
 def resolve(
@@ -92,9 +95,5 @@ def resolve(
         summary = str(result.finish.data.get("summary") or "")
     except AgentFailed as exc:
         summary = f"resolver failed: {exc}"
-    try:
-        after = blob_texts(worktree, write_tree_from_worktree(worktree), conflicts)
-        remaining = [p for p in conflicts if has_markers(after.get(p, ""))]
-    except GitError as exc:  # e.g. the resolver left a FIFO git cannot add
-        remaining, summary = list(conflicts), f"{summary} (git could not read the result: {exc})".strip()
+    remaining = remaining_markers(worktree, conflicts)
     return Resolution(resolved=not remaining, remaining=remaining, summary=summary, usage=usage)

@@ -15,6 +15,12 @@ MaxAgents = Annotated[
     int | None, typer.Option("--max-agents", min=1, max=64, help="At most this many tasks run at once.")
 ]
 Llm = Annotated[str | None, typer.Option("--llm", help="LLM backend: anthropic or fake.")]
+Agent = Annotated[
+    str | None,
+    typer.Option(
+        "--agent", help="The agent: builtin (default), claude-code, codex, acp (env AGENTWAVES_AGENT)."
+    ),
+]
 Model = Annotated[str | None, typer.Option("--model", help="Model name (env AGENTWAVES_MODEL).")]
 FakeScript = Annotated[
     Path | None,

@@ -16,6 +16,7 @@ def register(app: typer.Typer) -> None:
         feature: Annotated[str, typer.Argument(help="The feature to build, in plain words.")],
         repo: opt.Repo = Path("."),
         llm: opt.Llm = None,
+        agent: opt.Agent = None,
         model: opt.Model = None,
         out: Annotated[Path | None, typer.Option("--out", help="Where to write the plan.")] = None,
         max_agents: opt.MaxAgents = None,
@@ -31,6 +32,7 @@ def register(app: typer.Typer) -> None:
 
         overrides = {
             "llm": llm,
+            "agent": agent,
             "model": model,
             "max_agents": max_agents,
             "fake_script": str(fake_script) if fake_script else None,

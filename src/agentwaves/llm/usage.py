@@ -4,7 +4,9 @@ Prices are USD per million tokens, from the Claude pricing page (platform.claude
 2026-10): base input, output, 5-minute cache write (1.25x input) and cache read. A model id is matched
 exactly, then by the longest known id it starts with (so dated snapshots price like their alias), then
 by family (``opus``, ``sonnet``, ``haiku``, ``fable``/``mythos`` price like the current model of that
-family); anything else costs 0 and is reported as unknown.
+family); anything else costs 0 and is reported as unknown. OpenAI's models (what Codex runs) are priced
+from OpenAI's pricing page (input, output, cached input; no cache-write charge, so it equals input):
+Codex reports ``input_tokens`` including the cached ones, which its driver counts as cache reads.
 """
 
 from __future__ import annotations
@@ -55,6 +57,15 @@ PRICES: dict[str, Price] = {
     "claude-haiku-4-5": Price(1.0, 5.0, 1.25, 0.10),
     "claude-3-5-haiku": Price(0.80, 4.0, 1.0, 0.08),
     "claude-3-haiku": Price(0.25, 1.25, 0.30, 0.03),
+    "gpt-5": Price(1.25, 10.0, 1.25, 0.125),
+    "gpt-5-codex": Price(1.25, 10.0, 1.25, 0.125),
+    "gpt-5-mini": Price(0.25, 2.0, 0.25, 0.025),
+    "gpt-5-nano": Price(0.05, 0.40, 0.05, 0.005),
+    "gpt-5.1": Price(1.25, 10.0, 1.25, 0.125),
+    "gpt-5.1-codex": Price(1.25, 10.0, 1.25, 0.125),
+    "gpt-5.1-codex-mini": Price(0.25, 2.0, 0.25, 0.025),
+    "gpt-5.2": Price(1.75, 14.0, 1.75, 0.175),
+    "gpt-5.2-codex": Price(1.75, 14.0, 1.75, 0.175),
 }
 
 FAMILIES: dict[str, str] = {
@@ -72,9 +83,14 @@ def price_for(model: str) -> Price | None:
     i = m.find("claude-")
     if i > 0:  # "anthropic/claude-…", "fake/claude-…", Bedrock's "anthropic.claude-…"
         m = m[i:]
+    elif i < 0 and (j := m.find("gpt-")) > 0:  # "openai/gpt-…"
+        m = m[j:]
     if m in PRICES:
         return PRICES[m]
-    prefixes = [k for k in PRICES if m.startswith(k) and m[len(k)] in "-@[:."]
+    # "gpt-5.5" is another model than "gpt-5": a dot continues a GPT version, it does not end it
+    prefixes = [
+        k for k in PRICES if m.startswith(k) and m[len(k)] in ("-@[:" if k[:4] == "gpt-" else "-@[:.")
+    ]
     if prefixes:
         return PRICES[max(prefixes, key=len)]
     for family, key in FAMILIES.items():
@@ -102,15 +118,18 @@ def cost_usd(model: str, usage: Usage) -> float:
     return micro * factor / 1_000_000
 
 
-def usage_json(model: str, usage: Usage, cost: float | None = None) -> dict[str, Any]:
-    """The usage as a JSON-ready dict with its cost; ``cost_known`` is false for an unpriced model."""
+def usage_json(
+    model: str, usage: Usage, cost: float | None = None, known: bool | None = None
+) -> dict[str, Any]:
+    """The usage as a JSON-ready dict with its cost; ``cost_known`` is false for an unpriced model
+    (unless ``known`` says otherwise: an agent that reports its own cost)."""
     return {
         "input_tokens": usage.input_tokens,
         "output_tokens": usage.output_tokens,
         "cache_creation_input_tokens": usage.cache_creation_input_tokens,
         "cache_read_input_tokens": usage.cache_read_input_tokens,
         "cost_usd": round(cost_usd(model, usage) if cost is None else cost, 6),
-        "cost_known": cost_known(model),
+        "cost_known": cost_known(model) if known is None else known,
     }
 
 
@@ -125,16 +144,24 @@ class UsageTracker:
         self._usage: dict[str, Usage] = {}
         self._cost: dict[str, float] = {}
         self._unknown: set[str] = set()
+        self._unknown_scopes: set[str] = set()
 
-    def add(self, scope: str, model: str, usage: Usage) -> float:
-        """Record one call's usage; returns its cost in USD."""
-        cost = cost_usd(model, usage)
+    def add(self, scope: str, model: str, usage: Usage, cost: float | None = None) -> float:
+        """Record one call's usage; returns its cost in USD (``cost``, when the agent reported it)."""
+        reported = cost is not None
+        cost = cost_usd(model, usage) if cost is None else cost
         with self._lock:
             self._usage[scope] = self._usage.get(scope, Usage()) + usage
             self._cost[scope] = self._cost.get(scope, 0.0) + cost
-            if not cost_known(model):
+            if not reported and not cost_known(model):
                 self._unknown.add(model)
+                self._unknown_scopes.add(scope)
         return cost
+
+    def known(self, scope: str) -> bool:
+        """Whether every cost recorded for ``scope`` was priced (or reported by the agent)."""
+        with self._lock:
+            return scope not in self._unknown_scopes
 
     def by_scope(self) -> dict[str, Usage]:
         with self._lock:

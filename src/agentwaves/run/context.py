@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from agentwaves.agents.backend import AgentBackend
+from agentwaves.agents.backend import BudgetReached as BudgetReached  # re-exported: it lives in agents/
 from agentwaves.config import Config
-from agentwaves.errors import AgentwavesError
-from agentwaves.llm.base import LLM, CallContext, Response
+from agentwaves.llm.base import CallContext, Response, Usage
 from agentwaves.llm.usage import UsageTracker, usage_json
 from agentwaves.plan import Analysis
 from agentwaves.plan.model import Plan
@@ -16,10 +20,6 @@ from agentwaves.redact import Redactor
 from agentwaves.run.events import EventLog
 from agentwaves.run.leases import LeaseTable
 from agentwaves.run.state import StateStore
-
-
-class BudgetReached(AgentwavesError):
-    """The run's spending limit is reached; the run stops cleanly and can be resumed."""
 
 
 class Slots:
@@ -72,7 +72,7 @@ class RunContext:
     plan: Plan
     analysis: Analysis
     config: Config
-    llm: LLM
+    backend: AgentBackend
     events: EventLog
     tracker: UsageTracker
     slots: Slots
@@ -91,7 +91,7 @@ class RunContext:
 
     @property
     def model(self) -> str:
-        return getattr(self.llm, "model", "") or ""
+        return self.backend.model
 
     def log_path(self, task_id: str) -> Path:
         return self.run_dir / "logs" / f"{task_id}.log"
@@ -101,14 +101,17 @@ class RunContext:
 
 
 class RunHooks:
-    """Loop hooks of one agent: usage and cost accounting, budget, events, progress for stuck detection."""
+    """One agent's event sink (:class:`~agentwaves.agents.backend.AgentEvents`): usage and cost
+    accounting, budget, events, progress for stuck detection, concurrency on rate limits."""
 
     def __init__(self, ctx: RunContext, scope: str) -> None:
         self.ctx = ctx
         self.scope = scope
 
-    def before_call(self, call: CallContext) -> None:
-        if self.ctx.interrupted is not None:  # Ctrl-C: no new model call; the task goes back to pending
+    def check_budget(self) -> None:
+        if (
+            self.ctx.interrupted is not None
+        ):  # Ctrl-C: no new model call or agent; the task goes back to pending
             raise BudgetReached(self.ctx.stop_reason)
         budget = self.ctx.config.budget_usd
         if budget is not None and self.ctx.tracker.cost() >= budget:
@@ -116,6 +119,13 @@ class RunHooks:
                 f"budget of {usd(budget)} reached (spent {usd(self.ctx.tracker.cost())}): "
                 "resume with a higher --budget-usd to continue"
             )
+
+    def budget_left(self) -> float | None:
+        budget = self.ctx.config.budget_usd
+        return None if budget is None else max(0.0, budget - self.ctx.tracker.cost())
+
+    def before_call(self, call: CallContext) -> None:
+        self.check_budget()
         self.ctx.progress[self.scope] = _now()
         self.ctx.events.emit("model_call", task=self.scope, agent=call.agent, call=call.call)
 
@@ -133,17 +143,41 @@ class RunHooks:
         )
 
     def on_tool(self, call: CallContext, tool: object, reply: object) -> None:
-        self.ctx.progress[self.scope] = _now()
-        name = getattr(tool, "name", "?")
         args = getattr(tool, "input", {}) or {}
-        brief = str(args.get("path") or args.get("command") or args.get("pattern") or "")[:120]
+        self.tool_call(getattr(tool, "name", "?"), args, bool(getattr(reply, "is_error", False)))
+
+    def tool_call(self, name: str, args: Mapping[str, Any], error: bool = False) -> None:
+        self.ctx.progress[self.scope] = _now()
+        keys = ("path", "file_path", "command", "pattern", "notebook_path", "url")
+        brief = str(next((args[k] for k in keys if args.get(k)), ""))[:120]
         self.ctx.events.emit(
-            "tool",
-            task=self.scope,
-            tool=name,
-            arg=self.ctx.redactor.redact(brief),
-            error=bool(getattr(reply, "is_error", False)),
+            "tool", task=self.scope, tool=name, arg=self.ctx.redactor.redact(brief), error=error
         )
+
+    def usage(self, usage: Usage, cost_usd: float | None = None, model: str = "") -> None:
+        model = model or self.ctx.model
+        cost = self.ctx.tracker.add(self.scope, model, usage, cost=cost_usd)
+        self.ctx.progress[self.scope] = _now()
+        self.ctx.events.emit(
+            "usage",
+            task=self.scope,
+            **usage_json(model, usage, cost=cost, known=True if cost_usd is not None else None),
+            run_cost_usd=round(self.ctx.tracker.cost(), 6),
+        )
+
+    def alive(self) -> None:
+        self.ctx.progress[self.scope] = _now()
+
+    def rate_limited(self, detail: str = "") -> None:
+        capacity = self.ctx.slots.rate_limited()
+        self.ctx.events.emit("concurrency", capacity=capacity, reason="rate limited", detail=detail)
+
+    def retrying(self, kind: str, attempt: int, wait_s: float) -> None:
+        self.ctx.progress[self.scope] = _now()
+        store = self.ctx.store
+        with store.lock, contextlib.suppress(KeyError):
+            store.state.task(self.scope).retries += 1  # saved with the next state write
+        self.ctx.events.emit("retry", task=self.scope, kind=kind, attempt=attempt, wait_s=round(wait_s, 2))
 
 
 def usd(amount: float) -> str:

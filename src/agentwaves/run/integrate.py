@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from agentwaves.agents.backend import ResolveRequest
 from agentwaves.agents.loop import Limits, Transcript
-from agentwaves.agents.resolver import resolve
 from agentwaves.agents.sandbox import Sandbox
-from agentwaves.agents.tools import WorktreeTools
 from agentwaves.plan import Wave
 from agentwaves.run.context import RunContext, RunHooks
 from agentwaves.run.merge import (
@@ -93,19 +92,21 @@ def _resolve(
     worktree = pool.acquire(name, group_branch(ctx.run_id, name), current)
     try:
         checkout_tree(worktree, conflicted_tree)
-        tools = WorktreeTools(worktree, sandbox=sandbox, run_timeout=ctx.config.run_timeout)
         scope = f"resolve:{group}"
-        outcome = resolve(
-            ctx.llm,
-            worktree,
-            paths,
-            group=group,
-            feature=ctx.plan.feature,
-            tools=tools,
-            limits=Limits(ctx.config.max_turns, ctx.config.max_task_tokens),
-            hooks=RunHooks(ctx, scope),
-            transcript=Transcript(ctx.log_path(f"resolve-{wave}-{group}"), ctx.redactor),
-            tree=conflicted_tree,
+        outcome = ctx.backend.resolve(
+            ResolveRequest(
+                worktree=worktree,
+                conflicts=paths,
+                group=group,
+                sandbox=sandbox,
+                events=RunHooks(ctx, scope),
+                transcript=Transcript(ctx.log_path(f"resolve-{wave}-{group}"), ctx.redactor),
+                feature=ctx.plan.feature,
+                limits=Limits(ctx.config.max_turns, ctx.config.max_task_tokens),
+                run_timeout=ctx.config.run_timeout,
+                stuck_after=ctx.config.stuck_after,
+                tree=conflicted_tree,
+            )
         )
         ctx.events.emit(
             "resolved" if outcome.resolved else "resolve_failed",

@@ -12,8 +12,10 @@ import contextlib
 import os
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
-from agentwaves.agents.implementer import TaskOutcome
+from agentwaves.agents.backend import TaskResult
+from agentwaves.agents.sandbox import NoSandbox
 from agentwaves.agents.tools import WorktreeTools
 from agentwaves.run.context import RunContext
 from agentwaves.run.gitops import git, literal_pathspecs, run_git
@@ -24,14 +26,18 @@ def live_guard(ctx: RunContext, task_id: str, group: str) -> Callable[[str], str
     """The ``write_guard`` for the builtin tools, or None when live checks are off (config
     ``live_leases: false``, or a backend whose agents write through their own tools: ``live_leases =
     False`` on it)."""
-    if not ctx.config.live_leases or not backend_has_live_leases(ctx.llm):
+    if not ctx.config.live_leases or not backend_has_live_leases(ctx.backend):
         return None
     return write_guard(ctx.leases, task_id, group, lambda path, lease: refused(ctx, task_id, path, lease))
 
 
-def backend_has_live_leases(llm: object) -> bool:
-    """False when the backend, or one it wraps (``.inner``: retry, recording, no-cache), says
-    ``live_leases = False``."""
+def backend_has_live_leases(backend: object) -> bool:
+    """Only the builtin backend's own file tools check leases as they write (other agents write through
+    their own tools: the end-of-task fallback checks them); and not when its LLM, or one it wraps
+    (``.inner``: retry, recording, no-cache), says ``live_leases = False``."""
+    llm = getattr(backend, "llm", None)
+    if llm is None:
+        return False
     seen = 0
     while llm is not None and seen < 10:
         if getattr(llm, "live_leases", True) is False:
@@ -53,24 +59,28 @@ def refused(ctx: RunContext, task_id: str, path: str, lease: Lease, *, at: str =
     )
 
 
-def intrusions(ctx: RunContext, group: str, tools: WorktreeTools) -> list[tuple[str, Lease]]:
+def intrusions(
+    ctx: RunContext, group: str, worktree: Path, result: TaskResult, live: bool
+) -> list[tuple[str, Lease]]:
     """The paths the task changed that another group leases, with the lease. The changes come
     from ``git status`` in the worktree, unless the live guard saw every write (it was on and the agent
-    ran no command): then from the tools' own record. Nothing is asked while no other group leases."""
+    ran no command): then from the task's own record. Nothing is asked while no other group leases."""
     if not ctx.leases.others_hold(group):
         return []
-    seen_all = tools.write_guard is not None and not tools.ran_command
+    seen_all = live and result.exact
+    changed = (
+        set(result.written) if seen_all else WorktreeTools(worktree, sandbox=NoSandbox()).changed_paths()
+    )
     found = []
-    for path in sorted(set(tools.written) if seen_all else tools.changed_paths()):
+    for path in sorted(changed):
         lease = ctx.leases.check(group, path)
         if lease is not None:
             found.append((path, lease))
     return found
 
 
-def put_back(tools: WorktreeTools, paths: list[str]) -> None:
+def put_back(root: Path, paths: list[str], result: TaskResult) -> None:
     """Restore ``paths`` to the worktree's HEAD (delete those HEAD lacks); forget them as written."""
-    root = tools.root
     tracked = {p for p in paths if run_git(root, "cat-file", "-e", f"HEAD:{p}", check=False).returncode == 0}
     keep = [p for p in paths if p in tracked]
     if keep:
@@ -80,7 +90,8 @@ def put_back(tools: WorktreeTools, paths: list[str]) -> None:
             git(root, "rm", "-q", "--cached", "--ignore-unmatch", "--", *literal_pathspecs([p]))
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(root / p)
-    tools.written.difference_update(paths)
+    gone = set(paths)
+    result.written = [p for p in result.written if p not in gone]
 
 
 def send_back_note(found: list[tuple[str, Lease]]) -> str:
@@ -97,24 +108,27 @@ def run_checked(
     task_id: str,
     group: str,
     git_lock: threading.Lock,
-    tools: WorktreeTools,
-    attempt: Callable[[str], TaskOutcome],
-) -> TaskOutcome:
+    worktree: Path,
+    live: bool,
+    attempt: Callable[[str], TaskResult],
+) -> TaskResult:
     """Run the agent (``attempt(extra_notes)``) and apply the end-of-task check: a task that changed
     paths another group leases gets them put back and is sent back once with the refusal; what it
     writes there again is put back and left out of its handoff (and so of its commit)."""
     outcome = attempt("")
     for last in (False, True):
-        found = intrusions(ctx, group, tools)
+        found = intrusions(ctx, group, worktree, outcome, live)
         if not found:
             return outcome
         with git_lock:
-            put_back(tools, [path for path, _ in found])
+            put_back(worktree, [path for path, _ in found], outcome)
         for path, lease in found:
             refused(ctx, task_id, path, lease, at="end")
         if last:
             gone = {path for path, _ in found}
             outcome.handoff.files = [f for f in outcome.handoff.files if f not in gone]
+            if outcome.all_files is not None:
+                outcome.all_files = [f for f in outcome.all_files if f not in gone]
             return outcome
         ctx.events.emit("task_sent_back", task=task_id, paths=[path for path, _ in found])
         outcome = attempt(send_back_note(found))

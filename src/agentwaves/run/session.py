@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agentwaves.agents.backend import BackendSetup, make_backend
 from agentwaves.agents.homes import sweep_stale_homes
 from agentwaves.agents.repomap import repo_map
 from agentwaves.agents.sandbox import resolve_sandbox
-from agentwaves.config import Config, load_config, retry_policy
+from agentwaves.config import Config, load_config
 from agentwaves.errors import AgentwavesError, UsageError
 from agentwaves.llm.base import RetryableError
-from agentwaves.llm.registry import make_llm
 from agentwaves.llm.usage import UsageTracker, usage_json
 from agentwaves.plan import Analysis, analyze
 from agentwaves.plan.load import dump_plan_yaml, load_plan
@@ -103,6 +103,9 @@ def initial_state(
 def _settings_overrides(config: Config) -> RunSettings:
     return RunSettings(
         llm=config.llm,
+        agent=config.agent,
+        agent_command=config.agent_command,
+        agent_args=config.agent_args,
         model=config.model,
         fake_script=config.fake_script,
         fake_time_scale=config.fake_time_scale,
@@ -221,16 +224,7 @@ def _execute(
                 error=redactor.redact(str(error)),
             )
 
-    llm = make_llm(
-        config.llm,
-        model=config.model,
-        fake_script=Path(config.fake_script) if config.fake_script else None,
-        fake_time_scale=config.fake_time_scale,
-        on_retry=on_retry,
-        record=Path(config.record) if config.record else None,
-        cache=config.prompt_cache,
-        retry=retry_policy(config),
-    )
+    backend = make_backend(BackendSetup(config, on_retry=on_retry))
     lock = RepoLock(state_dir)
     lock.acquire("pending")
     try:
@@ -248,7 +242,7 @@ def _execute(
         lock.release()
         lock.acquire(run_id)
         tracker = UsageTracker()
-        _restore_usage(store.state, tracker, llm.model)
+        _restore_usage(store.state, tracker, backend.model)
         ctx = RunContext(
             repo=root,
             run_dir=run_dir,
@@ -256,7 +250,7 @@ def _execute(
             plan=plan,
             analysis=analysis,
             config=config,
-            llm=llm,
+            backend=backend,
             events=events,
             tracker=tracker,
             slots=slots,
@@ -284,6 +278,7 @@ def _execute(
             schedule=config.schedule,
             max_agents=config.max_agents,
             llm=config.llm,
+            agent=config.agent,
             branch=store.state.branch,
             base=store.state.base,
             user_branch=current_branch(root),
@@ -352,7 +347,11 @@ def _restore_usage(state: RunState, tracker: UsageTracker, model: str) -> None:
     for ts in state.tasks():
         if ts.usage:
             fields = {k: ts.usage.get(k, 0) for k in Usage.model_fields}
-            tracker.add(ts.id, model, Usage(**fields))
+            cost = ts.usage.get("cost_usd")
+            known = ts.usage.get("cost_known", True)
+            tracker.add(
+                ts.id, model, Usage(**fields), cost=float(cost) if known and cost is not None else None
+            )
 
 
 def _finish(ctx: RunContext, elapsed: float) -> None:
@@ -360,7 +359,8 @@ def _finish(ctx: RunContext, elapsed: float) -> None:
     with ctx.store.lock:
         state.makespan_s = round((state.makespan_s or 0.0) + elapsed, 3)
         state.finished = now_iso()
-        state.usage = usage_json(ctx.model, ctx.tracker.total())
+        unknown = ctx.tracker.unknown_models
+        state.usage = usage_json(ctx.model, ctx.tracker.total(), cost=ctx.tracker.cost(), known=not unknown)
         if all(w.state == "done" for w in state.waves):
             state.state, state.error = "done", None
         elif ctx.interrupted is not None:

@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from agentwaves.agents.records import Handoff as Handoff  # re-exported: it lives in agents/
 from agentwaves.errors import AgentwavesError, UsageError
 from agentwaves.run.crash import crashpoint
 
@@ -37,18 +38,6 @@ def now_iso() -> str:
 def new_run_id() -> str:
     """Sortable, unique and short: ``20261122-014707-3fa2``."""
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
-
-
-class Handoff(BaseModel):
-    """What a finished task tells the tasks that build on it."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    task: str
-    summary: str = ""
-    notes: str = ""
-    files: list[str] = Field(default_factory=list)
-    files_total: int = 0  # how many files the task changed; ``files`` names at most the first 200
 
 
 class TaskState(BaseModel):
@@ -107,6 +96,9 @@ class RunSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     llm: str
+    agent: str = "builtin"
+    agent_command: str | None = None
+    agent_args: list[str] = Field(default_factory=list)
     model: str | None = None
     fake_script: str | None = None
     fake_time_scale: float = 0.0

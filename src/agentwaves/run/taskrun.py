@@ -6,11 +6,11 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from agentwaves.agents.backend import TaskRequest
 from agentwaves.agents.confined import run_confined
-from agentwaves.agents.implementer import MAX_LISTED_FILES, implement
 from agentwaves.agents.loop import AgentFailed, Limits, Transcript
+from agentwaves.agents.records import MAX_LISTED_FILES
 from agentwaves.agents.sandbox import NoSandbox, Sandbox
-from agentwaves.agents.tools import WorktreeTools
 from agentwaves.errors import AgentwavesError
 from agentwaves.llm.base import LLMError, Usage
 from agentwaves.llm.usage import usage_json
@@ -92,45 +92,50 @@ def run_task(ctx: RunContext, task: Task, group: GroupRuntime, sandbox: Sandbox,
     ctx.events.emit("task_started", task=task.id, group=group.name, attempt=attempt)
     env = {"AGENTWAVES_PORT": str(group.port), "AGENTWAVES_TASK": task.id}
     guard = live_guard(ctx, task.id, group.name)
-    tools = WorktreeTools(
-        group.worktree, sandbox=sandbox, env=env, run_timeout=ctx.config.run_timeout, write_guard=guard
-    )
     group.clean = False
     hooks = RunHooks(ctx, task.id)
     transcript = Transcript(ctx.log_path(task.id), ctx.redactor)
     transcript.write("attempt", attempt)
     try:
-        finished = False
+        exact = False
         try:
             outcome = run_checked(
                 ctx,
                 task.id,
                 group.name,
                 group.git_lock,
-                tools,
-                lambda sent_back: implement(
-                    ctx.llm,
-                    task,
-                    tools,
-                    feature=ctx.plan.feature,
-                    repo_map=ctx.repo_map,
-                    handoffs=dependency_handoffs(ctx, task),
-                    wave_notes="\n\n".join(n for n in (wave_notes, sent_back) if n),
-                    attempt=attempt,
-                    limits=Limits(ctx.config.max_turns, ctx.config.max_task_tokens),
-                    hooks=hooks,
-                    transcript=transcript,
+                group.worktree,
+                guard is not None,
+                lambda sent_back: ctx.backend.implement(
+                    TaskRequest(
+                        task=task,
+                        worktree=group.worktree,
+                        sandbox=sandbox,
+                        events=hooks,
+                        transcript=transcript,
+                        feature=ctx.plan.feature,
+                        repo_map=ctx.repo_map,
+                        handoffs=dependency_handoffs(ctx, task),
+                        wave_notes="\n\n".join(n for n in (wave_notes, sent_back) if n),
+                        attempt=attempt,
+                        limits=Limits(ctx.config.max_turns, ctx.config.max_task_tokens),
+                        env=env,
+                        run_timeout=ctx.config.run_timeout,
+                        stuck_after=ctx.config.stuck_after,
+                        budget_left_usd=hooks.budget_left(),
+                        write_guard=guard,
+                    )
                 ),
             )
-            finished = True
+            exact = outcome.exact
         finally:  # a failed task's writes stay uncommitted in the worktree
-            group.unknown_writes |= tools.ran_command or not finished
+            group.unknown_writes |= not exact
         handoff = outcome.handoff
         atomic_write(ctx.handoff_path(task.id), handoff.model_dump_json(indent=1))
         with group.git_lock:
             alone = group.running <= 1
             message = task_commit_message(ctx, task, handoff)
-            sha = commit_task(group, message, sorted(tools.written), alone)
+            sha = commit_task(group, message, outcome.written, alone)
             group.head, group.clean = sha, alone
     except BudgetReached as exc:
         ctx.stop_reason = str(exc)
@@ -164,8 +169,9 @@ def run_task(ctx: RunContext, task: Task, group: GroupRuntime, sandbox: Sandbox,
 
 
 def task_usage(ctx: RunContext, task_id: str) -> dict[str, object]:
-    """The task's tokens and cost so far, as stored in its state."""
-    return usage_json(ctx.model, ctx.tracker.by_scope().get(task_id) or Usage())
+    """The task's tokens and cost so far (as priced when recorded), as stored in its state."""
+    usage = ctx.tracker.by_scope().get(task_id) or Usage()
+    return usage_json(ctx.model, usage, cost=ctx.tracker.cost(task_id), known=ctx.tracker.known(task_id))
 
 
 def commit_task(group: GroupRuntime, message: str, paths: list[str], alone: bool) -> str:

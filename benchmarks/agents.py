@@ -1,0 +1,204 @@
+"""External agents: what ``execute --agent claude-code`` adds per task over a bare ``claude -p``, and the
+peak memory of 8 Claude Code agents at once.
+
+Both sides run the real pinned ``claude`` (tests/agentcli.py; ``python -m tests.agentcli install``)
+against the scripted Messages API stub of the tests on 127.0.0.1, in one session, with the same scripted
+task (write one file, hand off): the bare side runs ``claude -p`` directly in a git repository, N times
+in a row; the agentwaves side executes a plan of N independent tasks with ``--max-agents 1`` (so one
+claude at a time, each in its own worktree, inside bubblewrap, then merged and committed), its wall time
+(Python start-up and the wave's merge and commit included) divided by N; rounds of both alternate. Memory: 8
+tasks with ``--max-agents 8`` and a stub that answers each call after ``delay`` seconds, so the agents
+overlap; the sum of the resident set sizes of agentwaves and all its descendants is sampled every 20 ms.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMA = {"type": "object", "properties": {"summary": {"type": "string"}}, "required": ["summary"]}
+
+
+def _stub(delay: float = 0.0) -> Any:
+    sys.path.insert(0, str(ROOT))
+    from tests.agents.stub_messages import Stub
+
+    def steps(key: str) -> list[dict[str, Any]]:
+        return [
+            {"tools": [{"name": "Write", "input": {"file_path": "{cwd}/" + f"{key}.txt", "content": "x\n"}}]},
+            {"tools": [{"name": "StructuredOutput", "input": {"summary": f"wrote {key}.txt"}}]},
+            {"text": "done"},
+        ]
+
+    keys = [f"{side}{i}" for side in ("b", "t") for i in range(20)]
+    return Stub(script={k: steps(k) for k in keys}, delay=delay).start()
+
+
+def _claude() -> Path | None:
+    sys.path.insert(0, str(ROOT))
+    from tests.agentcli import cli_path
+
+    path = cli_path("claude-code")
+    return path if path.exists() else None
+
+
+def _git(cwd: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def _repo(path: Path) -> Path:
+    if path.exists():
+        return path
+    path.mkdir(parents=True)
+    _git(path, "init", "-q", "-b", "main")
+    (path / "README.md").write_text("# bench\n")
+    _git(path, "add", "-A")
+    _git(path, "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-q", "-m", "initial")
+    return path
+
+
+def _env(home: Path, stub: Any, claude: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "HOME": str(home),
+        "PATH": f"{claude.parent}:{os.environ['PATH']}",
+        "ANTHROPIC_BASE_URL": stub.url,
+        "ANTHROPIC_API_KEY": "sk-ant-bench",
+        "GIT_AUTHOR_NAME": "b",
+        "GIT_AUTHOR_EMAIL": "b@b",
+        "GIT_COMMITTER_NAME": "b",
+        "GIT_COMMITTER_EMAIL": "b@b",
+    }
+
+
+def bare(work: Path, stub: Any, claude: Path, n: int) -> list[float]:
+    """Seconds per bare ``claude -p`` of the scripted task."""
+    repo = _repo(work / "bare")
+    times = []
+    for i in range(n):
+        tmp = Path(tempfile.mkdtemp(dir=work))
+        env = {**_env(work / "home-bare", stub, claude), "TMPDIR": str(tmp)}
+        env["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] = "1"
+        argv = [
+            str(claude),
+            "-p",
+            f"# Your task: b{i}: T\n\nwrite b{i}.txt",
+            "--output-format",
+            "stream-json",
+        ]
+        argv += ["--verbose", "--permission-mode", "acceptEdits", "--max-turns", "10"]
+        argv += ["--no-session-persistence", "--json-schema", json.dumps(SCHEMA)]
+        t0 = time.perf_counter()
+        subprocess.run(argv, cwd=repo, env=env, stdin=subprocess.DEVNULL, capture_output=True, check=True)
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def _plan(path: Path, n: int) -> Path:
+    tasks = [{"id": f"t{i}", "title": f"T{i}", "files": [f"t{i}.txt"]} for i in range(n)]
+    path.write_text(json.dumps({"feature": "bench", "tasks": tasks}))
+    return path
+
+
+def agentwaves(work: Path, stub: Any, claude: Path, n: int, agents: int, name: str) -> tuple[float, int]:
+    """Wall seconds of ``execute --agent claude-code`` of ``n`` tasks, and the peak RSS sum in bytes."""
+    repo = _repo(work / name)
+    plan = _plan(work / f"{name}.json", n)
+    argv = [sys.executable, "-m", "agentwaves", "execute", "--agent", "claude-code", "--repo", str(repo)]
+    argv += ["--plan", str(plan), "--max-agents", str(agents), "--json"]
+    env = _env(work / f"home-{name}", stub, claude)
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    peak = [0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.02):
+            peak[0] = max(peak[0], tree_rss(proc.pid))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    _, err = proc.communicate()
+    elapsed = time.perf_counter() - t0
+    done.set()
+    sampler.join()
+    if proc.returncode != 0:
+        raise SystemExit(f"execute failed: {err.decode()[-500:]}")
+    return elapsed, peak[0]
+
+
+def tree_rss(root: int) -> int:
+    """Bytes resident in ``root`` and all its descendants (from /proc)."""
+    parents: dict[int, int] = {}
+    rss: dict[int, int] = {}
+    page = os.sysconf("SC_PAGE_SIZE")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+            rss[int(entry.name)] = int((entry / "statm").read_text().split()[1]) * page
+        except (OSError, ValueError, IndexError):
+            continue
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += rss.get(pid, 0)
+        todo += [p for p, pp in parents.items() if pp == pid]
+    return total
+
+
+def run(quick: bool) -> dict[str, Any]:
+    """Rounds of (n bare runs, one execute of n tasks), interleaved so that a load change on the machine
+    affects both sides alike; the ratio is the median of the rounds' ratios."""
+    n, rounds = (4, 1) if quick else (6, 3)
+    claude = _claude()
+    if claude is None:
+        return {"skipped": "the pinned claude is not installed: python -m tests.agentcli install"}
+    bare_s: list[float] = []
+    per_task: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="agentwaves-bench-agents-") as tmp:
+        work = Path(tmp)
+        stub = _stub()
+        try:
+            bare(work, stub, claude, 1)  # warm the binary's pages
+            for r in range(rounds):
+                bare_s.append(statistics.median(bare(work, stub, claude, n)))
+                per_task.append(agentwaves(work, stub, claude, n, 1, f"seq{r}")[0] / n)
+        finally:
+            stub.stop()
+        slow = _stub(delay=1.0)
+        try:
+            conc_s, peak = agentwaves(work, slow, claude, 8, 8, "conc")
+        finally:
+            slow.stop()
+    ratios = [a / b for a, b in zip(per_task, bare_s, strict=True)]
+    extra_ms = statistics.median(a - b for a, b in zip(per_task, bare_s, strict=True)) * 1000
+    return {
+        "tasks_per_round": n,
+        "rounds": rounds,
+        "bare_claude_s": [round(t, 3) for t in bare_s],
+        "agentwaves_s_per_task": [round(t, 3) for t in per_task],
+        "overhead_ratio": round(statistics.median(ratios), 3),
+        "overhead_ms_per_task": round(extra_ms),
+        "concurrent_agents": 8,
+        "concurrent_total_s": round(conc_s, 3),
+        "peak_rss_mib": round(peak / 2**20, 1),
+        "peak_rss_mib_per_agent": round(peak / 2**20 / 8, 1),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "goal_ratio": 1.15,
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(run("--quick" in sys.argv), indent=2))

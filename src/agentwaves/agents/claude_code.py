@@ -1,0 +1,374 @@
+"""The ``claude-code`` backend: Claude Code (the ``claude`` CLI) headless, as planner, implementer, resolver.
+
+Each job is one ``claude -p PROMPT --output-format stream-json --verbose --include-partial-messages
+--permission-mode acceptEdits --max-turns N --no-session-persistence --json-schema SCHEMA`` in the
+worktree, stdin from ``/dev/null``, the whole process inside agentwaves' bubblewrap
+(:mod:`agentwaves.agents.agent_sandbox`) and every shell command it runs in a nested one without network
+(``CLAUDE_CODE_SHELL_PREFIX``). The handoff is the structured output; files written come from git.
+Failures (exit code, ``is_error``, turn limit, 401, a hang) fail the task with one line; a 429/529 that
+Claude Code's own bounded retries could not get past lowers the run's concurrency and runs it again, a
+few times. See docs/agents.md and the "Per agent" section of docs/security.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from agentwaves.agents.agent_sandbox import AgentJail
+from agentwaves.agents.backend import (
+    AgentEvents,
+    BackendSetup,
+    BudgetReached,
+    PlanRequest,
+    PlanResult,
+    Resolution,
+    ResolveRequest,
+    TaskRequest,
+    TaskResult,
+    plan_prompt,
+)
+from agentwaves.agents.claude_stream import ClaudeStream
+from agentwaves.agents.cli_driver import (
+    AgentProgram,
+    Hang,
+    check_version,
+    find_program,
+    last_line,
+    plan_with_retries,
+    run_jsonl,
+)
+from agentwaves.agents.implementer import task_message
+from agentwaves.agents.loop import AgentFailed, Transcript
+from agentwaves.agents.records import bounded_handoff
+from agentwaves.agents.resolver import remaining_markers
+from agentwaves.agents.sandbox import Sandbox, resolve_sandbox
+from agentwaves.config import Config
+from agentwaves.llm.base import Usage
+from agentwaves.plan.model import Plan
+from agentwaves.prompts import render
+
+if TYPE_CHECKING:
+    from agentwaves.agents.doctor import Check
+
+SPEC = AgentProgram("claude-code", "claude", "@anthropic-ai/claude-code", "2.1.0")
+HANDOFF_SCHEMA = {
+    "type": "object",
+    "properties": {"summary": {"type": "string"}, "notes": {"type": "string"}},
+    "required": ["summary"],
+}
+DISALLOWED = ["WebFetch", "WebSearch", "EnterWorktree", "ExitWorktree", "CronCreate", "CronDelete"]
+DISALLOWED += ["ScheduleWakeup", "RemoteTrigger"]
+READ_ONLY_DENIED = ["Write", "Edit", "NotebookEdit", "Bash"]
+SECRET_HOME = (".ssh", ".gnupg", ".aws", ".azure", ".kube", ".docker", ".netrc", ".git-credentials")
+OVERLOAD = {429, 529}
+MAX_RERUNS = 2  # after Claude Code's own retries: runs again after a 429/529, lowering concurrency
+
+
+class ClaudeCode:
+    name = "claude-code"
+
+    def __init__(self, program: str, version: str, config: Config) -> None:
+        self.program = program
+        self.version = version
+        self.config = config
+        self.model: str = config.model or ""
+
+    # ------------------------------------------------------------------ the three jobs
+
+    def implement(self, request: TaskRequest) -> TaskResult:
+        prompt = task_message(request.task, request.handoffs, request.wave_notes)
+        system = render("agent_implementer", feature=request.feature or "(not stated)")
+        stream = self._run(
+            prompt,
+            system=system,
+            cwd=request.worktree,
+            sandbox=request.sandbox,
+            events=request.events,
+            transcript=request.transcript,
+            max_turns=request.limits.max_turns,
+            idle=request.stuck_after,
+            budget=request.budget_left_usd,
+            env=request.env,
+        )
+        answer = stream.answer()
+        data = answer if isinstance(answer, dict) else {"summary": str(answer)}
+        summary = str(data.get("summary") or "").strip()
+        if not summary:
+            raise AgentFailed("claude-code finished without a summary")
+        files = changed_files(request.worktree)
+        handoff, files = bounded_handoff(request.task.id, summary, str(data.get("notes") or ""), files)
+        result = stream.result or {}
+        return TaskResult(
+            handoff=handoff,
+            usage=stream.usage(),
+            turns=int(result.get("num_turns") or 0),
+            cost_usd=stream.cost(),
+            written=files,
+            all_files=files,
+            exact=False,
+        )
+
+    def plan(self, request: PlanRequest) -> PlanResult:
+        sandbox = request.sandbox or resolve_sandbox(self.config.sandbox)[0]
+        schema = Plan.model_json_schema()
+
+        def ask(prompt: str) -> tuple[object, Usage, float | None]:
+            stream = self._run(
+                prompt,
+                system=render("agent_planner"),
+                cwd=request.repo,
+                sandbox=sandbox,
+                events=request.events,
+                transcript=request.transcript,
+                max_turns=request.limits.max_turns,
+                idle=self.config.stuck_after,
+                schema=schema,
+                read_only=True,
+            )
+            return stream.answer(), stream.usage(), stream.cost()
+
+        return plan_with_retries(ask, plan_prompt(request), request.feature)
+
+    def resolve(self, request: ResolveRequest) -> Resolution:
+        listing = "\n".join(f"- {p}" for p in request.conflicts)
+        prompt = f"Merging group `{request.group}` conflicted in these files:\n{listing}\n\nResolve them."
+        usage, cost, summary = Usage(), None, ""
+        try:
+            stream = self._run(
+                prompt,
+                system=render("agent_resolver", feature=request.feature or "(not stated)"),
+                cwd=request.worktree,
+                sandbox=request.sandbox,
+                events=request.events,
+                transcript=request.transcript,
+                max_turns=request.limits.max_turns,
+                idle=request.stuck_after,
+            )
+            usage, cost = stream.usage(), stream.cost()
+            answer = stream.answer()
+            summary = str(answer.get("summary") if isinstance(answer, dict) else answer)
+        except AgentFailed as exc:
+            summary = f"resolver failed: {exc}"
+        remaining = remaining_markers(request.worktree, request.conflicts)
+        return Resolution(not remaining, remaining, summary, usage, cost)
+
+    # ------------------------------------------------------------------ one claude process
+
+    def _run(
+        self,
+        prompt: str,
+        *,
+        system: str,
+        cwd: Path,
+        sandbox: Sandbox,
+        events: AgentEvents,
+        transcript: Transcript,
+        max_turns: int,
+        idle: float,
+        budget: float | None = None,
+        env: dict[str, str] | None = None,
+        schema: dict[str, Any] | None = None,
+        read_only: bool = False,
+    ) -> ClaudeStream:
+        """Run claude once (again after a 429/529 it could not get past); report usage; raise on failure."""
+        for rerun in range(MAX_RERUNS + 1):
+            events.check_budget()
+            tmp = Path(tempfile.mkdtemp(prefix="agentwaves-claude-"))
+            try:
+                stream = self._once(
+                    prompt,
+                    system,
+                    cwd,
+                    sandbox,
+                    events,
+                    transcript,
+                    max_turns,
+                    idle,
+                    budget,
+                    env or {},
+                    schema or HANDOFF_SCHEMA,
+                    read_only,
+                    tmp,
+                )
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+            result = stream.result or {}
+            if stream.result is not None:
+                events.usage(stream.usage(), stream.cost(), stream.model or self.model)
+            status = result.get("api_error_status")
+            if result.get("is_error") and status in OVERLOAD and rerun < MAX_RERUNS:
+                events.rate_limited(f"claude-code: HTTP {status} after its own retries")
+                wait = self.config.retry_initial_wait * 2**rerun
+                events.retrying("rate_limit" if status == 429 else "overloaded", rerun + 1, wait)
+                time.sleep(wait)
+                continue
+            failure(stream, max_turns)
+            return stream
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _once(
+        self,
+        prompt: str,
+        system: str,
+        cwd: Path,
+        sandbox: Sandbox,
+        events: AgentEvents,
+        transcript: Transcript,
+        max_turns: int,
+        idle: float,
+        budget: float | None,
+        extra_env: dict[str, str],
+        schema: dict[str, Any],
+        read_only: bool,
+        tmp: Path,
+    ) -> ClaudeStream:
+        home = Path(os.environ.get("HOME") or Path.home())
+        config_dir = Path(os.environ.get("CLAUDE_CONFIG_DIR") or home / ".claude")
+        state = agent_state(home, config_dir)
+        jail = AgentJail(
+            sandbox,
+            cwd,
+            tmp,
+            state=state,
+            secrets=[config_dir / ".credentials.json", home / ".claude.json"],
+            writable=not read_only,
+        )
+        env = self._env(tmp, idle, extra_env)
+        wrapper = jail.shell_wrapper(env)
+        if wrapper is not None:
+            env["CLAUDE_CODE_SHELL_PREFIX"] = str(wrapper)
+        argv = self._argv(prompt, system, cwd, max_turns, budget, schema, read_only, home)
+        transcript.write("user", prompt)
+        transcript.write("claude:argv", [a if len(a) < 300 else a[:300] + "…" for a in argv])
+        stream = ClaudeStream(events, transcript, model=self.model)
+        outcome = run_jsonl(
+            jail.wrap(argv),
+            cwd=cwd,
+            env=env,
+            on_event=stream,
+            on_text=stream.text,
+            idle_timeout=idle,
+            exit_grace=min(30.0, max(5.0, idle / 4)),
+        )
+        if outcome.killed:
+            transcript.write("claude:killed", outcome.killed)
+            if stream.result is None or not outcome.killed.startswith("it did not exit"):
+                raise Hang(f"claude-code hung ({outcome.killed}): killed with its process group")
+        elif stream.result is None:
+            why = last_line(outcome.stderr) or last_line("\n".join(stream.notes)) or "no result event"
+            transcript.write("claude:stderr", outcome.stderr)
+            raise AgentFailed(f"claude-code exited {outcome.returncode} without a result: {why}")
+        return stream
+
+    def _env(self, tmp: Path, idle: float, extra: dict[str, str]) -> dict[str, str]:
+        retries = max(0, min(self.config.retry_attempts - 1, 5))
+        return {
+            **os.environ,
+            **extra,
+            "TMPDIR": str(tmp),
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+            "DISABLE_AUTOUPDATER": "1",
+            "CLAUDE_CODE_MAX_RETRIES": str(retries),
+            "API_TIMEOUT_MS": str(int(max(idle, 10.0) * 1000)),
+        }
+
+    def _argv(
+        self,
+        prompt: str,
+        system: str,
+        cwd: Path,
+        max_turns: int,
+        budget: float | None,
+        schema: dict[str, Any],
+        read_only: bool,
+        home: Path,
+    ) -> list[str]:
+        deny = [f"Read(~/{p}/**)" for p in SECRET_HOME] + [f"Edit(~/{p}/**)" for p in SECRET_HOME]
+        deny += ["Read(~/.claude/.credentials.json)", "Edit(~/.claude/**)", "Edit(~/.claude.json)"]
+        settings = {"permissions": {"deny": deny}, "cleanupPeriodDays": 1}
+        argv = [self.program, "-p", prompt, "--output-format", "stream-json", "--verbose"]
+        argv += ["--include-partial-messages", "--no-session-persistence", "--max-turns", str(max_turns)]
+        argv += ["--append-system-prompt", system, "--json-schema", json.dumps(schema)]
+        argv += ["--settings", json.dumps(settings)]
+        if read_only:
+            argv += ["--permission-mode", "default", "--disallowedTools", *DISALLOWED, *READ_ONLY_DENIED]
+        else:
+            argv += ["--permission-mode", "acceptEdits", "--allowedTools", "Bash"]
+            argv += ["--disallowedTools", *DISALLOWED]
+        if self.model:
+            argv += ["--model", self.model]
+        if budget is not None:
+            argv += ["--max-budget-usd", f"{max(budget, 0.0001):.4f}"]
+        return [*argv, *self.config.agent_args]
+
+
+def failure(stream: ClaudeStream, max_turns: int) -> None:
+    """Raise the one-line failure a result reports, if any."""
+    result = stream.result or {}
+    subtype = str(result.get("subtype") or "")
+    if subtype == "error_max_budget_usd":
+        raise BudgetReached(
+            "budget reached inside claude-code: resume with a higher --budget-usd to continue"
+        )
+    if subtype == "error_max_turns":
+        raise AgentFailed(f"claude-code reached the turn limit ({max_turns} turns)")
+    if not result.get("is_error") and not subtype.startswith("error"):
+        return
+    status = result.get("api_error_status")
+    text = last_line(str(result.get("result") or "")) or subtype
+    if status == 401:
+        raise AgentFailed(
+            "claude-code could not authenticate (HTTP 401): run `claude` and log in, or set ANTHROPIC_API_KEY"
+        )
+    raise AgentFailed(f"claude-code failed{f' (HTTP {status})' if status else ''}: {text}")
+
+
+def agent_state(home: Path, config_dir: Path) -> list[Path]:
+    """Claude Code's own state, made writable for it (created if missing so that it can be bound)."""
+    config_dir.mkdir(parents=True, exist_ok=True)
+    settings = home / ".claude.json"
+    if not settings.exists():
+        settings.write_text("{}\n")
+    return [config_dir, settings]
+
+
+def changed_files(worktree: Path) -> list[str]:
+    from agentwaves.agents.sandbox import NoSandbox
+    from agentwaves.agents.tools import WorktreeTools
+
+    return sorted(WorktreeTools(worktree, sandbox=NoSandbox()).changed_paths())
+
+
+def make(setup: BackendSetup) -> ClaudeCode:
+    program = find_program(SPEC, setup.config.agent_command)
+    return ClaudeCode(program, check_version(SPEC, program), setup.config)
+
+
+def doctor(config: Config) -> Check:
+    """Installed? Which version? Can it authenticate: a key in the environment, or its own login."""
+    from agentwaves.agents.doctor import Check, env_auth, file_auth
+    from agentwaves.errors import UsageError
+
+    command = config.agent_command if config.agent == SPEC.agent else None
+    try:
+        program = find_program(SPEC, command)
+    except UsageError:
+        return Check(SPEC.agent, "agent", False, False, detail=SPEC.install)
+    try:
+        version = check_version(SPEC, program)
+    except UsageError as exc:
+        return Check(SPEC.agent, "agent", True, False, None, program, detail=str(exc).split(": ", 1)[-1])
+    home = Path(os.environ.get("HOME") or Path.home())
+    config_dir = Path(os.environ.get("CLAUDE_CONFIG_DIR") or home / ".claude")
+    auth = env_auth(
+        "ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN",
+        "CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX",
+    ) or file_auth(config_dir / ".credentials.json")  # fmt: skip
+    detail = "" if auth else "log in with `claude`, or set ANTHROPIC_API_KEY"
+    return Check(SPEC.agent, "agent", True, auth is not None, version, program, auth, detail)

@@ -1,0 +1,319 @@
+"""The ``codex`` backend: the Codex CLI headless (``codex exec --json``) as planner, implementer, resolver.
+
+Each job is one ``codex exec --json --ephemeral -s workspace-write -C WORKTREE --output-schema FILE
+PROMPT`` (``-s read-only`` for the planner), stdin from ``/dev/null``, with its own ``CODEX_HOME`` per
+run (the user's ``auth.json`` and ``config.toml`` copied in) beside, never under, its ``TMPDIR``, and the
+whole process inside agentwaves' bubblewrap (:mod:`agentwaves.agents.agent_sandbox`) with the user's
+``~/.codex`` hidden. Codex runs its shell commands in its own sandbox inside that. The handoff is the
+final agent message (JSON ``{summary, notes}`` through ``--output-schema``); files written come from git;
+usage is ``turn.completed.usage`` priced with agentwaves' table (the events carry no cost). Failures
+(exit code, ``turn.failed``, 401, a hang) fail the task with one line. See docs/agents.md and the
+"Per agent" section of docs/security.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+import tomllib
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from agentwaves.agents.agent_sandbox import AgentJail
+from agentwaves.agents.backend import (
+    AgentEvents,
+    BackendSetup,
+    PlanRequest,
+    PlanResult,
+    Resolution,
+    ResolveRequest,
+    TaskRequest,
+    TaskResult,
+    plan_prompt,
+)
+from agentwaves.agents.cli_driver import (
+    AgentProgram,
+    Hang,
+    check_version,
+    find_program,
+    handoff_data,
+    last_line,
+    plan_data,
+    plan_with_retries,
+    run_jsonl,
+)
+from agentwaves.agents.codex_stream import CodexStream
+from agentwaves.agents.implementer import task_message
+from agentwaves.agents.loop import AgentFailed, Transcript
+from agentwaves.agents.records import bounded_handoff
+from agentwaves.agents.resolver import remaining_markers
+from agentwaves.agents.sandbox import NoSandbox, Sandbox, resolve_sandbox
+from agentwaves.agents.tools import WorktreeTools
+from agentwaves.config import Config
+from agentwaves.llm.base import Usage
+from agentwaves.prompts import render
+
+if TYPE_CHECKING:
+    from agentwaves.agents.doctor import Check
+
+SPEC = AgentProgram("codex", "codex", "@openai/codex", "0.171.0")
+HANDOFF_SCHEMA = {
+    "type": "object",
+    "properties": {"summary": {"type": "string"}, "notes": {"type": "string"}},
+    "required": ["summary", "notes"],
+    "additionalProperties": False,
+}
+COPIED = ("auth.json", "config.toml")  # from the user's CODEX_HOME into the run's
+AUTH_HINT = "run `codex login`, or set OPENAI_API_KEY"
+MAX_RERUNS = 2
+# "exceeded retry limit, last status: 429 Too Many Requests", "unexpected status 503 Service Unavailable"
+OVERLOAD = re.compile(r"status:? (429|5\d\d)\b")
+PLAN_ANSWER = "Answer with the whole plan as one JSON object, and nothing else."
+
+
+class Codex:
+    name = "codex"
+
+    def __init__(self, program: str, version: str, config: Config) -> None:
+        self.program = program
+        self.version = version
+        self.config = config
+        self.model: str = config.model or configured_model(user_codex_home())
+
+    # ------------------------------------------------------------------ the three jobs
+
+    def implement(self, request: TaskRequest) -> TaskResult:
+        system = render("agent_implementer", feature=request.feature or "(not stated)")
+        prompt = f"{system}\n\n{task_message(request.task, request.handoffs, request.wave_notes)}"
+        stream = self._run(
+            prompt,
+            cwd=request.worktree,
+            sandbox=request.sandbox,
+            events=request.events,
+            transcript=request.transcript,
+            idle=request.stuck_after,
+            env=request.env,
+        )
+        data = handoff_data(stream.last_message)
+        summary = str(data.get("summary") or "").strip()
+        if not summary:
+            raise AgentFailed("codex finished without a final message (the handoff)")
+        files = sorted(WorktreeTools(request.worktree, sandbox=NoSandbox()).changed_paths())
+        handoff, files = bounded_handoff(request.task.id, summary, str(data.get("notes") or ""), files)
+        return TaskResult(
+            handoff=handoff, usage=stream.usage(), turns=1, written=files, all_files=files, exact=False
+        )
+
+    def plan(self, request: PlanRequest) -> PlanResult:
+        sandbox = request.sandbox or resolve_sandbox(self.config.sandbox)[0]
+
+        def ask(prompt: str) -> tuple[object, Usage, float | None]:
+            stream = self._run(
+                f"{render('agent_planner')}\n{PLAN_ANSWER}\n\n{prompt}",
+                cwd=request.repo,
+                sandbox=sandbox,
+                events=request.events,
+                transcript=request.transcript,
+                idle=self.config.stuck_after,
+                read_only=True,
+            )
+            return plan_data(stream.last_message), stream.usage(), None
+
+        return plan_with_retries(ask, plan_prompt(request), request.feature)
+
+    def resolve(self, request: ResolveRequest) -> Resolution:
+        listing = "\n".join(f"- {p}" for p in request.conflicts)
+        system = render("agent_resolver", feature=request.feature or "(not stated)")
+        prompt = f"{system}\n\nMerging group `{request.group}` conflicted in these files:\n{listing}\n\n"
+        prompt += "Resolve them."
+        usage, summary = Usage(), ""
+        try:
+            stream = self._run(
+                prompt,
+                cwd=request.worktree,
+                sandbox=request.sandbox,
+                events=request.events,
+                transcript=request.transcript,
+                idle=request.stuck_after,
+            )
+            usage = stream.usage()
+            summary = str(handoff_data(stream.last_message).get("summary") or "")
+        except AgentFailed as exc:
+            summary = f"resolver failed: {exc}"
+        remaining = remaining_markers(request.worktree, request.conflicts)
+        return Resolution(not remaining, remaining, summary, usage)
+
+    # ------------------------------------------------------------------ one codex process
+
+    def _run(
+        self,
+        prompt: str,
+        *,
+        cwd: Path,
+        sandbox: Sandbox,
+        events: AgentEvents,
+        transcript: Transcript,
+        idle: float,
+        env: dict[str, str] | None = None,
+        read_only: bool = False,
+    ) -> CodexStream:
+        """Run codex (again after a 429/5xx its own retries did not get past, lowering the run's
+        concurrency, at most ``MAX_RERUNS`` times); report usage; raise :class:`AgentFailed` on failure."""
+        for rerun in range(MAX_RERUNS + 1):
+            try:
+                return self._once(prompt, cwd, sandbox, events, transcript, idle, env, read_only)
+            except Overloaded as exc:
+                if rerun == MAX_RERUNS:
+                    raise AgentFailed(str(exc)) from None
+                if not exc.reported:  # else the stream lowered the concurrency already
+                    events.rate_limited(f"codex: {exc}")
+                wait = self.config.retry_initial_wait * 2**rerun
+                events.retrying(exc.kind, rerun + 1, wait)
+                time.sleep(wait)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _once(
+        self,
+        prompt: str,
+        cwd: Path,
+        sandbox: Sandbox,
+        events: AgentEvents,
+        transcript: Transcript,
+        idle: float,
+        env: dict[str, str] | None,
+        read_only: bool,
+    ) -> CodexStream:
+        events.check_budget()
+        scratch = Path(tempfile.mkdtemp(prefix="agentwaves-codex-"))
+        try:
+            home, tmp = scratch / "home", scratch / "tmp"  # CODEX_HOME must not be under TMPDIR
+            home.mkdir()
+            tmp.mkdir()
+            copy_codex_home(user_codex_home(), home)
+            schema = scratch / "handoff-schema.json"
+            schema.write_text(json.dumps(HANDOFF_SCHEMA))
+            jail = AgentJail(
+                sandbox,
+                cwd,
+                scratch,
+                hidden=[user_codex_home()],
+                writable=not read_only,
+            )
+            argv = self._argv(prompt, cwd, None if read_only else schema, read_only)
+            transcript.write("codex:argv", [a if len(a) < 300 else a[:300] + "…" for a in argv])
+            transcript.write("user", prompt)
+            stream = CodexStream(events, transcript)
+            outcome = run_jsonl(
+                jail.wrap(argv),
+                cwd=cwd,
+                env={**os.environ, **(env or {}), "CODEX_HOME": str(home), "TMPDIR": str(tmp)},
+                on_event=stream,
+                on_text=stream.text,
+                idle_timeout=idle,
+                exit_grace=min(30.0, max(5.0, idle / 4)),
+            )
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        if stream.usage_data is not None:
+            events.usage(stream.usage(), None, self.model)
+        finished = stream.usage_data is not None or stream.failed is not None
+        if outcome.killed:
+            transcript.write("codex:killed", outcome.killed)
+            if not (finished and outcome.killed.startswith("it did not exit")):
+                raise Hang(f"codex hung ({outcome.killed}): killed with its process group")
+        transcript.write("codex:stderr", outcome.stderr[-2000:])
+        # killed only for lingering after its final event: that event decides
+        failure(stream, 0 if outcome.killed else outcome.returncode, outcome.stderr)
+        return stream
+
+    def _argv(self, prompt: str, cwd: Path, schema: Path | None, read_only: bool) -> list[str]:
+        argv = [self.program, "exec", "--json", "--ephemeral", "--color", "never", "--skip-git-repo-check"]
+        argv += ["-s", "read-only" if read_only else "workspace-write", "-C", str(cwd)]
+        argv += ["-c", 'approval_policy="never"']
+        if schema is not None:
+            argv += ["--output-schema", str(schema)]
+        if self.config.model:
+            argv += ["-m", self.config.model]
+        return [*argv, *self.config.agent_args, "--", prompt]
+
+
+class Overloaded(AgentFailed):
+    """A 429 or 5xx that Codex's own retries did not get past: worth running again, more slowly."""
+
+    def __init__(self, message: str, kind: str, reported: bool) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.reported = reported
+
+
+def failure(stream: CodexStream, returncode: int | None, stderr: str) -> None:
+    """Raise the one-line failure of a finished run, if it failed."""
+    why = stream.failed
+    if why is None and stream.usage_data is not None and returncode == 0:
+        return
+    if why is None:
+        why = (
+            (stream.errors[-1] if stream.errors else "")
+            or last_line(stderr)
+            or last_line("\n".join(stream.notes))
+            or "no turn.completed event"
+        )
+    text = " ".join(why.split())[:300]
+    if re.search(r"\b401\b", text) or "unauthorized" in text.lower():
+        raise AgentFailed(f"codex could not authenticate (HTTP 401): {AUTH_HINT}")
+    status = OVERLOAD.search(text)
+    if status:
+        kind = "rate_limit" if status.group(1) == "429" else "overloaded"
+        message = f"codex failed (HTTP {status.group(1)} after its own retries): {text}"
+        raise Overloaded(message, kind, stream.rate_limited)
+    if stream.failed is None:
+        raise AgentFailed(f"codex exited {returncode} without completing its turn: {text}")
+    raise AgentFailed(f"codex failed: {text}")
+
+
+def user_codex_home() -> Path:
+    return Path(os.environ.get("CODEX_HOME") or Path.home() / ".codex")
+
+
+def copy_codex_home(source: Path, target: Path) -> None:
+    """The user's login and settings, copied into the run's own CODEX_HOME (owner-only)."""
+    for name in COPIED:
+        if (source / name).is_file():
+            shutil.copyfile(source / name, target / name)
+            (target / name).chmod(0o600)
+
+
+def configured_model(home: Path) -> str:
+    """The ``model`` of the user's ``config.toml`` (what codex will run), or ""."""
+    with contextlib.suppress(OSError, tomllib.TOMLDecodeError):
+        return str(tomllib.loads((home / "config.toml").read_text()).get("model") or "")
+    return ""
+
+
+def make(setup: BackendSetup) -> Codex:
+    program = find_program(SPEC, setup.config.agent_command)
+    return Codex(program, check_version(SPEC, program), setup.config)
+
+
+def doctor(config: Config) -> Check:
+    """Installed? Which version? Can it authenticate: a key in the environment, or its own login."""
+    from agentwaves.agents.doctor import Check, env_auth, file_auth
+    from agentwaves.errors import UsageError
+
+    command = config.agent_command if config.agent == SPEC.agent else None
+    try:
+        program = find_program(SPEC, command)
+    except UsageError:
+        return Check(SPEC.agent, "agent", False, False, detail=SPEC.install)
+    try:
+        version = check_version(SPEC, program)
+    except UsageError as exc:
+        return Check(SPEC.agent, "agent", True, False, None, program, detail=str(exc).split(": ", 1)[-1])
+    auth = env_auth("OPENAI_API_KEY", "CODEX_API_KEY") or file_auth(user_codex_home() / "auth.json")
+    detail = "" if auth else "log in with `codex login`, or set OPENAI_API_KEY"
+    return Check(SPEC.agent, "agent", True, auth is not None, version, program, auth, detail)

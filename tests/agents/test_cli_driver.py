@@ -1,0 +1,76 @@
+"""The subprocess runner external agent drivers share: final event, hangs, process groups."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+from agentwaves.agents.cli_driver import run_jsonl
+
+
+def program(tmp_path: Path, body: str) -> list[str]:
+    script = tmp_path / "agent.py"
+    script.write_text("import json, os, subprocess, sys, time\n" + body)
+    return [sys.executable, str(script)]
+
+
+def alive(pid: int, wait: float = 3.0) -> bool:
+    """Whether ``pid`` still runs (not gone, not a zombie) after up to ``wait`` seconds."""
+    end = time.monotonic() + wait
+    while time.monotonic() < end:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError):
+            return False
+        if state in ("Z", "X"):
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_events_and_text_lines_reach_their_callbacks(tmp_path: Path) -> None:
+    seen: list[dict] = []
+    texts: list[str] = []
+    argv = program(
+        tmp_path, "print(json.dumps({'type': 'a'}))\nprint('plain')\nprint(json.dumps({'type': 'result'}))\n"
+    )
+    out = run_jsonl(
+        argv, cwd=tmp_path, env=os.environ, on_event=lambda e: seen.append(e) or e["type"] == "result",
+        on_text=texts.append, idle_timeout=10,
+    )  # fmt: skip
+    assert out.returncode == 0 and out.killed == ""
+    assert [e["type"] for e in seen] == ["a", "result"] and texts == ["plain"]
+
+
+def test_no_output_for_the_idle_timeout_kills_the_whole_group(tmp_path: Path) -> None:
+    pidfile = tmp_path / "child.pid"
+    body = (
+        f"p = subprocess.Popen(['sleep', '60']); open({str(pidfile)!r}, 'w').write(str(p.pid))\n"
+        "print(json.dumps({'type': 'system'}), flush=True)\ntime.sleep(60)\n"
+    )
+    t0 = time.monotonic()
+    out = run_jsonl(
+        program(tmp_path, body), cwd=tmp_path, env=os.environ, on_event=lambda e: False, idle_timeout=1
+    )
+    assert out.killed == "no output for 1 s" and time.monotonic() - t0 < 10
+    assert not alive(int(pidfile.read_text()))  # the grandchild went with the group
+
+
+def test_not_exiting_after_the_final_event_is_killed_after_the_grace(tmp_path: Path) -> None:
+    body = "print(json.dumps({'type': 'result'}), flush=True)\ntime.sleep(60)\n"
+    t0 = time.monotonic()
+    out = run_jsonl(
+        program(tmp_path, body), cwd=tmp_path, env=os.environ, on_event=lambda e: True,
+        idle_timeout=30, exit_grace=1,
+    )  # fmt: skip
+    assert out.killed == "it did not exit 1 s after its final event" and time.monotonic() - t0 < 10
+
+
+def test_stderr_tail_is_kept(tmp_path: Path) -> None:
+    body = "sys.stderr.write('x' * 10000 + '\\nlast words\\n'); sys.exit(3)\n"
+    out = run_jsonl(
+        program(tmp_path, body), cwd=tmp_path, env=os.environ, on_event=lambda e: False, idle_timeout=10
+    )
+    assert out.returncode == 3 and out.stderr.endswith("last words\n") and len(out.stderr) <= 4000
