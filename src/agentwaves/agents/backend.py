@@ -23,10 +23,12 @@ How a new driver plugs in
    writes a script that runs each of its shell commands in a nested one without network;
    :func:`agentwaves.agents.cli_driver.run_jsonl` runs it in its own process group with an idle
    timeout and hands over each JSON line; :func:`~agentwaves.agents.cli_driver.find_program` and
-   :func:`~agentwaves.agents.cli_driver.check_version` do step 1's check), build the prompt with :func:`agentwaves.agents.implementer.task_message`, and report
-   as it goes through ``request.events``: ``tool_call`` for every tool the agent uses (the live display,
-   ``events.jsonl`` and stuck detection read them), ``usage`` once the agent reports tokens and cost,
-   ``alive`` on any other output, ``rate_limited`` when the agent says it is throttled. Write the
+   :func:`~agentwaves.agents.cli_driver.check_version` do step 1's check), build the prompt with
+   :func:`agentwaves.agents.implementer.task_message`, and report as it goes through
+   ``request.events``: ``tool_call`` for every tool the agent uses (the live display, ``events.jsonl``
+   and stuck detection read them), ``usage`` once the agent reports tokens and cost, ``alive`` on any
+   other output, ``rate_limited`` when the agent says it is throttled, ``retrying`` for each retried
+   API call. Write the
    transcript (redacted) to ``request.transcript``. Return a :class:`TaskResult`; on failure raise
    :class:`~agentwaves.agents.loop.AgentFailed` with one line (the task is then failed and resumable).
    Call ``request.events.check_budget()`` before starting; it raises when the budget is spent.
