@@ -81,8 +81,12 @@ class AgentEvents(LoopHooks, Protocol):
         """The agent used a tool (a ``tool`` event: the live display, status and stuck detection)."""
         ...
 
-    def usage(self, usage: Usage, cost_usd: float | None = None, model: str = "") -> None:
-        """Tokens the agent used (and their cost when it reports one, else priced by our table)."""
+    def usage(
+        self, usage: Usage, cost_usd: float | None = None, model: str = "", failed: bool = False
+    ) -> None:
+        """Tokens the agent used (and their cost when it reports one, else priced by our table);
+        ``failed``: the call or process that used them failed (it does not count towards recovering
+        concurrency after a rate limit)."""
         ...
 
     def alive(self) -> None:
@@ -108,7 +112,9 @@ class NoEvents(NoHooks):
     def tool_call(self, name: str, args: Mapping[str, Any], error: bool = False) -> None:
         pass
 
-    def usage(self, usage: Usage, cost_usd: float | None = None, model: str = "") -> None:
+    def usage(
+        self, usage: Usage, cost_usd: float | None = None, model: str = "", failed: bool = False
+    ) -> None:
         pass
 
     def alive(self) -> None:

@@ -146,10 +146,15 @@ class RunHooks:
             "tool", task=self.scope, tool=name, arg=self.ctx.redactor.redact(brief), error=error
         )
 
-    def usage(self, usage: Usage, cost_usd: float | None = None, model: str = "") -> None:
+    def usage(
+        self, usage: Usage, cost_usd: float | None = None, model: str = "", failed: bool = False
+    ) -> None:
         model = model or self.ctx.model
         cost = self.ctx.tracker.add(self.scope, model, usage, cost=cost_usd)
         self.ctx.progress[self.scope] = _now()
+        grown = None if failed else self.ctx.slots.succeeded()  # a finished agent process: a success
+        if grown is not None:
+            self.ctx.events.emit("concurrency", capacity=grown, reason="recovered")
         self.ctx.events.emit(
             "usage",
             task=self.scope,
