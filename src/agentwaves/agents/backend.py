@@ -18,12 +18,17 @@ How a new driver plugs in
    :class:`~agentwaves.errors.UsageError` with one line naming the install command otherwise: it runs
    before any run directory or branch exists. It must do no other work.
 2. Add ``"<name>": "agentwaves.agents.<name>:make"`` to :data:`DRIVERS`.
-3. In ``implement``: start the agent in ``request.worktree`` confined by ``request.sandbox`` (see
-   :mod:`agentwaves.agents.cli_driver` for a subprocess runner with a process group, an idle timeout and
-   a line reader), build the prompt with :func:`agentwaves.agents.implementer.task_message`, and report
-   as it goes through ``request.events``: ``tool_call`` for every tool the agent uses (the live display,
-   ``events.jsonl`` and stuck detection read them), ``usage`` once the agent reports tokens and cost,
-   ``alive`` on any other output, ``rate_limited`` when the agent says it is throttled. Write the
+3. In ``implement``: start the agent in ``request.worktree`` confined by ``request.sandbox``
+   (:class:`agentwaves.agents.agent_sandbox.AgentJail` wraps the whole agent process in bubblewrap and
+   writes a script that runs each of its shell commands in a nested one without network;
+   :func:`agentwaves.agents.cli_driver.run_jsonl` runs it in its own process group with an idle
+   timeout and hands over each JSON line; :func:`~agentwaves.agents.cli_driver.find_program` and
+   :func:`~agentwaves.agents.cli_driver.check_version` do step 1's check), build the prompt with
+   :func:`agentwaves.agents.implementer.task_message`, and report as it goes through
+   ``request.events``: ``tool_call`` for every tool the agent uses (the live display, ``events.jsonl``
+   and stuck detection read them), ``usage`` once the agent reports tokens and cost, ``alive`` on any
+   other output, ``rate_limited`` when the agent says it is throttled, ``retrying`` for each retried
+   API call. Write the
    transcript (redacted) to ``request.transcript``. Return a :class:`TaskResult`; on failure raise
    :class:`~agentwaves.agents.loop.AgentFailed` with one line (the task is then failed and resumable).
    Call ``request.events.check_budget()`` before starting; it raises when the budget is spent.
@@ -32,7 +37,9 @@ How a new driver plugs in
    ``MAX_SUBMISSIONS`` times (:func:`agentwaves.agents.cli_driver.plan_with_retries` does this).
 5. ``resolve``: let the agent edit the conflicted files in ``request.worktree``; report what still has
    markers (:func:`agentwaves.agents.resolver.remaining_markers`).
-6. Tests: real CLIs from the pinned npm cache (``tests/agentcli.py``) against a stub API on 127.0.0.1.
+6. ``doctor(config) -> agentwaves.agents.doctor.Check`` in the module: installed, version, how it would
+   authenticate (``agentwaves doctor`` lists every driver that has one).
+7. Tests: real CLIs from the pinned npm cache (``tests/agentcli.py``) against a stub API on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -76,8 +83,12 @@ class AgentEvents(LoopHooks, Protocol):
         """The agent used a tool (a ``tool`` event: the live display, status and stuck detection)."""
         ...
 
-    def usage(self, usage: Usage, cost_usd: float | None = None, model: str = "") -> None:
-        """Tokens the agent used (and their cost when it reports one, else priced by our table)."""
+    def usage(
+        self, usage: Usage, cost_usd: float | None = None, model: str = "", failed: bool = False
+    ) -> None:
+        """Tokens the agent used (and their cost when it reports one, else priced by our table);
+        ``failed``: the call or process that used them failed (it does not count towards recovering
+        concurrency after a rate limit)."""
         ...
 
     def alive(self) -> None:
@@ -103,7 +114,9 @@ class NoEvents(NoHooks):
     def tool_call(self, name: str, args: Mapping[str, Any], error: bool = False) -> None:
         pass
 
-    def usage(self, usage: Usage, cost_usd: float | None = None, model: str = "") -> None:
+    def usage(
+        self, usage: Usage, cost_usd: float | None = None, model: str = "", failed: bool = False
+    ) -> None:
         pass
 
     def alive(self) -> None:

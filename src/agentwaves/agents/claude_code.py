@@ -200,7 +200,8 @@ class ClaudeCode:
                 shutil.rmtree(tmp, ignore_errors=True)
             result = stream.result or {}
             if stream.result is not None:
-                events.usage(stream.usage(), stream.cost(), stream.model or self.model)
+                failed = bool(result.get("is_error"))
+                events.usage(stream.usage(), stream.cost(), stream.model or self.model, failed=failed)
             status = result.get("api_error_status")
             if result.get("is_error") and status in OVERLOAD and rerun < MAX_RERUNS:
                 events.rate_limited(f"claude-code: HTTP {status} after its own retries")

@@ -109,9 +109,8 @@ class RunHooks:
         self.scope = scope
 
     def check_budget(self) -> None:
-        if (
-            self.ctx.interrupted is not None
-        ):  # Ctrl-C: no new model call or agent; the task goes back to pending
+        # Ctrl-C: no new model call or agent; the task goes back to pending
+        if self.ctx.interrupted is not None:
             raise BudgetReached(self.ctx.stop_reason)
         budget = self.ctx.config.budget_usd
         if budget is not None and self.ctx.tracker.cost() >= budget:
@@ -154,10 +153,15 @@ class RunHooks:
             "tool", task=self.scope, tool=name, arg=self.ctx.redactor.redact(brief), error=error
         )
 
-    def usage(self, usage: Usage, cost_usd: float | None = None, model: str = "") -> None:
+    def usage(
+        self, usage: Usage, cost_usd: float | None = None, model: str = "", failed: bool = False
+    ) -> None:
         model = model or self.ctx.model
         cost = self.ctx.tracker.add(self.scope, model, usage, cost=cost_usd)
         self.ctx.progress[self.scope] = _now()
+        grown = None if failed else self.ctx.slots.succeeded()  # a finished agent process: a success
+        if grown is not None:
+            self.ctx.events.emit("concurrency", capacity=grown, reason="recovered")
         self.ctx.events.emit(
             "usage",
             task=self.scope,
