@@ -23,9 +23,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agentwaves.agents.sandbox import NoSandbox
 from agentwaves.agents.tools import WorktreeTools
-from agentwaves.run.leases import LeaseTable, write_guard
+from agentwaves.run.leases.table import LeaseTable, write_guard
+from agentwaves.sandbox.bwrap import NoSandbox
 
 WRITES = 1_000
 GROUPS = 8

@@ -60,8 +60,8 @@ def _agent(worktree: Path, wave: int, group: int, files: int) -> list[str]:
 def agentwaves_way(repo: Path, work: Path, files: int) -> list[float]:
     """Pool with reuse + merge_wave + commit_wave, as the executor drives them for agents that only used
     their file tools; seconds per wave (the last includes the cleanup)."""
-    from agentwaves.run.merge import commit_wave, merge_wave, wave_message
-    from agentwaves.run.worktrees import (
+    from agentwaves.git.merge import commit_wave, merge_wave, wave_message
+    from agentwaves.git.worktrees import (
         WorktreePool,
         add_worktree,
         group_branch,

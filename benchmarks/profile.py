@@ -18,9 +18,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from agentwaves.git import stacking as stacking_module
 from agentwaves.run import commits as commits_module
 from agentwaves.run import executor as executor_module
-from agentwaves.run import stacking as stacking_module
 
 from .dags import lower_bound, random_dag
 from .runs import execute

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from agentwaves.errors import UsageError
-from agentwaves.run.events import Subscriber
-from agentwaves.run.gitops import git, identity_args
+from agentwaves.git.ops import git, identity_args
+from agentwaves.state.events import Subscriber
 
 FEATURE = "add email and SMS notifications"
 DEFAULT_TIME_SCALE = 1.9

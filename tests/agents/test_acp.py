@@ -14,8 +14,8 @@ import pytest
 from acp import RequestError
 from acp.schema import PermissionOption, ToolCallLocation, ToolCallUpdate
 
-from agentwaves.agents.acp_client import AcpClient
 from agentwaves.agents.backend import NoEvents
+from agentwaves.agents.drivers.acp_client import AcpClient
 from agentwaves.agents.loop import Transcript
 from agentwaves.redact import Redactor
 from tests.agents.codex_support import done, shell
@@ -151,7 +151,7 @@ def test_usage_and_cost_are_kept_when_the_agent_reports_them(tmp_path) -> None:
     from acp.schema import Cost, UsageUpdate
     from acp.schema import Usage as AcpUsage
 
-    from agentwaves.agents.acp import prompt_usage
+    from agentwaves.agents.drivers.acp import prompt_usage
     from agentwaves.llm.base import Usage
 
     reported = AcpUsage(total_tokens=1050, input_tokens=1000, output_tokens=50, cached_read_tokens=200)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from agentwaves.run.events import read_events
+from agentwaves.state.events import read_events
 from tests.agents.claude_support import bash, done, writes
 from tests.e2e.helpers import git, latest_state, wave_commits, write_yaml
 

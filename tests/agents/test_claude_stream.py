@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from agentwaves.agents.backend import NoEvents
-from agentwaves.agents.claude_stream import ClaudeStream
+from agentwaves.agents.drivers.claude_stream import ClaudeStream
 from agentwaves.agents.loop import Transcript
 from agentwaves.redact import Redactor
 

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from agentwaves.agents.cli_driver import run_jsonl
+from agentwaves.agents.drivers.runner import run_jsonl
 
 
 def program(tmp_path: Path, body: str) -> list[str]:

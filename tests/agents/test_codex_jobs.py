@@ -7,7 +7,7 @@ import json
 import pytest
 import yaml
 
-from agentwaves.run.events import read_events
+from agentwaves.state.events import read_events
 from tests.agents.codex_support import done, shell
 from tests.e2e.helpers import git, latest_state, write_yaml
 

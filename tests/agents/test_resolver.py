@@ -7,10 +7,10 @@ from pathlib import Path
 
 from agentwaves.agents.loop import Limits, NoHooks, Transcript
 from agentwaves.agents.resolver import has_markers, resolve
-from agentwaves.agents.sandbox import NoSandbox
 from agentwaves.agents.tools import WorktreeTools
 from agentwaves.llm.fake import FakeLLM, FakeScript
 from agentwaves.redact import Redactor
+from agentwaves.sandbox.bwrap import NoSandbox
 
 CONFLICTED = "# Notes\n<<<<<<< ours\nfrom a\n=======\nfrom b\n>>>>>>> theirs\n\nUsage\n=======\n\nrun it\n"
 

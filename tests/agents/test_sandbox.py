@@ -20,7 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from agentwaves.agents.sandbox import (
+from agentwaves.agents.tools import WorktreeTools
+from agentwaves.errors import UsageError
+from agentwaves.sandbox.bwrap import (
     MISSING_BWRAP,
     BwrapSandbox,
     NoSandbox,
@@ -28,8 +30,6 @@ from agentwaves.agents.sandbox import (
     probe_bwrap,
     resolve_sandbox,
 )
-from agentwaves.agents.tools import WorktreeTools
-from agentwaves.errors import UsageError
 
 BWRAP = shutil.which("bwrap")
 needs_bwrap = pytest.mark.skipif(

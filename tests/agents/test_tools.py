@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from agentwaves.agents.sandbox import NoSandbox
 from agentwaves.agents.tools import PathRefused, WorktreeTools, confine
+from agentwaves.sandbox.bwrap import NoSandbox
 
 GIT_SKIP = {"index", "logs", "ORIG_HEAD", "FETCH_HEAD", "COMMIT_EDITMSG", "description"}
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agentwaves.agents.sandbox import NoSandbox
 from agentwaves.agents.tools import WorktreeTools
+from agentwaves.sandbox.bwrap import NoSandbox
 
 
 def test_write_guard_refuses_write_and_edit_and_allows_the_rest(tmp_path: Path) -> None:

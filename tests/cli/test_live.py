@@ -13,8 +13,9 @@ from typing import Any
 from rich.console import Console
 
 from agentwaves.config import Config
-from agentwaves.run.events import EventLog
-from agentwaves.run.state import (
+from agentwaves.run.watchdog import Watchdog
+from agentwaves.state.events import EventLog
+from agentwaves.state.store import (
     GroupState,
     RunSettings,
     RunState,
@@ -23,7 +24,6 @@ from agentwaves.run.state import (
     WaveState,
     read_state,
 )
-from agentwaves.run.watchdog import Watchdog
 from agentwaves.ui.live import LiveDisplay
 from agentwaves.ui.plain import PlainPrinter
 

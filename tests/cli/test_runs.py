@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from agentwaves.run.state import RepoLock, read_state
+from agentwaves.state.store import RepoLock, read_state
 from tests.e2e.helpers import git, latest_state, user_snapshot, write_yaml
 
 PLAN = {

@@ -225,7 +225,7 @@ def test_resume_of_a_done_run_is_a_no_op(make_repo, run_cli, tmp_path) -> None:
 
 
 def test_second_process_is_refused_while_a_run_executes(make_repo, run_cli, tmp_path) -> None:
-    from agentwaves.run.state import RepoLock
+    from agentwaves.state.store import RepoLock
 
     repo = make_repo()
     plan = write_yaml(tmp_path / "plan.yaml", {"tasks": [{"id": "a", "title": "A", "files": ["a.py"]}]})

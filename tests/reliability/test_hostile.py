@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from agentwaves.agents.proc import pids_cgroup_base
+from agentwaves.sandbox.proc import pids_cgroup_base
 from tests.e2e.helpers import git, latest_state
 from tests.reliability.support import (
     Fingerprint,

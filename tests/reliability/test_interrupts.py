@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from agentwaves.agents.proc import pids_cgroup_base
+from agentwaves.sandbox.proc import pids_cgroup_base
 from tests.e2e.helpers import latest_state, tree_files, wave_commits
 from tests.reliability.support import agentwaves, events, make_workspace, tasks_of, wait_for
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from agentwaves.errors import AgentwavesError, UsageError
-from agentwaves.run.gitops import (
+from agentwaves.git.ops import (
     FileChange,
     GitError,
     branch_exists,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from agentwaves.plan.model import Plan, Task
-from agentwaves.run.history import read_history, task_kind
-from agentwaves.run.stats import MAX_LESSONS_CHARS, calibrate, history_stats, lessons
+from agentwaves.state.history import read_history, task_kind
+from agentwaves.state.stats import MAX_LESSONS_CHARS, calibrate, history_stats, lessons
 
 
 def _rec(task: str, kind: str, estimate: float, measured: float, **extra: object) -> dict[str, object]:

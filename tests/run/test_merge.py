@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from agentwaves.run.gitops import GitError, changed_paths, git, head_sha, update_ref
-from agentwaves.run.merge import (
+from agentwaves.git.merge import (
     accumulate,
     checkout_tree,
     commit_tree,
@@ -27,7 +26,8 @@ from agentwaves.run.merge import (
     wave_message,
     write_tree_from_worktree,
 )
-from agentwaves.run.worktrees import WorktreePool, add_worktree, group_branch, integration_branch
+from agentwaves.git.ops import GitError, changed_paths, git, head_sha, update_ref
+from agentwaves.git.worktrees import WorktreePool, add_worktree, group_branch, integration_branch
 
 Change = bytes | str | tuple[str, bytes] | None
 

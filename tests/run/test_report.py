@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from agentwaves.run.report import gantt_text, report_markdown, timeline, write_report
-from agentwaves.run.state import GroupState, RunSettings, RunState, TaskState, WaveState, read_state
+from agentwaves.state.store import GroupState, RunSettings, RunState, TaskState, WaveState, read_state
 from tests.e2e.helpers import write_yaml
 
 PLAN = {

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from agentwaves.run.gitops import head_sha
-from agentwaves.run.merge import commit_tree, tree_of
-from agentwaves.run.stacking import Branch, StackedBases, stack
+from agentwaves.git.merge import commit_tree, tree_of
+from agentwaves.git.ops import head_sha
+from agentwaves.git.stacking import Branch, StackedBases, stack
 from tests.run.test_merge import contents, make_commit
 
 

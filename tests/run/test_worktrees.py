@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from agentwaves.errors import UsageError
-from agentwaves.run.gitops import GitError, branch_exists, commit_all, head_sha
-from agentwaves.run.worktrees import (
+from agentwaves.git.ops import GitError, branch_exists, commit_all, head_sha
+from agentwaves.git.worktrees import (
     SetupError,
     WorktreePool,
     add_worktree,

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from agentwaves.agents.paths import PathRefused, is_dot_git, open_beneath, parent_beneath
-from agentwaves.agents.sandbox import host_sockets
-from agentwaves.run.gitops import commit_all, diff_stat, git, head_sha
-from agentwaves.run.merge import merge_into
+from agentwaves.git.merge import merge_into
+from agentwaves.git.ops import commit_all, diff_stat, git, head_sha
+from agentwaves.sandbox.bwrap import host_sockets
+from agentwaves.sandbox.paths import PathRefused, is_dot_git, open_beneath, parent_beneath
 from agentwaves.ui.inert import inert, inert_data
 from tests.e2e.helpers import git as plain_git
 

@@ -7,7 +7,7 @@ else itself: worktrees, commits (files written come from git), handoff files, st
 the whole task on resume. Backends are chosen by name (``--agent``, ``agent:``, ``AGENTWAVES_AGENT``):
 
 - ``builtin`` (:mod:`agentwaves.agents.builtin`): agentwaves' own tool loop on ``--llm anthropic|fake``;
-- ``claude-code`` (:mod:`agentwaves.agents.claude_code`): the ``claude`` CLI, headless;
+- ``claude-code`` (:mod:`agentwaves.agents.drivers.claude_code`): the ``claude`` CLI, headless;
 - ``codex`` and ``acp``: see ``docs/agents.md``.
 
 How a new driver plugs in
@@ -19,11 +19,11 @@ How a new driver plugs in
    before any run directory or branch exists. It must do no other work.
 2. Add ``"<name>": "agentwaves.agents.<name>:make"`` to :data:`DRIVERS`.
 3. In ``implement``: start the agent in ``request.worktree`` confined by ``request.sandbox``
-   (:class:`agentwaves.agents.agent_sandbox.AgentJail` wraps the whole agent process in bubblewrap and
+   (:class:`agentwaves.sandbox.agent.AgentJail` wraps the whole agent process in bubblewrap and
    writes a script that runs each of its shell commands in a nested one without network;
-   :func:`agentwaves.agents.cli_driver.run_jsonl` runs it in its own process group with an idle
-   timeout and hands over each JSON line; :func:`~agentwaves.agents.cli_driver.find_program` and
-   :func:`~agentwaves.agents.cli_driver.check_version` do step 1's check), build the prompt with
+   :func:`agentwaves.agents.drivers.runner.run_jsonl` runs it in its own process group with an idle
+   timeout and hands over each JSON line; :func:`~agentwaves.agents.drivers.runner.find_program` and
+   :func:`~agentwaves.agents.drivers.runner.check_version` do step 1's check), build the prompt with
    :func:`agentwaves.agents.implementer.task_message`, and report as it goes through
    ``request.events``: ``tool_call`` for every tool the agent uses (the live display, ``events.jsonl``
    and stuck detection read them), ``usage`` once the agent reports tokens and cost, ``alive`` on any
@@ -34,7 +34,7 @@ How a new driver plugs in
    Call ``request.events.check_budget()`` before starting; it raises when the budget is spent.
 4. ``plan``: let the agent read ``request.repo`` only and return the plan data; validate it with
    :func:`agentwaves.plan.load.plan_from_data` and ask again with the problem, at most
-   ``MAX_SUBMISSIONS`` times (:func:`agentwaves.agents.cli_driver.plan_with_retries` does this).
+   ``MAX_SUBMISSIONS`` times (:func:`agentwaves.agents.drivers.runner.plan_with_retries` does this).
 5. ``resolve``: let the agent edit the conflicted files in ``request.worktree``; report what still has
    markers (:func:`agentwaves.agents.resolver.remaining_markers`).
 6. ``doctor(config) -> agentwaves.agents.doctor.Check`` in the module: installed, version, how it would
@@ -52,12 +52,12 @@ from typing import Any, Protocol
 
 from agentwaves.agents.loop import Limits, LoopHooks, NoHooks, Transcript
 from agentwaves.agents.records import Handoff
-from agentwaves.agents.sandbox import Sandbox
 from agentwaves.config import Config
 from agentwaves.errors import AgentwavesError, UsageError
 from agentwaves.llm.base import Usage
 from agentwaves.llm.retry import OnRetry
 from agentwaves.plan.model import Plan, Task
+from agentwaves.sandbox.bwrap import Sandbox
 
 
 class BudgetReached(AgentwavesError):
@@ -66,9 +66,9 @@ class BudgetReached(AgentwavesError):
 
 DRIVERS: dict[str, str] = {
     "builtin": "agentwaves.agents.builtin:make",
-    "claude-code": "agentwaves.agents.claude_code:make",
-    "codex": "agentwaves.agents.codex:make",
-    "acp": "agentwaves.agents.acp:make",
+    "claude-code": "agentwaves.agents.drivers.claude_code:make",
+    "codex": "agentwaves.agents.drivers.codex:make",
+    "acp": "agentwaves.agents.drivers.acp:make",
 }
 """Agent name → ``module:factory``; the module is imported only when that agent is chosen."""
 

@@ -63,7 +63,7 @@ def git_check() -> Check:
 
 
 def bwrap_check() -> Check:
-    from agentwaves.agents.sandbox import probe_bwrap
+    from agentwaves.sandbox.bwrap import probe_bwrap
 
     path = shutil.which("bwrap")
     if path is None:

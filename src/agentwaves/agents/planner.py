@@ -13,7 +13,6 @@ from pathlib import Path
 from agentwaves.agents.backend import PlanRequest, PlanResult
 from agentwaves.agents.loop import AgentFailed, Limits, LoopHooks, NoHooks, ToolReply, Transcript, run_loop
 from agentwaves.agents.repomap import repo_map, tracked_files
-from agentwaves.agents.sandbox import NoSandbox
 from agentwaves.agents.tools import WorktreeTools
 from agentwaves.llm.base import LLM, CallContext, ToolSpec, ToolUseBlock, Usage
 from agentwaves.llm.retry import OnRetry
@@ -21,6 +20,7 @@ from agentwaves.plan.load import plan_from_data
 from agentwaves.plan.model import Plan, PlanError, Task
 from agentwaves.prompts import render
 from agentwaves.redact import Redactor
+from agentwaves.sandbox.bwrap import NoSandbox
 
 MAX_SUBMISSIONS = 3
 READ_TOOLS = {"read_file", "list_files", "search"}
@@ -141,13 +141,13 @@ def draft_plan(
     """`agentwaves plan`: plan ``feature`` for ``repo`` and write the plan and its analysis."""
     from agentwaves.agents.backend import BackendSetup, make_backend
     from agentwaves.config import load_config
+    from agentwaves.git.ops import ensure_state_dir, find_repo_root
     from agentwaves.plan import analyze
     from agentwaves.plan.housekeeping import keep_previous
     from agentwaves.plan.load import dump_plan_yaml
     from agentwaves.plan.report import analysis_markdown
-    from agentwaves.run.gitops import ensure_state_dir, find_repo_root
-    from agentwaves.run.history import PLANNER_HEADER, history_path, read_history
-    from agentwaves.run.stats import calibrate, lessons
+    from agentwaves.state.history import PLANNER_HEADER, history_path, read_history
+    from agentwaves.state.stats import calibrate, lessons
 
     if not feature.strip():
         raise PlanError('the feature text is empty: say what to build, e.g. agentwaves plan "add CSV export"')

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from agentwaves.run.gitops import git
+from agentwaves.git.ops import git
 
 MAX_FILES = 400
 MAX_DEFS = 12

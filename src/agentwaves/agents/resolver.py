@@ -12,10 +12,10 @@ from pathlib import Path
 from agentwaves.agents.backend import Resolution
 from agentwaves.agents.loop import AgentFailed, Limits, LoopHooks, ToolReply, Transcript, run_loop
 from agentwaves.agents.tools import WorktreeTools
+from agentwaves.git.merge import write_tree_from_worktree
+from agentwaves.git.ops import GitError, run_git
 from agentwaves.llm.base import LLM, CallContext, ToolUseBlock, Usage
 from agentwaves.prompts import render
-from agentwaves.run.gitops import GitError, run_git
-from agentwaves.run.merge import write_tree_from_worktree
 
 # ``<<<<<<<`` and ``>>>>>>>`` lines, as run.merge.conflict_markers_left checks: a lone ``=======`` is also
 # how Markdown underlines a heading, and never appears in a conflict without the other two

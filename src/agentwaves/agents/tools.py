@@ -1,8 +1,8 @@
 """The implementer's tools, confined to one task's git worktree.
 
-Every path an agent passes goes through :func:`agentwaves.agents.paths.confine`, the single gate.
+Every path an agent passes goes through :func:`agentwaves.sandbox.paths.confine`, the single gate.
 Writes are atomic, capped, and never go through a symlink. ``run`` executes commands through
-:mod:`agentwaves.agents.proc`, in the run's :mod:`agentwaves.agents.sandbox`, with a minimal environment
+:mod:`agentwaves.sandbox.proc`, in the run's :mod:`agentwaves.sandbox.bwrap`, with a minimal environment
 free of secrets. Tool failures come back as error outcomes the model sees; :meth:`WorktreeTools.execute`
 never raises.
 """
@@ -21,8 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from agentwaves.agents.homes import make_home, remove_home
-from agentwaves.agents.paths import (
+from agentwaves.agents.search import SEARCH_TIMEOUT, SearchTimeout, match_files
+from agentwaves.errors import AgentwavesError
+from agentwaves.git.ops import run_git
+from agentwaves.llm.base import ToolSpec
+from agentwaves.redact import is_secret_name
+from agentwaves.sandbox.bwrap import Sandbox
+from agentwaves.sandbox.homes import make_home, remove_home
+from agentwaves.sandbox.paths import (
     PathRefused,
     confine,
     glob_regex,
@@ -30,14 +36,8 @@ from agentwaves.agents.paths import (
     parent_beneath,
     walk_beneath,
 )
-from agentwaves.agents.proc import Limits, run_sandboxed
-from agentwaves.agents.sandbox import Sandbox
-from agentwaves.agents.search import SEARCH_TIMEOUT, SearchTimeout, match_files
-from agentwaves.agents.truncation import truncated_write_problem
-from agentwaves.errors import AgentwavesError
-from agentwaves.llm.base import ToolSpec
-from agentwaves.redact import is_secret_name
-from agentwaves.run.gitops import run_git
+from agentwaves.sandbox.proc import Limits, run_sandboxed
+from agentwaves.truncation import truncated_write_problem
 
 MAX_LIST = 1000
 MAX_MATCHES = 200

@@ -43,7 +43,7 @@ def register(app: typer.Typer) -> None:
         from agentwaves.plan.report import analysis_markdown
 
         if plan is None:
-            from agentwaves.run.gitops import find_repo_root
+            from agentwaves.git.ops import find_repo_root
 
             plan = find_repo_root(repo) / ".agentwaves" / "plan.yaml"
             if not plan.is_file():
@@ -51,8 +51,8 @@ def register(app: typer.Typer) -> None:
         loaded = load_plan(plan)
         calibration = None
         if calibrate:
-            from agentwaves.run.history import repo_history
-            from agentwaves.run.stats import calibrate as scale
+            from agentwaves.state.history import repo_history
+            from agentwaves.state.stats import calibrate as scale
 
             loaded, calibration = scale(loaded, repo_history(repo)[1])
         try:

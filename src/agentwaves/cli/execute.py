@@ -74,7 +74,7 @@ def register(app: typer.Typer) -> None:
         json_out: opt.Json = False,
     ) -> None:
         """Execute the plan: each wave's groups in their own worktrees, one commit per wave."""
-        from agentwaves.run.previous import check_before_execute
+        from agentwaves.review.previous import check_before_execute
         from agentwaves.run.session import start_run
         from agentwaves.ui.preparing import preparing
         from agentwaves.ui.render import console, finish_run, progress_subscribers

@@ -1,7 +1,7 @@
 """Commands that look at runs and finish them: status, runs, review, report, logs, land, clean.
 
-Each command parses its options, calls one function of :mod:`agentwaves.run.inspect`,
-:mod:`agentwaves.run.land` or :mod:`agentwaves.run.report`, and renders the result (rich, or ``--json``).
+Each command parses its options, calls one function of :mod:`agentwaves.review.inspect`,
+:mod:`agentwaves.review.land` or :mod:`agentwaves.run.report`, and renders the result (rich, or ``--json``).
 JSON shapes are documented in ``docs/cli.md``.
 """
 
@@ -51,7 +51,7 @@ def register(app: typer.Typer) -> None:
             if watch_status(repo, run_id, interval=interval, json_out=json_out) != "done":
                 raise typer.Exit(1)
             return
-        from agentwaves.run.inspect import open_run, runs_data, status_data
+        from agentwaves.review.inspect import open_run, runs_data, status_data
         from agentwaves.ui.render import print_json
         from agentwaves.ui.status import render_runs, render_status
 
@@ -65,7 +65,7 @@ def register(app: typer.Typer) -> None:
     @app.command("runs")
     def runs_cmd(repo: opt.Repo = Path("."), json_out: opt.Json = False) -> None:
         """List the repository's runs: id, state, tasks done, branch, creation time, cost, landed."""
-        from agentwaves.run.inspect import runs_data
+        from agentwaves.review.inspect import runs_data
         from agentwaves.ui.render import print_json
         from agentwaves.ui.status import render_runs
 
@@ -81,7 +81,7 @@ def register(app: typer.Typer) -> None:
         json_out: opt.Json = False,
     ) -> None:
         """Review a run wave by wave: commits, files changed, undeclared writes, handoffs, tokens and cost."""
-        from agentwaves.run.inspect import open_run, review_data
+        from agentwaves.review.inspect import open_run, review_data
         from agentwaves.ui.render import print_json
         from agentwaves.ui.review import render_review
 
@@ -91,7 +91,7 @@ def register(app: typer.Typer) -> None:
     @app.command("report")
     def report_cmd(run_id: opt.RunId = None, repo: opt.Repo = Path("."), json_out: opt.Json = False) -> None:
         """Regenerate the run's report.md (timeline, estimates vs measured, failures, cost)."""
-        from agentwaves.run.inspect import open_run
+        from agentwaves.review.inspect import open_run
         from agentwaves.run.report import write_report
         from agentwaves.ui.render import print_json
 
@@ -121,7 +121,7 @@ def register(app: typer.Typer) -> None:
         `logs TASK` reads the latest run; `logs RUN_ID TASK` another one."""
         import json
 
-        from agentwaves.run.inspect import follow_log, open_run
+        from agentwaves.review.inspect import follow_log, open_run
         from agentwaves.ui.render import console
         from agentwaves.ui.review import render_log_record
 
@@ -136,8 +136,8 @@ def register(app: typer.Typer) -> None:
     @app.command("land")
     def land_cmd(run_id: opt.RunId = None, repo: opt.Repo = Path("."), json_out: opt.Json = False) -> None:
         """Fast-forward your branch to a done run's integration branch, if that is safe."""
-        from agentwaves.run.inspect import open_run
-        from agentwaves.run.land import land
+        from agentwaves.review.inspect import open_run
+        from agentwaves.review.land import land
         from agentwaves.ui.render import console, print_json
 
         result = land(open_run(repo, run_id))
@@ -166,8 +166,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Remove a run's worktrees and group branches (and its integration branch once landed)."""
         from agentwaves.errors import UsageError
-        from agentwaves.run.inspect import state_dir_of
-        from agentwaves.run.land import clean
+        from agentwaves.review.inspect import state_dir_of
+        from agentwaves.review.land import clean
         from agentwaves.ui.render import console, print_json
 
         if all_runs and run_id:
@@ -175,7 +175,7 @@ def register(app: typer.Typer) -> None:
         root, state_dir = state_dir_of(repo)
         result = clean(root, state_dir, run_id, all_runs=all_runs, force=force)
         if runs:
-            from agentwaves.run.prune import prune_run_dirs
+            from agentwaves.review.prune import prune_run_dirs
 
             prune_run_dirs(state_dir, result["runs"])
             result["freed_bytes"] = sum(r["freed_bytes"] for r in result["runs"])

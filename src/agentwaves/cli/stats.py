@@ -59,8 +59,8 @@ def register(app: typer.Typer) -> None:
     @app.command("stats")
     def stats_cmd(repo: opt.Repo = Path("."), json_out: opt.Json = False) -> None:
         """How well past runs' file predictions and estimates held (from .agentwaves/history.jsonl)."""
-        from agentwaves.run.history import repo_history
-        from agentwaves.run.stats import history_stats
+        from agentwaves.state.history import repo_history
+        from agentwaves.state.stats import history_stats
         from agentwaves.ui.render import print_json
 
         path, records = repo_history(repo)

@@ -21,7 +21,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from agentwaves.agents.truncation import has_truncation_marker
 from agentwaves.llm.base import (
     CallContext,
     FatalLLMError,
@@ -36,6 +35,7 @@ from agentwaves.llm.base import (
 from agentwaves.llm.fake_heuristics import append_block, draft_plan, merge_conflicts
 from agentwaves.llm.replay import Replayer
 from agentwaves.llm.usage import DEFAULT_MODEL, PromptCacheModel
+from agentwaves.truncation import has_truncation_marker
 
 FaultKind = Literal[
     "rate_limit", "overloaded", "server_error", "timeout", "connection", "malformed", "fatal", "spend_limit"

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import threading
 
-from agentwaves.agents.sandbox import Sandbox
+from agentwaves.git.merge import commit_wave
+from agentwaves.git.ops import git
+from agentwaves.git.worktrees import WorktreePool
 from agentwaves.plan import Wave
 from agentwaves.run.context import BudgetReached, RunContext
-from agentwaves.run.crash import crashpoint
-from agentwaves.run.gitops import git
 from agentwaves.run.integrate import integrate_wave, mark_wave_committed, wave_handoff_markdown, wave_message
-from agentwaves.run.merge import commit_wave
-from agentwaves.run.worktrees import WorktreePool
+from agentwaves.sandbox.bwrap import Sandbox
+from agentwaves.state.crash import crashpoint
 
 
 class WaveCommitter:

@@ -8,7 +8,7 @@ One loop serves the three schedules; they differ only in when a task may start:
   uncommitted earlier waves (which hold its dependencies).
 
 Waves are committed by :class:`agentwaves.run.commits.WaveCommitter`; eager's bases come from
-:mod:`agentwaves.run.stacking`.
+:mod:`agentwaves.git.stacking`.
 
 Everywhere: in-group order (``after``) holds, conflicting tasks never overlap (and a later-wave task waits
 for an earlier-wave conflicting one), at most ``slots`` tasks run at once, gates wait for every earlier
@@ -21,21 +21,21 @@ import threading
 import time
 from pathlib import Path
 
-from agentwaves.agents.sandbox import Sandbox
 from agentwaves.errors import AgentwavesError
+from agentwaves.git.ops import STATE_DIR, GitError, git
+from agentwaves.git.stacking import Branch, StackedBases
+from agentwaves.git.worktrees import WorktreePool, group_branch, integration_branch
 from agentwaves.plan import Group, Wave
 from agentwaves.plan.model import Task
 from agentwaves.run.commits import WaveCommitter
 from agentwaves.run.context import RunContext
-from agentwaves.run.crash import crashpoint
-from agentwaves.run.gitops import STATE_DIR, GitError, git
 from agentwaves.run.integrate import wave_handoff_markdown
 from agentwaves.run.recovery import branch_head, recover_state
-from agentwaves.run.stacking import Branch, StackedBases
-from agentwaves.run.state import GroupState, now_iso
 from agentwaves.run.taskrun import GroupRuntime, run_gate, run_task
 from agentwaves.run.watchdog import Watchdog
-from agentwaves.run.worktrees import WorktreePool, group_branch, integration_branch
+from agentwaves.sandbox.bwrap import Sandbox
+from agentwaves.state.crash import crashpoint
+from agentwaves.state.store import GroupState, now_iso
 
 MAX_WAVE_NOTES = 6000
 
@@ -280,7 +280,7 @@ class Executor:
     def _open_group(self, group: Group, wave: Wave) -> GroupRuntime | None:
         """Prepare ``group``'s worktree (called without the lock).
 
-        None: no base yet, as the groups it builds on do not merge (:mod:`agentwaves.run.stacking`)."""
+        None: no base yet, as the groups it builds on do not merge (:mod:`agentwaves.git.stacking`)."""
         with self.cond:
             gs = self._group_state(group.name)
             branch = group_branch(self.ctx.run_id, group.name)

@@ -12,20 +12,20 @@ from dataclasses import dataclass, field
 
 from agentwaves.agents.backend import ResolveRequest
 from agentwaves.agents.loop import Limits, Transcript
-from agentwaves.agents.sandbox import Sandbox
-from agentwaves.plan import Wave
-from agentwaves.run.context import RunContext, RunHooks
-from agentwaves.run.merge import (
+from agentwaves.git.merge import (
     accumulate,
     checkout_tree,
     record_resolution,
     resolution_tree,
     tree_of,
 )
-from agentwaves.run.merge import wave_message as merge_wave_message
-from agentwaves.run.stacking import Branch, stack
-from agentwaves.run.state import GroupState, now_iso
-from agentwaves.run.worktrees import WorktreePool, group_branch
+from agentwaves.git.merge import wave_message as merge_wave_message
+from agentwaves.git.stacking import Branch, stack
+from agentwaves.git.worktrees import WorktreePool, group_branch
+from agentwaves.plan import Wave
+from agentwaves.run.context import RunContext, RunHooks
+from agentwaves.sandbox.bwrap import Sandbox
+from agentwaves.state.store import GroupState, now_iso
 
 
 @dataclass
@@ -41,7 +41,7 @@ def integrate_wave(
 ) -> Integration:
     """Merge every non-gate group of ``wave`` onto ``base``. Conflicts go to the resolver agent.
 
-    First all groups in one :func:`~agentwaves.run.stacking.stack` (two git processes per group); only if
+    First all groups in one :func:`~agentwaves.git.stacking.stack` (two git processes per group); only if
     that conflicts, group by group, so that the conflicting ones can be resolved or reported."""
     repo = ctx.repo
     state = ctx.store.state

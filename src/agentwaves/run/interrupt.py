@@ -19,9 +19,9 @@ import time
 from collections.abc import Iterator
 from types import FrameType
 
-from agentwaves.agents.proc import RUNNING
 from agentwaves.run.context import RunContext
-from agentwaves.run.state import RunState
+from agentwaves.sandbox.proc import RUNNING
+from agentwaves.state.store import RunState
 
 GRACE_S = 10.0
 SIGNALS = (signal.SIGINT, signal.SIGTERM)

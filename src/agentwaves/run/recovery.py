@@ -8,11 +8,11 @@ is done. Everything else that was running or failed goes back to pending and run
 
 from __future__ import annotations
 
+from agentwaves.git.merge import find_wave_commit
+from agentwaves.git.ops import git
 from agentwaves.run.context import RunContext
-from agentwaves.run.gitops import git
-from agentwaves.run.merge import find_wave_commit
-from agentwaves.run.state import GroupState, Handoff, now_iso
 from agentwaves.run.taskrun import TASK_TRAILER
+from agentwaves.state.store import GroupState, Handoff, now_iso
 
 
 def recover_state(ctx: RunContext, ref: str) -> None:

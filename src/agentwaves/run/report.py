@@ -19,9 +19,9 @@ from agentwaves.errors import AgentwavesError
 from agentwaves.plan.load import load_plan
 from agentwaves.plan.model import Plan
 from agentwaves.plan.report import MERMAID_MAX_TASKS, md_cell, minutes
-from agentwaves.run.events import Event, read_events
-from agentwaves.run.inspect import sum_usage
-from agentwaves.run.state import RunState, atomic_write, read_state
+from agentwaves.review.inspect import sum_usage
+from agentwaves.state.events import Event, read_events
+from agentwaves.state.store import RunState, atomic_write, read_state
 
 REPORT_FILE = "report.md"
 _GANTT_KEYWORDS = re.compile(
@@ -256,7 +256,7 @@ def _problems(state: RunState, events: list[Event]) -> list[str]:
 
 def _files_rows(state: RunState, plan: Plan) -> list[str]:
     """Predicted beside actual files per task, and the run's prediction precision and recall."""
-    from agentwaves.run.stats import match, prediction
+    from agentwaves.state.stats import match, prediction
 
     rows, records = [], []
     for t in state.tasks():

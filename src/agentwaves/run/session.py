@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from agentwaves.agents.backend import BackendSetup, make_backend
-from agentwaves.agents.homes import sweep_stale_homes
 from agentwaves.agents.repomap import repo_map
-from agentwaves.agents.sandbox import resolve_sandbox
 from agentwaves.config import Config, load_config
 from agentwaves.errors import AgentwavesError, UsageError
+from agentwaves.git.ops import current_branch, ensure_state_dir, find_repo_root, head_sha, is_dirty
+from agentwaves.git.worktrees import WorktreePool, add_worktree, integration_branch, prune, remove_worktree
 from agentwaves.llm.base import RetryableError
 from agentwaves.llm.usage import UsageTracker, usage_json
 from agentwaves.plan import Analysis, analyze
@@ -27,14 +27,16 @@ from agentwaves.plan.load import dump_plan_yaml, load_plan
 from agentwaves.plan.model import Plan
 from agentwaves.redact import Redactor
 from agentwaves.run.context import RunContext, Slots
-from agentwaves.run.events import EventLog, Subscriber
 from agentwaves.run.executor import Executor
-from agentwaves.run.gitops import current_branch, ensure_state_dir, find_repo_root, head_sha, is_dirty
-from agentwaves.run.history import append_run, planner_model_of, run_records
 from agentwaves.run.interrupt import interrupts, record_interrupted
-from agentwaves.run.pins import Pins
 from agentwaves.run.report import write_report
-from agentwaves.run.state import (
+from agentwaves.run.verify import check_snapshot, verify_recorded
+from agentwaves.sandbox.bwrap import resolve_sandbox
+from agentwaves.sandbox.homes import sweep_stale_homes
+from agentwaves.state.events import EventLog, Subscriber
+from agentwaves.state.history import append_run, planner_model_of, run_records
+from agentwaves.state.pins import Pins
+from agentwaves.state.store import (
     GroupState,
     RepoLock,
     RunSettings,
@@ -49,8 +51,6 @@ from agentwaves.run.state import (
     resolve_run_dir,
     runs_dir,
 )
-from agentwaves.run.verify import check_snapshot, verify_recorded
-from agentwaves.run.worktrees import WorktreePool, add_worktree, integration_branch, prune, remove_worktree
 
 DEFAULT_PLAN = Path(".agentwaves/plan.yaml")
 

@@ -7,20 +7,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agentwaves.agents.backend import TaskRequest
-from agentwaves.agents.confined import run_confined
 from agentwaves.agents.loop import AgentFailed, Limits, Transcript
 from agentwaves.agents.records import MAX_LISTED_FILES
-from agentwaves.agents.sandbox import NoSandbox, Sandbox
 from agentwaves.errors import AgentwavesError
+from agentwaves.git.ops import GitError, commit_all, git, identity_args, literal_pathspecs
 from agentwaves.llm.base import LLMError, Usage
 from agentwaves.llm.usage import usage_json
 from agentwaves.plan.globs import overlaps, parse_entry
 from agentwaves.plan.model import Task
 from agentwaves.run.context import BudgetReached, RunContext, RunHooks
-from agentwaves.run.crash import crashpoint
-from agentwaves.run.gitops import GitError, commit_all, git, identity_args, literal_pathspecs
-from agentwaves.run.lease_fallback import live_guard, run_checked
-from agentwaves.run.state import Handoff, TaskState, atomic_write, now_iso
+from agentwaves.run.leases.fallback import live_guard, run_checked
+from agentwaves.sandbox.bwrap import NoSandbox, Sandbox
+from agentwaves.sandbox.confined import run_confined
+from agentwaves.state.crash import crashpoint
+from agentwaves.state.store import Handoff, TaskState, atomic_write, now_iso
 
 TASK_TRAILER = "Agentwaves-Task"
 GATE_TIMEOUT = 1800.0

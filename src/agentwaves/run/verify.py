@@ -21,9 +21,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from agentwaves.errors import AgentwavesError, UsageError
+from agentwaves.git.ops import git, run_git
 from agentwaves.plan import Analysis
-from agentwaves.run.gitops import git, run_git
-from agentwaves.run.state import RunState
+from agentwaves.state.store import RunState
 
 
 def check_snapshot(path: Path, analysis: Analysis, state: RunState) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from agentwaves.run.context import RunContext
-from agentwaves.run.state import TaskState
+from agentwaves.state.store import TaskState
 
 
 def _iso(ts: float) -> str:

@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from agentwaves.run.events import Subscriber
+from agentwaves.state.events import Subscriber
 
 AFTER = 1.0  # seconds before the first line
 EVERY = 5.0  # seconds between the next ones

@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from agentwaves.run.events import Subscriber
+from agentwaves.state.events import Subscriber
 from agentwaves.ui.analysis import calibration_line
 from agentwaves.ui.status import SIMULATED
 from agentwaves.ui.tables import print_table

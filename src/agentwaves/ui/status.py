@@ -1,4 +1,5 @@
-"""Rendering of ``agentwaves status`` and ``agentwaves runs`` (dicts from :mod:`agentwaves.run.inspect`)."""
+"""Rendering of ``agentwaves status`` and ``agentwaves runs``
+(dicts from :mod:`agentwaves.review.inspect`)."""
 
 from __future__ import annotations
 

@@ -36,7 +36,7 @@ def watch_status(
     """Show the run's status every ``interval`` seconds until it is no longer running; return its final
     state. On a terminal the display is redrawn in place; piped, a new status is printed only when
     something changed (with ``--json``, one JSON document per line)."""
-    from agentwaves.run.inspect import open_run, status_data
+    from agentwaves.review.inspect import open_run, status_data
     from agentwaves.ui.render import console
     from agentwaves.ui.status import render_status
 

@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agentwaves.run.gitops import (
+from agentwaves.git.ops import (
     STATE_DIR,
     GitError,
     check_owned_ref,

@@ -4,7 +4,7 @@ A :class:`Sandbox` turns ``argv`` into the argv that runs it confined. :class:`B
 the whole file system read-only, the worktree writable, a private ``/tmp``, ``/run`` and runtime dir, every
 host unix socket covered, no network (unless asked for), its own PID and user namespaces. :class:`NoSandbox`
 runs commands as they are (``run`` can then write anywhere the user can).
-The process runner (timeouts, output caps, limits, cleanup) is :mod:`agentwaves.agents.proc`.
+The process runner (timeouts, output caps, limits, cleanup) is :mod:`agentwaves.sandbox.proc`.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from agentwaves.plan.model import Plan, Task
-from agentwaves.run.state import RunState, now_iso
+from agentwaves.state.store import RunState, now_iso
 
 HISTORY_FILE = "history.jsonl"
 MAX_PATHS = 100  # files kept per record (predicted and actual)
@@ -153,7 +153,7 @@ def read_history(path: Path, warn: Callable[[str], None] | None = _warn) -> list
 
 def repo_history(repo: Path) -> tuple[Path, list[dict[str, Any]]]:
     """The history file of the repository containing ``repo`` and its records (nothing is created)."""
-    from agentwaves.run.gitops import STATE_DIR, find_repo_root
+    from agentwaves.git.ops import STATE_DIR, find_repo_root
 
     path = history_path(find_repo_root(repo) / STATE_DIR)
     return path, read_history(path)

@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from agentwaves.agents.paths import glob_regex
 from agentwaves.plan.globs import parse_entry
+from agentwaves.sandbox.paths import glob_regex
 
 REFUSAL = (
     "{path} is being written by task {task} in group {group}; record what you need in your handoff, "

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agentwaves.agents.records import Handoff as Handoff  # re-exported: it lives in agents/
 from agentwaves.errors import AgentwavesError, UsageError
-from agentwaves.run.crash import crashpoint
+from agentwaves.state.crash import crashpoint
 
 Status = Literal["pending", "running", "done", "failed"]
 RunStatus = Literal["pending", "running", "done", "failed", "stopped", "interrupted"]
@@ -183,7 +183,7 @@ class StateStore:
         self.run_dir = run_dir
         self.state = state
         self.lock = threading.RLock()
-        # called before each write, e.g. to give every recorded commit a ref (run/pins.py)
+        # called before each write, e.g. to give every recorded commit a ref (state/pins.py)
         self.before_save: Callable[[RunState], None] | None = None
         self.sealed = False  # set once an interrupted run is recorded: later saves change nothing
 

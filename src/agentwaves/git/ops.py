@@ -1,7 +1,7 @@
 """Every git command agentwaves runs goes through :func:`run_git`, the one hardened way of calling git.
 
 Worktrees hold agent-written files, so git must never execute anything from them: every call gets
-:mod:`agentwaves.run.githarden`'s fixed ``-c`` options (no hooks, no fsmonitor, no submodule recursion, no
+:mod:`agentwaves.git.harden`'s fixed ``-c`` options (no hooks, no fsmonitor, no submodule recursion, no
 signing, no pager), every filter, diff and merge driver the configuration defines is neutralised (filters
 emptied, merge drivers replaced by ``git merge-file``; ``diff``/``log``/``show`` get ``--no-ext-diff
 --no-textconv``), and the environment is the user's minus secrets and minus every ``GIT_*`` variable but
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agentwaves.errors import AgentwavesError, UsageError
-from agentwaves.run.githarden import hardened_args, spawn
+from agentwaves.git.harden import hardened_args, spawn
 
 STATE_DIR = ".agentwaves"
 OWNED_REF_PREFIXES = ("refs/heads/agentwaves/", "refs/heads/agentwaves-groups/")

@@ -3,7 +3,7 @@
 Each job is one ``claude -p PROMPT --output-format stream-json --verbose --include-partial-messages
 --permission-mode acceptEdits --max-turns N --no-session-persistence --json-schema SCHEMA`` in the
 worktree, stdin from ``/dev/null``, the whole process inside agentwaves' bubblewrap
-(:mod:`agentwaves.agents.agent_sandbox`) and every shell command it runs in a nested one without network
+(:mod:`agentwaves.sandbox.agent`) and every shell command it runs in a nested one without network
 (``CLAUDE_CODE_SHELL_PREFIX``). The handoff is the structured output; files written come from git.
 Failures (exit code, ``is_error``, turn limit, 401, a hang) fail the task with one line; a 429/529 that
 Claude Code's own bounded retries could not get past lowers the run's concurrency and runs it again, a
@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agentwaves.agents.agent_sandbox import AgentJail
 from agentwaves.agents.backend import (
     AgentEvents,
     BackendSetup,
@@ -33,8 +32,8 @@ from agentwaves.agents.backend import (
     TaskResult,
     plan_prompt,
 )
-from agentwaves.agents.claude_stream import ClaudeStream
-from agentwaves.agents.cli_driver import (
+from agentwaves.agents.drivers.claude_stream import ClaudeStream
+from agentwaves.agents.drivers.runner import (
     AgentProgram,
     Hang,
     check_version,
@@ -47,11 +46,12 @@ from agentwaves.agents.implementer import task_message
 from agentwaves.agents.loop import AgentFailed, Transcript
 from agentwaves.agents.records import bounded_handoff
 from agentwaves.agents.resolver import remaining_markers
-from agentwaves.agents.sandbox import Sandbox, resolve_sandbox
 from agentwaves.config import Config
 from agentwaves.llm.base import Usage
 from agentwaves.plan.model import Plan
 from agentwaves.prompts import render
+from agentwaves.sandbox.agent import AgentJail
+from agentwaves.sandbox.bwrap import Sandbox, resolve_sandbox
 
 if TYPE_CHECKING:
     from agentwaves.agents.doctor import Check
@@ -340,8 +340,8 @@ def agent_state(home: Path, config_dir: Path) -> list[Path]:
 
 
 def changed_files(worktree: Path) -> list[str]:
-    from agentwaves.agents.sandbox import NoSandbox
     from agentwaves.agents.tools import WorktreeTools
+    from agentwaves.sandbox.bwrap import NoSandbox
 
     return sorted(WorktreeTools(worktree, sandbox=NoSandbox()).changed_paths())
 

@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from agentwaves.errors import AgentwavesError, UsageError
-from agentwaves.run.events import read_events
-from agentwaves.run.gitops import STATE_DIR, GitError, diff_stat, find_repo_root, run_git
-from agentwaves.run.state import RepoLock, RunState, TaskState, WaveState, list_runs, read_state
-from agentwaves.run.state import resolve_run_dir as _resolve_run_dir
-from agentwaves.run.state import runs_dir as _runs_dir
+from agentwaves.git.ops import STATE_DIR, GitError, diff_stat, find_repo_root, run_git
+from agentwaves.state.events import read_events
+from agentwaves.state.store import RepoLock, RunState, TaskState, WaveState, list_runs, read_state
+from agentwaves.state.store import resolve_run_dir as _resolve_run_dir
+from agentwaves.state.store import runs_dir as _runs_dir
 
 USAGE_KEYS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 LANDED_FILE = "landed.json"

@@ -15,11 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from agentwaves.agents.backend import TaskResult
-from agentwaves.agents.sandbox import NoSandbox
 from agentwaves.agents.tools import WorktreeTools
+from agentwaves.git.ops import git, literal_pathspecs, run_git
 from agentwaves.run.context import RunContext
-from agentwaves.run.gitops import git, literal_pathspecs, run_git
-from agentwaves.run.leases import Lease, refusal_message, write_guard
+from agentwaves.run.leases.table import Lease, refusal_message, write_guard
+from agentwaves.sandbox.bwrap import NoSandbox
 
 
 def live_guard(ctx: RunContext, task_id: str, group: str) -> Callable[[str], str | None] | None:

@@ -20,11 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from agentwaves.errors import AgentwavesError
-from agentwaves.run.gitops import STATE_DIR, GitError, current_branch, delete_branch, git, run_git
-from agentwaves.run.inspect import LANDED_FILE, RunRef, effective_state, is_live, lock_holder, read_landed
-from agentwaves.run.merge import is_ancestor
-from agentwaves.run.pins import drop_pins
-from agentwaves.run.state import (
+from agentwaves.git.merge import is_ancestor
+from agentwaves.git.ops import STATE_DIR, GitError, current_branch, delete_branch, git, run_git
+from agentwaves.git.worktrees import GROUP_PREFIX, INTEGRATION_PREFIX, list_worktrees, prune, remove_worktree
+from agentwaves.review.inspect import LANDED_FILE, RunRef, effective_state, is_live, lock_holder, read_landed
+from agentwaves.state.pins import drop_pins
+from agentwaves.state.store import (
     StateDamaged,
     atomic_write,
     list_runs,
@@ -33,7 +34,6 @@ from agentwaves.run.state import (
     resolve_run_dir,
     runs_dir,
 )
-from agentwaves.run.worktrees import GROUP_PREFIX, INTEGRATION_PREFIX, list_worktrees, prune, remove_worktree
 
 
 def _rev(root: Path, rev: str) -> str | None:
@@ -103,7 +103,7 @@ def land(ref: RunRef) -> dict[str, Any]:
             _record(ref, branch, head, target)
         return {"run": rid, "branch": branch, "from": head, "to": head, "already": True}
     if not is_ancestor(root, head, target):
-        from agentwaves.run.basing import not_fast_forward
+        from agentwaves.review.basing import not_fast_forward
 
         raise AgentwavesError(not_fast_forward(ref, branch, head))
     run_files = run_git(root, "diff", "--name-only", "-z", head, target, "--", STATE_DIR).stdout

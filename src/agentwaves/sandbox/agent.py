@@ -1,6 +1,6 @@
 """Confining a whole external agent process (Claude Code, Codex, an ACP agent) with bubblewrap.
 
-Two layers, both built from the run's :class:`~agentwaves.agents.sandbox.BwrapSandbox` settings:
+Two layers, both built from the run's :class:`~agentwaves.sandbox.bwrap.BwrapSandbox` settings:
 
 - **the agent** (:meth:`AgentJail.wrap`): ``/`` read-only, a private ``/tmp``, the worktree, the agent's
   own state paths (``~/.claude``, ``~/.claude.json``, ...) and its ``TMPDIR`` writable; the worktree's
@@ -10,7 +10,7 @@ Two layers, both built from the run's :class:`~agentwaves.agents.sandbox.BwrapSa
   (Claude Code's ``CLAUDE_CODE_SHELL_PREFIX``): a nested bubblewrap with no network, everything read-only
   but the worktree and ``TMPDIR``, the agent's credential files hidden and secret-named variables unset.
 
-With ``--sandbox none`` (:class:`~agentwaves.agents.sandbox.NoSandbox`) the agent runs unconfined.
+With ``--sandbox none`` (:class:`~agentwaves.sandbox.bwrap.NoSandbox`) the agent runs unconfined.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agentwaves.agents.sandbox import BwrapSandbox, Sandbox, _credential_paths, _git_dirs
+from agentwaves.sandbox.bwrap import BwrapSandbox, Sandbox, _credential_paths, _git_dirs
 from agentwaves.redact import is_secret_name
 
 SHELL_WRAPPER = """#!/bin/sh

@@ -5,7 +5,7 @@
   response's token usage are kept; everything goes to the transcript.
 - ``session/request_permission``: answered by policy, never by a person. Edits (``edit``, ``delete``,
   ``move``) are allowed when every location they name is inside the worktree (through agentwaves' path
-  gate, :func:`agentwaves.agents.paths.confine`) and the job may write; reads and searches inside the
+  gate, :func:`agentwaves.sandbox.paths.confine`) and the job may write; reads and searches inside the
   worktree are allowed; everything else (commands, fetches, mode switches, anything outside) is refused.
 - ``fs/read_text_file`` and ``fs/write_text_file``: only inside the worktree, through the same gate;
   no writes for a read-only job (the planner). The client offers no terminal.
@@ -32,7 +32,7 @@ from acp.schema import (
 
 from agentwaves.agents.backend import AgentEvents
 from agentwaves.agents.loop import Transcript
-from agentwaves.agents.paths import PathRefused, confine
+from agentwaves.sandbox.paths import PathRefused, confine
 
 EDIT_KINDS = {"edit", "delete", "move"}
 READ_KINDS = {"read", "search", "think"}

@@ -21,7 +21,7 @@ from typing import Any
 
 from agentwaves.plan.globs import overlaps, parse_entry
 from agentwaves.plan.model import Plan
-from agentwaves.run.history import task_kind
+from agentwaves.state.history import task_kind
 
 MIN_SAMPLES = 3
 MAX_MISSES = 5

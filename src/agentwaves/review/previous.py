@@ -12,9 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from agentwaves.errors import AgentwavesError, UsageError
-from agentwaves.run.gitops import current_branch, git
-from agentwaves.run.inspect import RunRef, effective_state, is_live, read_landed, state_dir_of
-from agentwaves.run.state import list_runs, read_state, runs_dir
+from agentwaves.git.ops import current_branch, git
+from agentwaves.review.inspect import RunRef, effective_state, is_live, read_landed, state_dir_of
+from agentwaves.state.store import list_runs, read_state, runs_dir
 
 RESUMABLE = ("failed", "stopped", "interrupted")
 

@@ -3,7 +3,7 @@
 Each job is one ``codex exec --json --ephemeral -s workspace-write -C WORKTREE --output-schema FILE
 PROMPT`` (``-s read-only`` for the planner), stdin from ``/dev/null``, with its own ``CODEX_HOME`` per
 run (the user's ``auth.json`` and ``config.toml`` copied in) beside, never under, its ``TMPDIR``, and the
-whole process inside agentwaves' bubblewrap (:mod:`agentwaves.agents.agent_sandbox`) with the user's
+whole process inside agentwaves' bubblewrap (:mod:`agentwaves.sandbox.agent`) with the user's
 ``~/.codex`` hidden. Codex runs its shell commands in its own sandbox inside that. The handoff is the
 final agent message (JSON ``{summary, notes}`` through ``--output-schema``); files written come from git;
 usage is ``turn.completed.usage`` priced with agentwaves' table (the events carry no cost). Failures
@@ -24,7 +24,6 @@ import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from agentwaves.agents.agent_sandbox import AgentJail
 from agentwaves.agents.backend import (
     AgentEvents,
     BackendSetup,
@@ -36,7 +35,8 @@ from agentwaves.agents.backend import (
     TaskResult,
     plan_prompt,
 )
-from agentwaves.agents.cli_driver import (
+from agentwaves.agents.drivers.codex_stream import CodexStream
+from agentwaves.agents.drivers.runner import (
     AgentProgram,
     Hang,
     check_version,
@@ -47,16 +47,16 @@ from agentwaves.agents.cli_driver import (
     plan_with_retries,
     run_jsonl,
 )
-from agentwaves.agents.codex_stream import CodexStream
 from agentwaves.agents.implementer import task_message
 from agentwaves.agents.loop import AgentFailed, Transcript
 from agentwaves.agents.records import bounded_handoff
 from agentwaves.agents.resolver import remaining_markers
-from agentwaves.agents.sandbox import NoSandbox, Sandbox, resolve_sandbox
 from agentwaves.agents.tools import WorktreeTools
 from agentwaves.config import Config
 from agentwaves.llm.base import Usage
 from agentwaves.prompts import render
+from agentwaves.sandbox.agent import AgentJail
+from agentwaves.sandbox.bwrap import NoSandbox, Sandbox, resolve_sandbox
 
 if TYPE_CHECKING:
     from agentwaves.agents.doctor import Check

@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from agentwaves.agents.sandbox import Sandbox
+from agentwaves.sandbox.bwrap import Sandbox
 
 MARKER_VAR = "AGENTWAVES_RUN_ID"
 

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agentwaves.run.gitops import git, run_git
-from agentwaves.run.state import RunState
+from agentwaves.git.ops import git, run_git
+from agentwaves.state.store import RunState
 
 PIN_PREFIX = "refs/agentwaves/"
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agentwaves.run.state import now_iso
+from agentwaves.state.store import now_iso
 
 Event = dict[str, Any]
 Subscriber = Callable[[Event], None]

@@ -1,8 +1,8 @@
 """Commands agentwaves itself runs on agent-written files (gates, ``setup``), confined like ``run``.
 
-They run through :func:`agentwaves.agents.proc.run_sandboxed` in the run's sandbox, with the environment of
+They run through :func:`agentwaves.sandbox.proc.run_sandboxed` in the run's sandbox, with the environment of
 the shell that started agentwaves minus every secret-looking variable (so an activated venv keeps working;
-:func:`agentwaves.agents.proc.tool_dirs` keeps it visible, read-only, even under ``/tmp``), a private HOME
+:func:`agentwaves.sandbox.proc.tool_dirs` keeps it visible, read-only, even under ``/tmp``), a private HOME
 for caches (``XDG_CACHE_HOME``) and only the worktree, that HOME and ``writable`` writable.
 """
 
@@ -12,9 +12,9 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from agentwaves.agents.homes import make_home, remove_home
-from agentwaves.agents.proc import Limits, RunResult, run_sandboxed
-from agentwaves.agents.sandbox import Sandbox
+from agentwaves.sandbox.homes import make_home, remove_home
+from agentwaves.sandbox.proc import Limits, RunResult, run_sandboxed
+from agentwaves.sandbox.bwrap import Sandbox
 from agentwaves.redact import is_secret_name
 
 LIMITS = Limits(max_address_space=None)

@@ -20,11 +20,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from agentwaves.agents.confined import run_confined
-from agentwaves.agents.sandbox import NoSandbox, Sandbox
 from agentwaves.errors import AgentwavesError, UsageError
-from agentwaves.run.copyin import copy_in, sync_dir
-from agentwaves.run.gitops import GitError, branch_exists, check_owned_ref, commit_all, git, head_sha
+from agentwaves.git.copyin import copy_in, sync_dir
+from agentwaves.git.ops import GitError, branch_exists, check_owned_ref, commit_all, git, head_sha
+from agentwaves.sandbox.bwrap import NoSandbox, Sandbox
+from agentwaves.sandbox.confined import run_confined
 
 INTEGRATION_PREFIX = "agentwaves/"
 GROUP_PREFIX = "agentwaves-groups/"

@@ -1,10 +1,10 @@
 """The ``acp`` backend: any Agent Client Protocol agent, started by ``agent_command`` (+ ``agent_args``).
 
 Each job starts the agent (e.g. ``gemini --experimental-acp``, ``opencode acp``, ``codex-acp``) in its own
-process group inside agentwaves' bubblewrap (:mod:`agentwaves.agents.agent_sandbox`), speaks ACP to it
+process group inside agentwaves' bubblewrap (:mod:`agentwaves.sandbox.agent`), speaks ACP to it
 over stdio with the ``agent-client-protocol`` package (``initialize``, ``session/new`` in the worktree,
 a session mode that edits without asking when the agent offers one, ``session/prompt``), and answers its
-callbacks through :class:`~agentwaves.agents.acp_client.AcpClient`: tool calls become ``tool`` events,
+callbacks through :class:`~agentwaves.agents.drivers.acp_client.AcpClient`: tool calls become ``tool`` events,
 permission requests are decided by policy, file reads and writes go through the path gate. The handoff is
 the agent's final message. Usage and cost are kept when the agent reports them (the protocol's prompt
 usage and ``usage_update`` cost are optional). No output for ``stuck_after`` seconds: the process group is
@@ -25,8 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from agentwaves.agents.acp_client import AcpClient
-from agentwaves.agents.agent_sandbox import AgentJail, existing
 from agentwaves.agents.backend import (
     AgentEvents,
     BackendSetup,
@@ -38,17 +36,19 @@ from agentwaves.agents.backend import (
     TaskResult,
     plan_prompt,
 )
-from agentwaves.agents.cli_driver import Hang, handoff_data, last_line, plan_data, plan_with_retries
+from agentwaves.agents.drivers.acp_client import AcpClient
+from agentwaves.agents.drivers.runner import Hang, handoff_data, last_line, plan_data, plan_with_retries
 from agentwaves.agents.implementer import task_message
 from agentwaves.agents.loop import AgentFailed, Transcript
 from agentwaves.agents.records import bounded_handoff
 from agentwaves.agents.resolver import remaining_markers
-from agentwaves.agents.sandbox import NoSandbox, Sandbox, resolve_sandbox
 from agentwaves.agents.tools import WorktreeTools
 from agentwaves.config import Config
 from agentwaves.errors import UsageError
 from agentwaves.llm.base import Usage
 from agentwaves.prompts import render
+from agentwaves.sandbox.agent import AgentJail, existing
+from agentwaves.sandbox.bwrap import NoSandbox, Sandbox, resolve_sandbox
 
 if TYPE_CHECKING:
     from agentwaves.agents.doctor import Check

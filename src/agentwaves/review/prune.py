@@ -11,8 +11,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from agentwaves.run.land import dir_size
-from agentwaves.run.state import runs_dir
+from agentwaves.review.land import dir_size
+from agentwaves.state.store import runs_dir
 
 GONE = ("deleted-landed", "deleted-forced", "absent")
 

@@ -7,8 +7,8 @@ started instead. The way out is the same: rebase the run onto the branch, or mer
 
 from __future__ import annotations
 
-from agentwaves.run.events import read_events
-from agentwaves.run.inspect import RunRef
+from agentwaves.review.inspect import RunRef
+from agentwaves.state.events import read_events
 
 
 def started_on(ref: RunRef) -> tuple[bool, str | None]:

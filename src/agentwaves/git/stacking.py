@@ -21,8 +21,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from agentwaves.run.gitops import git, identity_args
-from agentwaves.run.merge import merge_into, tree_of
+from agentwaves.git.merge import merge_into, tree_of
+from agentwaves.git.ops import git, identity_args
 
 MESSAGE = "agentwaves: stacked base\n"
 

@@ -1,4 +1,4 @@
-"""How :func:`agentwaves.run.gitops.run_git` hardens every git call: fixed ``-c`` options, neutralised
+"""How :func:`agentwaves.git.ops.run_git` hardens every git call: fixed ``-c`` options, neutralised
 drivers, ``--no-ext-diff --no-textconv`` on diff commands and a fixed environment (see ``docs/git.md``)."""
 
 from __future__ import annotations

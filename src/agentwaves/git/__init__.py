@@ -1,0 +1,1 @@
+"""Git plumbing that knows nothing of runs: hardened git calls, merges, worktrees, stacked bases."""

@@ -1,0 +1,1 @@
+"""Looking back at runs: status and review data, the report, land."""

@@ -1,0 +1,1 @@
+"""Confinement: bubblewrap argv, the path gate, the bounded process runner."""

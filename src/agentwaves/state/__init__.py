@@ -1,0 +1,1 @@
+"""Durability: the run's atomic state file, its event log, crash points for tests."""
