@@ -17,7 +17,6 @@ from typing import Any
 
 from agentwaves.plan.conflicts import Conflict, enumerate_items, find_conflicts
 from agentwaves.plan.model import Plan, PlanError, find_group_cycle, group_key
-from agentwaves.plan.report import suggestions
 from agentwaves.plan.waves import Sweep
 
 MAX_GROUP_NAME = 40
@@ -146,8 +145,8 @@ def json_number(value: float) -> int | float:
     return int(value) if float(value).is_integer() else round(value, 3)
 
 
-def analyze(plan: Plan, max_agents: int = DEFAULT_MAX_AGENTS) -> Analysis:
-    """Waves, groups, conflicts resolved, critical path and estimates for ``plan``."""
+def build_analysis(plan: Plan, max_agents: int = DEFAULT_MAX_AGENTS) -> Analysis:
+    """Waves, groups, conflicts resolved, critical path and estimates for ``plan`` (no advice yet)."""
     with _gc_paused():
         return _analyze(plan, max_agents)
 
@@ -228,7 +227,6 @@ def _analyze(plan: Plan, max_agents: int) -> Analysis:
         max_agents=max_agents,
         schedule=schedule,
     )
-    analysis.suggestions = suggestions(analysis)
     return analysis
 
 

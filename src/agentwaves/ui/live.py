@@ -26,6 +26,7 @@ from rich.table import Table
 from rich.text import Text
 
 from agentwaves.ui.inert import inert_data
+from agentwaves.ui.term import console as make_console
 
 STYLES = {
     "pending": ("○", "dim"),
@@ -88,8 +89,6 @@ class LiveDisplay:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if console is None:
-            from agentwaves.ui.render import console as make_console
-
             console = make_console()
         self.console = console
         self.refresh_per_second = refresh_per_second

@@ -25,7 +25,7 @@ def preparing(subscribers: list[Subscriber], enabled: bool = True) -> Iterator[N
     if not enabled:
         yield
         return
-    from agentwaves.ui.render import console
+    from agentwaves.ui.term import console
 
     started = threading.Event()
     t0 = time.monotonic()

@@ -11,17 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from agentwaves.state.events import Subscriber
 from agentwaves.ui.analysis import calibration_line
 from agentwaves.ui.status import SIMULATED
 from agentwaves.ui.tables import print_table
-
-
-def console(stderr: bool = False) -> Console:
-    return Console(file=sys.stderr if stderr else sys.stdout, highlight=False, soft_wrap=True)
+from agentwaves.ui.term import console
 
 
 def print_json(data: Any) -> None:

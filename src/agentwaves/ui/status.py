@@ -20,7 +20,7 @@ RUN_STYLES = {**STYLES, "interrupted": ("■", "yellow"), "unreadable": ("?", "r
 def out_console(console: Console | None) -> Console:
     if console is not None:
         return console
-    from agentwaves.ui.render import console as make_console
+    from agentwaves.ui.term import console as make_console
 
     return make_console()
 

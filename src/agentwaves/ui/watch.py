@@ -37,8 +37,8 @@ def watch_status(
     state. On a terminal the display is redrawn in place; piped, a new status is printed only when
     something changed (with ``--json``, one JSON document per line)."""
     from agentwaves.review.inspect import open_run, status_data
-    from agentwaves.ui.render import console
     from agentwaves.ui.status import render_status
+    from agentwaves.ui.term import console
 
     out = console()
     live = None
