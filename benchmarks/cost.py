@@ -26,8 +26,8 @@ INPUT_KEYS = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_t
 
 def demo_run(cache: bool) -> Measured:
     """Plan and run the offline demo on a fresh copy of the sandbox; caching on or off for the agents."""
-    from agentwaves.agents.planner import draft_plan
     from agentwaves.demo import FEATURE, prepare_repo
+    from agentwaves.run.planning import draft_plan
     from agentwaves.run.session import start_run
 
     with tempfile.TemporaryDirectory(prefix="agentwaves-cost-") as name, git_identity():

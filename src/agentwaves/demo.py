@@ -51,7 +51,7 @@ def prepare_repo(dest: Path | None) -> Path:
 def run_demo(
     dest: Path | None, time_scale: float, subscribers: list[Subscriber], on_planned: Any = None
 ) -> DemoOutcome:
-    from agentwaves.agents.planner import draft_plan
+    from agentwaves.run.planning import draft_plan
     from agentwaves.run.session import start_run
 
     repo = prepare_repo(dest)

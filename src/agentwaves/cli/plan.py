@@ -26,8 +26,8 @@ def register(app: typer.Typer) -> None:
         json_out: opt.Json = False,
     ) -> None:
         """Plan FEATURE: write .agentwaves/plan.yaml and the parallelization analysis."""
-        from agentwaves.agents.planner import draft_plan
         from agentwaves.plan import analyze
+        from agentwaves.run.planning import draft_plan
         from agentwaves.ui.render import print_json, print_retry, render_plan_outcome
 
         overrides = {

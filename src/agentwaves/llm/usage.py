@@ -15,6 +15,7 @@ import hashlib
 import json
 import math
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -241,3 +242,18 @@ class PromptCacheModel:
             cache_creation_input_tokens=total - read,
             cache_read_input_tokens=read,
         )
+
+
+USAGE_KEYS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+
+
+def sum_usage(items: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """The sum of usage dicts (as stored in state and events): token counts and ``cost_usd``."""
+    total: dict[str, Any] = dict.fromkeys(USAGE_KEYS, 0)
+    cost = 0.0
+    for usage in items:
+        for key in USAGE_KEYS:
+            total[key] += int(usage.get(key) or 0)
+        cost += float(usage.get("cost_usd") or 0.0)
+    total["cost_usd"] = round(cost, 6)
+    return total

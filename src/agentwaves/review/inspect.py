@@ -11,7 +11,7 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,12 +19,12 @@ from typing import Any
 
 from agentwaves.errors import AgentwavesError, UsageError
 from agentwaves.git.ops import STATE_DIR, GitError, diff_stat, find_repo_root, run_git
+from agentwaves.llm.usage import sum_usage
 from agentwaves.state.events import read_events
 from agentwaves.state.store import RepoLock, RunState, TaskState, WaveState, list_runs, read_state
 from agentwaves.state.store import resolve_run_dir as _resolve_run_dir
 from agentwaves.state.store import runs_dir as _runs_dir
 
-USAGE_KEYS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 LANDED_FILE = "landed.json"
 
 
@@ -120,17 +120,6 @@ def seconds_between(start: str | None, end: str | None, now: datetime | None = N
     if b is None:
         return None
     return round(max(0.0, (b - a) / timedelta(seconds=1)), 1)
-
-
-def sum_usage(items: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    total: dict[str, Any] = dict.fromkeys(USAGE_KEYS, 0)
-    cost = 0.0
-    for usage in items:
-        for key in USAGE_KEYS:
-            total[key] += int(usage.get(key) or 0)
-        cost += float(usage.get("cost_usd") or 0.0)
-    total["cost_usd"] = round(cost, 6)
-    return total
 
 
 def run_usage(ref: RunRef, live: bool) -> dict[str, Any]:

@@ -15,11 +15,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from agentwaves.config import Config
 from agentwaves.errors import AgentwavesError
+from agentwaves.llm.usage import sum_usage
 from agentwaves.plan.load import load_plan
 from agentwaves.plan.model import Plan
 from agentwaves.plan.report import MERMAID_MAX_TASKS, md_cell, minutes
-from agentwaves.review.inspect import sum_usage
 from agentwaves.state.events import Event, read_events
 from agentwaves.state.store import RunState, atomic_write, read_state
 
@@ -174,9 +175,6 @@ def _retries(events: list[Event]) -> list[dict[str, Any]]:
 
 
 def _estimates(state: RunState) -> list[str]:
-    from agentwaves.config import Config
-    from agentwaves.run.session import run_summary
-
     config = Config(llm=state.settings.llm, fake_time_scale=state.settings.fake_time_scale)
     summary = run_summary(state, config)
     est = state.estimates
@@ -338,3 +336,21 @@ def write_report(run_dir: Path) -> Path:
         plan = load_plan(run_dir / "plan.yaml")
     atomic_write(path, report_markdown(state, read_events(run_dir / "events.jsonl"), plan))
     return path
+
+
+def run_summary(state: RunState, config: Config) -> dict[str, Any]:
+    """Measured makespan beside the plan's estimates, in the plan's minutes."""
+    est = state.estimates
+    per_minute = config.fake_time_scale if config.llm == "fake" and config.fake_time_scale > 0 else 60.0
+    measured = (state.makespan_s or 0.0) / per_minute
+    serial, theoretical = est.get("serial", 0.0), est.get("theoretical", 0.0)
+    realized = theoretical / measured if measured > 0 and theoretical > 0 else None
+    return {
+        "makespan_s": state.makespan_s,
+        "makespan_plan_minutes": round(measured, 2),
+        "estimates": est,
+        "speedup_theoretical": round(serial / theoretical, 3) if theoretical else None,
+        "speedup_realized": round(serial / measured, 3) if measured > 0 else None,
+        "realized_share": round(min(realized, 1.0), 3) if realized else None,
+        "seconds_per_plan_minute": per_minute,
+    }

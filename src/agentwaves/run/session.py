@@ -29,7 +29,7 @@ from agentwaves.redact import Redactor
 from agentwaves.run.context import RunContext, Slots
 from agentwaves.run.executor import Executor
 from agentwaves.run.interrupt import interrupts, record_interrupted
-from agentwaves.run.report import write_report
+from agentwaves.run.report import run_summary, write_report
 from agentwaves.run.verify import check_snapshot, verify_recorded
 from agentwaves.sandbox.bwrap import resolve_sandbox
 from agentwaves.sandbox.homes import sweep_stale_homes
@@ -376,21 +376,3 @@ def _finish(ctx: RunContext, elapsed: float) -> None:
                 else "the run could not continue"
             )
         ctx.store.save()
-
-
-def run_summary(state: RunState, config: Config) -> dict[str, Any]:
-    """Measured makespan beside the plan's estimates, in the plan's minutes."""
-    est = state.estimates
-    per_minute = config.fake_time_scale if config.llm == "fake" and config.fake_time_scale > 0 else 60.0
-    measured = (state.makespan_s or 0.0) / per_minute
-    serial, theoretical = est.get("serial", 0.0), est.get("theoretical", 0.0)
-    realized = theoretical / measured if measured > 0 and theoretical > 0 else None
-    return {
-        "makespan_s": state.makespan_s,
-        "makespan_plan_minutes": round(measured, 2),
-        "estimates": est,
-        "speedup_theoretical": round(serial / theoretical, 3) if theoretical else None,
-        "speedup_realized": round(serial / measured, 3) if measured > 0 else None,
-        "realized_share": round(min(realized, 1.0), 3) if realized else None,
-        "seconds_per_plan_minute": per_minute,
-    }

@@ -10,6 +10,7 @@ from rich.text import Text
 
 from agentwaves.plan.graph import Analysis
 from agentwaves.plan.report import minutes
+from agentwaves.ui.analysis_summary import analysis_group_span, render_summary
 from agentwaves.ui.tables import print_table
 
 LONG_PLAN = 60  # tasks: above this, a summary unless --verbose
@@ -21,8 +22,6 @@ def render_analysis(analysis: Analysis, console: Console | None = None, *, verbo
     ``verbose``."""
     out = console or Console(highlight=False)
     if not verbose and len(analysis.plan.tasks) > LONG_PLAN:
-        from agentwaves.ui.analysis_summary import render_summary
-
         render_summary(analysis, out)
         return
     plan, est = analysis.plan, analysis.estimates
@@ -93,15 +92,6 @@ def render_analysis(analysis: Analysis, console: Console | None = None, *, verbo
         out.print(Text.assemble(("suggestion: ", "green"), s))
     for w in analysis.warnings:
         out.print(Text.assemble(("warning: ", "yellow"), w))
-
-
-def analysis_group_span(analysis: Analysis, tasks: list[str], after: dict[str, list[str]]) -> float:
-    """How long a group takes with unlimited agents, following ``after``."""
-    by_id = analysis.plan.by_id
-    finish: dict[str, float] = {}
-    for tid in tasks:
-        finish[tid] = by_id[tid].estimate + max((finish[p] for p in after.get(tid, ())), default=0.0)
-    return max(finish.values(), default=0.0)
 
 
 def calibration_line(info: dict[str, Any]) -> str:

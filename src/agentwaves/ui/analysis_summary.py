@@ -20,7 +20,6 @@ def _more(n: int, what: str) -> Text:
 
 
 def render_summary(analysis: Analysis, out: Console) -> None:
-    from agentwaves.ui.analysis import analysis_group_span
 
     plan, est = analysis.plan, analysis.estimates
     out.print(
@@ -79,3 +78,12 @@ def render_summary(analysis: Analysis, out: Console) -> None:
             style="dim",
         )
     )
+
+
+def analysis_group_span(analysis: Analysis, tasks: list[str], after: dict[str, list[str]]) -> float:
+    """How long a group takes with unlimited agents, following ``after``."""
+    by_id = analysis.plan.by_id
+    finish: dict[str, float] = {}
+    for tid in tasks:
+        finish[tid] = by_id[tid].estimate + max((finish[p] for p in after.get(tid, ())), default=0.0)
+    return max(finish.values(), default=0.0)
