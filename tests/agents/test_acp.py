@@ -51,6 +51,7 @@ def test_two_waves_through_the_codex_acp_adapter(make_repo, run_cli, codex_acp_s
         "summary": "wrote a.txt",
         "notes": "a is first",
         "files": ["a.txt"],
+        "files_total": 1,
     }
     assert "a is first" in json.dumps(codex_acp_stub.requests_of("b")[0]["input"])
     events = (repo / ".agentwaves" / "runs" / state["run_id"] / "events.jsonl").read_text().splitlines()
