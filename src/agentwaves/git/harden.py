@@ -45,13 +45,36 @@ def git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return {**env, **(extra or {})}
 
 
+def _config_key(cwd: Path) -> str:
+    """The repository's common git directory and its config file's mtime, found without running git
+    (``.git`` directory, or a linked worktree's ``.git`` file and ``commondir``); else ``cwd`` itself."""
+    here = Path(cwd)
+    for d in (here, *here.parents):
+        dotgit = d / ".git"
+        try:
+            if dotgit.is_dir():
+                common = dotgit
+            elif dotgit.is_file():
+                gitdir = d / dotgit.read_text().strip().removeprefix("gitdir:").strip()
+                commondir = gitdir / "commondir"
+                common = gitdir / commondir.read_text().strip() if commondir.is_file() else gitdir
+            else:
+                continue
+            config = (common / "config").stat().st_mtime_ns
+            return f"{os.path.realpath(common)}\0{config}"
+        except OSError:
+            break
+    return str(cwd)
+
+
 def _driver_overrides(cwd: Path) -> tuple[str, ...]:
     """``-c`` pairs that neutralise every filter, diff and merge driver the config seen from ``cwd`` defines.
 
     Filters become no-ops (empty commands, not required); a custom merge driver becomes git's own text
     merge (``git merge-file``); textconv and external diff are switched off per command instead. Cached per
-    directory: the repository's config is not writable from the sandbox."""
-    key = str(cwd)
+    repository and version of its config file (every worktree of a repository shares it; the sandbox
+    cannot write it)."""
+    key = _config_key(cwd)
     with _driver_lock:
         cached = _driver_cache.get(key)
     if cached is not None:
