@@ -106,4 +106,4 @@ def test_nothing_but_run_git_calls_git() -> None:
     out = subprocess.run(
         ["grep", "-rlE", r"\[\"git\"|'git',|\"git\", \"", str(src)], capture_output=True, text=True
     )
-    assert [Path(p).name for p in out.stdout.split()] == ["githarden.py"]  # spawn(), used by run_git only
+    assert [Path(p).name for p in out.stdout.split()] == ["harden.py"]  # spawn(), used by run_git only

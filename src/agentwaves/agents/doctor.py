@@ -55,11 +55,12 @@ def _version(argv: list[str]) -> str | None:
 def git_check() -> Check:
     path = shutil.which("git")
     if path is None:
-        return Check("git", "tool", False, False, detail="install git >= 2.38")
+        return Check("git", kind="tool", installed=False, ok=False, detail="install git >= 2.38")
     version = _version([path, "--version"])
     parts = tuple(int(x) for x in (version or "0.0").split(".")[:2])
     ok = parts >= MIN_GIT
-    return Check("git", "tool", True, ok, version, path, detail="" if ok else "git >= 2.38 is needed")
+    need = "" if ok else "git >= 2.38 is needed"
+    return Check("git", kind="tool", installed=True, ok=ok, version=version, path=path, detail=need)
 
 
 def bwrap_check() -> Check:

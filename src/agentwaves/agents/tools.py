@@ -22,8 +22,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from agentwaves.agents.search import SEARCH_TIMEOUT, SearchTimeout, match_files
-from agentwaves.errors import AgentwavesError
-from agentwaves.git.ops import run_git
+from agentwaves.agents.toolspecs import MAX_LIST, MAX_MATCHES, SPECS, check_input
+from agentwaves.git.ops import worktree_changes
 from agentwaves.llm.base import ToolSpec
 from agentwaves.redact import is_secret_name
 from agentwaves.sandbox.bwrap import Sandbox
@@ -39,8 +39,6 @@ from agentwaves.sandbox.paths import (
 from agentwaves.sandbox.proc import Limits, run_sandboxed
 from agentwaves.truncation import truncated_write_problem
 
-MAX_LIST = 1000
-MAX_MATCHES = 200
 MAX_LINE = 300
 WRITE_TOOLS = frozenset({"write_file", "edit_file"})  # the tools that write a ``path``; ``write_guard``
 
@@ -81,96 +79,6 @@ def _umask() -> int:
     return 0o022
 
 
-def _spec(name: str, description: str, *fields: tuple[str, str]) -> ToolSpec:
-    """A tool with ``(field, description)`` pairs; ``field?`` is optional, ``timeout`` a number."""
-    props = {
-        field.rstrip("?"): {
-            "type": "number" if field.startswith("timeout") else "string",
-            "description": text,
-        }
-        for field, text in fields
-    }
-    required = [field for field, _ in fields if not field.endswith("?")]
-    schema = {"type": "object", "properties": props, "required": required, "additionalProperties": False}
-    return ToolSpec(name=name, description=description, input_schema=schema)
-
-
-_PATH = "Path relative to the worktree root, e.g. 'src/app/main.py'."
-_SPECS = [
-    _spec(
-        "read_file",
-        "Read a UTF-8 text file of the worktree. Long files are cut after the output limit; use `search` or "
-        "`run` (e.g. sed -n '200,300p' FILE) for the rest.",
-        ("path", _PATH),
-    ),
-    _spec(
-        "write_file",
-        "Create or overwrite a file with its complete new content (parent directories are created). For "
-        "small changes to an existing file prefer `edit_file`.",
-        ("path", _PATH),
-        ("content", "The full new file content."),
-    ),
-    _spec(
-        "edit_file",
-        "Replace one exact occurrence of `old` with `new` in a file. `old` must match exactly once, "
-        "whitespace included; add surrounding lines to make it unique.",
-        ("path", _PATH),
-        ("old", "Exact text to replace."),
-        ("new", "Replacement text."),
-    ),
-    _spec(
-        "list_files",
-        f"List files under a directory of the worktree (default: the root), at most {MAX_LIST}. `pattern` "
-        "is a glob matched against paths relative to `path` ('*' stays within a directory, '**' spans "
-        "directories); without a '/' it matches file names at any depth, e.g. '*.py'. .git is skipped.",
-        ("path?", "Directory relative to the worktree root (default '.')."),
-        ("pattern?", "Glob, e.g. '*.py' or 'src/**/test_*.py'."),
-    ),
-    _spec(
-        "search",
-        f"Search text files for a Python regular expression, line by line. Returns 'path:line: text' "
-        f"lines, at most {MAX_MATCHES}. Binary files and .git are skipped.",
-        ("pattern", "Python regular expression, e.g. 'def (load|save)_'."),
-        ("path?", "File or directory to search, relative to the worktree root (default '.')."),
-    ),
-    _spec(
-        "run",
-        "Run a shell command (bash -c) in the worktree root; returns its exit code and combined "
-        "stdout/stderr (long output is cut). Use it for tests, linters and builds. stdin is empty, the "
-        "sandbox has no network, background processes are killed when the command ends, and you must not "
-        "commit: your changes are committed for you when you finish.",
-        ("command", "The bash command, e.g. 'python -m pytest -q tests/test_x.py'."),
-        ("timeout?", "Seconds before the command is killed (the tool sets the default and the maximum)."),
-    ),
-    _spec(
-        "finish",
-        "Call once when the task is done (or cannot be done) to end your work; your changes are then "
-        "committed.",
-        ("summary", "What you changed and how you verified it, in a few sentences."),
-        ("notes?", "Anything reviewers or later tasks should know."),
-    ),
-]
-
-
-def _check_input(schema: dict[str, Any], data: object) -> str | None:
-    """What is wrong with ``data`` for ``schema`` (missing, extra or wrong-typed fields), or None."""
-    if not isinstance(data, dict):
-        return f"input must be a JSON object, got {type(data).__name__}"
-    props: dict[str, dict[str, str]] = schema["properties"]
-    extra = sorted(str(k) for k in data if k not in props)
-    if extra:
-        return f"unexpected field(s) {', '.join(extra)}; allowed: {', '.join(props) or 'none'}"
-    missing = [name for name in schema["required"] if name not in data]
-    if missing:
-        return f"missing required field(s) {', '.join(missing)}"
-    for name, value in data.items():
-        kind = props[name]["type"]
-        number = isinstance(value, int | float) and not isinstance(value, bool)
-        if not (isinstance(value, str) if kind == "string" else number):
-            return f"field {name} must be a {kind}, got {type(value).__name__}"
-    return None
-
-
 class WorktreeTools:
     """The seven implementer tools, bound to one worktree. Not thread-safe: one agent per instance."""
 
@@ -202,19 +110,19 @@ class WorktreeTools:
         self.ran_command = False  # ``run`` was called: files may have changed beyond ``written``
         self._home: Path | None = None
         self._handlers: dict[str, Callable[..., ToolOutcome]] = {
-            spec.name: getattr(self, f"_{spec.name}") for spec in _SPECS
+            spec.name: getattr(self, f"_{spec.name}") for spec in SPECS
         }
 
     def specs(self) -> list[ToolSpec]:
-        return [spec.model_copy(deep=True) for spec in _SPECS]
+        return [spec.model_copy(deep=True) for spec in SPECS]
 
     def execute(self, name: str, input: dict[str, Any]) -> ToolOutcome:
         """Run one tool call; every failure becomes an error outcome naming the problem."""
         handler = self._handlers.get(name)
         if handler is None:
             return ToolOutcome(f"unknown tool {name!r}; available tools: {', '.join(self._handlers)}", True)
-        spec = next(s for s in _SPECS if s.name == name)
-        problem = _check_input(spec.input_schema, input)
+        spec = next(s for s in SPECS if s.name == name)
+        problem = check_input(spec.input_schema, input)
         if problem:
             return ToolOutcome(f"invalid input for {name}: {problem}", True)
         try:
@@ -232,29 +140,7 @@ class WorktreeTools:
 
     def changed_paths(self) -> set[str]:
         """Paths differing from HEAD (modified, added, deleted, renamed, untracked), per ``git status``."""
-        done = run_git(
-            self.root,
-            "status",
-            "--porcelain",
-            "-z",
-            "--untracked-files=all",
-            env={"GIT_OPTIONAL_LOCKS": "0"},
-            check=False,
-        )
-        if done.returncode != 0:
-            raise AgentwavesError(f"git status failed in {self.root}: {done.stderr}")
-        entries = done.stdout.split("\0")
-        paths: set[str] = set()
-        i = 0
-        while i < len(entries):
-            entry, i = entries[i], i + 1
-            if len(entry) < 4:
-                continue
-            paths.add(entry[3:])
-            if "R" in entry[:2] or "C" in entry[:2]:
-                paths.add(entries[i])
-                i += 1
-        return paths
+        return worktree_changes(self.root)
 
     def close(self) -> None:
         """Remove the private HOME used by ``run``."""

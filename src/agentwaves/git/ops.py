@@ -332,3 +332,30 @@ def update_ref(repo: Path, ref: str, new: str, old: str | None) -> None:
     new_sha = head_sha(repo, new)
     expected = "0" * len(new_sha) if old is None else old
     git(repo, "update-ref", "-m", "agentwaves", full, new_sha, expected)
+
+
+def worktree_changes(root: Path) -> set[str]:
+    """Paths differing from HEAD (modified, added, deleted, renamed, untracked), per ``git status``."""
+    done = run_git(
+        root,
+        "status",
+        "--porcelain",
+        "-z",
+        "--untracked-files=all",
+        env={"GIT_OPTIONAL_LOCKS": "0"},
+        check=False,
+    )
+    if done.returncode != 0:
+        raise AgentwavesError(f"git status failed in {root}: {done.stderr}")
+    entries = done.stdout.split("\0")
+    paths: set[str] = set()
+    i = 0
+    while i < len(entries):
+        entry, i = entries[i], i + 1
+        if len(entry) < 4:
+            continue
+        paths.add(entry[3:])
+        if "R" in entry[:2] or "C" in entry[:2]:
+            paths.add(entries[i])
+            i += 1
+    return paths

@@ -47,6 +47,7 @@ from agentwaves.agents.loop import AgentFailed, Transcript
 from agentwaves.agents.records import bounded_handoff
 from agentwaves.agents.resolver import remaining_markers
 from agentwaves.config import Config
+from agentwaves.git.ops import worktree_changes
 from agentwaves.llm.base import Usage
 from agentwaves.plan.model import Plan
 from agentwaves.prompts import render
@@ -101,7 +102,7 @@ class ClaudeCode:
         summary = str(data.get("summary") or "").strip()
         if not summary:
             raise AgentFailed("claude-code finished without a summary")
-        files = changed_files(request.worktree)
+        files = sorted(worktree_changes(request.worktree))
         handoff, files = bounded_handoff(request.task.id, summary, str(data.get("notes") or ""), files)
         result = stream.result or {}
         return TaskResult(
@@ -337,13 +338,6 @@ def agent_state(home: Path, config_dir: Path) -> list[Path]:
     if not settings.exists():
         settings.write_text("{}\n")
     return [config_dir, settings]
-
-
-def changed_files(worktree: Path) -> list[str]:
-    from agentwaves.agents.tools import WorktreeTools
-    from agentwaves.sandbox.bwrap import NoSandbox
-
-    return sorted(WorktreeTools(worktree, sandbox=NoSandbox()).changed_paths())
 
 
 def make(setup: BackendSetup) -> ClaudeCode:

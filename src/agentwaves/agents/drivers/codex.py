@@ -51,12 +51,12 @@ from agentwaves.agents.implementer import task_message
 from agentwaves.agents.loop import AgentFailed, Transcript
 from agentwaves.agents.records import bounded_handoff
 from agentwaves.agents.resolver import remaining_markers
-from agentwaves.agents.tools import WorktreeTools
 from agentwaves.config import Config
+from agentwaves.git.ops import worktree_changes
 from agentwaves.llm.base import Usage
 from agentwaves.prompts import render
 from agentwaves.sandbox.agent import AgentJail
-from agentwaves.sandbox.bwrap import NoSandbox, Sandbox, resolve_sandbox
+from agentwaves.sandbox.bwrap import Sandbox, resolve_sandbox
 
 if TYPE_CHECKING:
     from agentwaves.agents.doctor import Check
@@ -103,7 +103,7 @@ class Codex:
         summary = str(data.get("summary") or "").strip()
         if not summary:
             raise AgentFailed("codex finished without a final message (the handoff)")
-        files = sorted(WorktreeTools(request.worktree, sandbox=NoSandbox()).changed_paths())
+        files = sorted(worktree_changes(request.worktree))
         handoff, files = bounded_handoff(request.task.id, summary, str(data.get("notes") or ""), files)
         return TaskResult(
             handoff=handoff, usage=stream.usage(), turns=1, written=files, all_files=files, exact=False

@@ -15,11 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from agentwaves.agents.backend import TaskResult
-from agentwaves.agents.tools import WorktreeTools
-from agentwaves.git.ops import git, literal_pathspecs, run_git
+from agentwaves.git.ops import git, literal_pathspecs, run_git, worktree_changes
 from agentwaves.run.context import RunContext
 from agentwaves.run.leases.table import Lease, refusal_message, write_guard
-from agentwaves.sandbox.bwrap import NoSandbox
 
 
 def live_guard(ctx: RunContext, task_id: str, group: str) -> Callable[[str], str | None] | None:
@@ -68,9 +66,7 @@ def intrusions(
     if not ctx.leases.others_hold(group):
         return []
     seen_all = live and result.exact
-    changed = (
-        set(result.written) if seen_all else WorktreeTools(worktree, sandbox=NoSandbox()).changed_paths()
-    )
+    changed = set(result.written) if seen_all else worktree_changes(worktree)
     found = []
     for path in sorted(changed):
         lease = ctx.leases.check(group, path)
