@@ -35,4 +35,8 @@ Record = Annotated[
         resolve_path=True,
     ),
 ]
+Executor = Annotated[
+    str | None,
+    typer.Option("--executor", help="Where tasks run: local (default) or ray (a Ray cluster; docs/ray.md)."),
+]
 RunId = Annotated[str | None, typer.Argument(help="Run id; the latest run if omitted.")]

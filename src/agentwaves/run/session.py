@@ -103,6 +103,7 @@ def _settings_overrides(config: Config) -> RunSettings:
         schedule=config.schedule,
         sandbox=config.sandbox,
         budget_usd=config.budget_usd,
+        executor=config.executor,
     )
 
 
@@ -202,6 +203,11 @@ def _execute(
         cache=config.prompt_cache,
         retry=retry_policy(config),
     )
+    remote = None
+    if config.executor == "ray":  # before the run exists: no Ray, or no cluster, is a one-line error
+        from agentwaves.run.remote.runner import connect
+
+        remote = connect(config)
     lock = RepoLock(state_dir)
     lock.acquire("pending")
     try:
@@ -255,10 +261,13 @@ def _execute(
             warnings=warnings,
         )
         t0 = time.monotonic()
+        runner = remote.runner(ctx, sandbox) if remote is not None else None
         try:
-            Executor(ctx, pool, sandbox, integration).run()
+            Executor(ctx, pool, sandbox, integration, runner=runner).run()
         finally:
             elapsed = time.monotonic() - t0
+            if runner is not None:
+                runner.close()
             pool.close()
             _finish(ctx, elapsed)
         if store.state.state == "done":

@@ -1,0 +1,72 @@
+"""One real multi-node Ray cluster on this machine, shared by every Ray test (start-up is slow).
+
+Each node has its own scratch directory (``AGENTWAVES_RAY_SCRATCH`` in the node's environment), so what a
+node does never leans on the head's checkout. Skipped when Ray is not installed, unless
+``AGENTWAVES_REQUIRE_RAY=1`` (CI), which turns a missing Ray into a failure.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+@dataclass
+class RayCluster:
+    cluster: Any
+    address: str
+    root: Path
+    nodes: dict[str, Any] = field(default_factory=dict)  # name -> ray node
+
+    def add(self, name: str, num_cpus: float = 1, resources: dict[str, float] | None = None, **kw: Any) -> Any:
+        scratch = self.root / name
+        scratch.mkdir(parents=True, exist_ok=True)
+        env = {"AGENTWAVES_RAY_SCRATCH": str(scratch), **kw.pop("env", {})}
+        node = self.cluster.add_node(num_cpus=num_cpus, resources=resources or {}, env_vars=env, **kw)
+        self.nodes[name] = node
+        return node
+
+    def scratch(self, name: str) -> Path:
+        return self.root / name
+
+
+def _require_ray() -> None:
+    if importlib.util.find_spec("ray") is None:
+        if os.environ.get("AGENTWAVES_REQUIRE_RAY") == "1":
+            pytest.fail("AGENTWAVES_REQUIRE_RAY=1 but ray is not installed: pip install -e '.[dev,ray]'")
+        pytest.skip("ray is not installed (pip install 'agentwaves[ray]')")
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[RayCluster]:
+    _require_ray()
+    from ray.cluster_utils import Cluster
+
+    root = Path(tempfile.mkdtemp(prefix="aw-ray-"))
+    (root / "head").mkdir()
+    system = {"health_check_period_ms": 500, "health_check_failure_threshold": 4}
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={
+            "num_cpus": 1,
+            "resources": {"node_head": 1},
+            "include_dashboard": False,
+            "env_vars": {"AGENTWAVES_RAY_SCRATCH": str(root / "head")},
+            "_system_config": system,
+        },
+    )
+    rc = RayCluster(cluster, cluster.address, root)
+    rc.nodes["head"] = cluster.head_node
+    rc.add("w1", num_cpus=1, resources={"node_w1": 1, "gpu_box": 1})
+    cluster.wait_for_nodes()
+    try:
+        yield rc
+    finally:
+        cluster.shutdown()
