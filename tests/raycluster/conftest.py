@@ -25,13 +25,24 @@ class RayCluster:
     root: Path
     nodes: dict[str, Any] = field(default_factory=dict)  # name -> ray node
 
-    def add(self, name: str, num_cpus: float = 1, resources: dict[str, float] | None = None, **kw: Any) -> Any:
+    def add(self, name: str, num_cpus: float = 1, resources: dict[str, float] | None = None) -> Any:
+        """A worker node (``worker`` resource: what the tests' tasks ask for) with its own scratch dir."""
         scratch = self.root / name
         scratch.mkdir(parents=True, exist_ok=True)
-        env = {"AGENTWAVES_RAY_SCRATCH": str(scratch), **kw.pop("env", {})}
-        node = self.cluster.add_node(num_cpus=num_cpus, resources=resources or {}, env_vars=env, **kw)
+        env = {"AGENTWAVES_RAY_SCRATCH": str(scratch)}
+        resources = {"worker": 10, f"node_{name}": 1, **(resources or {})}
+        node = self.cluster.add_node(num_cpus=num_cpus, resources=resources, env_vars=env)
         self.nodes[name] = node
+        self.cluster.wait_for_nodes()
         return node
+
+    def name_of(self, label: str) -> str:
+        """The fixture's name of the node a ``tasks[].node`` label (``host/node-id-prefix``) names."""
+        prefix = label.split("/", 1)[1]
+        return next(name for name, n in self.nodes.items() if n.node_id.startswith(prefix))
+
+    def kill(self, name: str) -> None:
+        self.cluster.remove_node(self.nodes.pop(name), allow_graceful=False)
 
     def scratch(self, name: str) -> Path:
         return self.root / name
@@ -56,7 +67,7 @@ def ray_cluster() -> Iterator[RayCluster]:
         initialize_head=True,
         head_node_args={
             "num_cpus": 1,
-            "resources": {"node_head": 1},
+            "resources": {"node_head": 1},  # no `worker`: the head node only hosts the event channel
             "include_dashboard": False,
             "env_vars": {"AGENTWAVES_RAY_SCRATCH": str(root / "head")},
             "_system_config": system,
@@ -64,8 +75,8 @@ def ray_cluster() -> Iterator[RayCluster]:
     )
     rc = RayCluster(cluster, cluster.address, root)
     rc.nodes["head"] = cluster.head_node
-    rc.add("w1", num_cpus=1, resources={"node_w1": 1, "gpu_box": 1})
-    cluster.wait_for_nodes()
+    rc.add("w1", resources={"gpu_box": 1})
+    rc.add("w2")
     try:
         yield rc
     finally:
