@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 PARTS = ("makespan", "overhead", "analysis", "cost")
+OPTIONAL_PARTS = ("ray",)  # only with --only: it starts a local Ray (pip install -e '.[ray]')
 
 
 def machine() -> dict[str, Any]:
@@ -88,6 +89,10 @@ def run_all(
 
             result["cost"] = cost.run(quick)
             result["cache_read_share"] = result["cost"]["cache_read_share"]
+        elif part == "ray":
+            from . import ray_overhead
+
+            result["ray"] = ray_overhead.run(quick)
         took[part] = round(time.perf_counter() - t0, 1)
         log(f"   {part}: {took[part]} s")
     result["seconds"] = took
@@ -158,6 +163,10 @@ def text_report(res: dict[str, Any]) -> str:
             f"Cost: cache read share after a wave's first agent {c['cache_read_share']}; "
             f"per task ${per_task['cache_on']} cached vs ${per_task['cache_off']} not"
         )
+    if "ray" in res:
+        from . import ray_overhead
+
+        out.extend(ray_overhead.text(res["ray"]))
     out.append(f"seconds per part: {res['seconds']}")
     return "\n".join(out)
 
@@ -171,7 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="smaller cases: finishes in under two minutes")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
-    parser.add_argument("--only", choices=PARTS, action="append", help="run only this part (repeatable)")
+    parser.add_argument(
+        "--only", choices=PARTS + OPTIONAL_PARTS, action="append", help="run only this part (repeatable)"
+    )
     parser.add_argument("--out", type=Path, help="also write the JSON results to this file")
     parser.add_argument(
         "--jobs", type=int, help="makespan runs measured at once (full: 6, quick: 1); 1 for one at a time"

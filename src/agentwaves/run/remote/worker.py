@@ -57,8 +57,8 @@ def cache_path(scratch: Path, repo_key: str) -> Path:
     return scratch / "cache" / f"{repo_key}.git"
 
 
-def worktree_path(scratch: Path, run_id: str, group: str) -> Path:
-    return scratch / "worktrees" / run_id / group
+def worktree_path(scratch: Path, repo_key: str, run_id: str, group: str) -> Path:
+    return scratch / "worktrees" / repo_key[:12] / run_id / group
 
 
 def haves_on_node(repo_key: str) -> list[str]:
@@ -72,7 +72,7 @@ def release_on_node(run_id: str, group: str, repo_key: str) -> None:
     node_id, _ = node_identity()
     scratch = scratch_dir(node_id)
     cache = cache_path(scratch, repo_key)
-    shutil.rmtree(worktree_path(scratch, run_id, group), ignore_errors=True)
+    shutil.rmtree(worktree_path(scratch, repo_key, run_id, group), ignore_errors=True)
     if (cache / "HEAD").exists():
         with transport.cache_lock(cache):
             git(cache, "worktree", "prune")
@@ -121,7 +121,7 @@ def run_on_node(spec: TaskSpec, bundle: bytes | None, secrets: SecretEnv, channe
 def _prepare(spec: TaskSpec, bundle: bytes | None, scratch: Path) -> Path:
     """The group's worktree on this node, on ``spec.branch`` at ``spec.start``, clean."""
     cache = cache_path(scratch, spec.repo_key)
-    worktree = worktree_path(scratch, spec.run_id, spec.group)
+    worktree = worktree_path(scratch, spec.repo_key, spec.run_id, spec.group)
     meta = worktree.with_name(f".{spec.group}.leftovers.json")
     ref = f"refs/heads/{spec.branch}"
     with transport.cache_lock(cache):
