@@ -25,7 +25,7 @@ from agentwaves.errors import UsageError
 from agentwaves.plan.compute import RayResources
 from agentwaves.plan.model import Task
 from agentwaves.run.context import RunContext
-from agentwaves.run.gitops import branch_exists, git, update_ref
+from agentwaves.run.gitops import git, update_ref
 from agentwaves.run.remote import INSTALL_HINT, ray_available, transport
 from agentwaves.run.remote.backends import backend
 from agentwaves.run.remote.pump import EventPump
@@ -105,8 +105,9 @@ class RayRunner:
     # ------------------------------------------------------------------------------------ GroupRunner
     def open(self, group: str, branch: str, start: str, port: int) -> GroupRuntime:
         """The group branch here, at ``start``; the worktree is made on a node when a task runs."""
-        if not branch_exists(self.ctx.repo, branch):
-            update_ref(self.ctx.repo, branch, start, None)
+        current = git(self.ctx.repo, "rev-parse", "-q", "--verify", f"refs/heads/{branch}", check=False)
+        if current != start:  # as a local worktree's `-B`: the branch starts where the group starts
+            update_ref(self.ctx.repo, branch, start, current or None)
         with self.lock:
             self.branches[group] = branch
             self.group_locks.setdefault(group, threading.Lock())
