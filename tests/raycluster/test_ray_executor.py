@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -101,50 +103,6 @@ def _state_tasks(repo: Path) -> dict:
         return {}
 
 
-def test_a_node_killed_mid_task_the_task_is_retried_elsewhere_and_returned_commits_are_kept(
-    ray_cluster: RayCluster, make_repo: Callable[..., Path], tmp_path: Path
-) -> None:
-    ws = make_workspace(make_repo, tmp_path, files={"src/__init__.py": ""}, config=CONFIG)
-    flag = tmp_path / "flag-y"
-    plan = ws.plan(
-        [
-            {"id": "x", "title": "X", "files": ["src/x.py"], "group": "g"},
-            {"id": "y", "title": "Y", "files": ["src/y.py"], "group": "g", "depends_on": ["x"]},
-            {"id": "z", "title": "Z", "files": ["src/z.py"]},
-            {"id": "w", "title": "W", "files": ["docs/w.md"], "depends_on": ["y", "z"]},
-        ]
-    )
-    script = ws.script({"tasks": {"y": _blocking(flag, "src/y.py")}})
-    env = {"RAY_ADDRESS": ray_cluster.address}
-    args = ("--repo", ws.repo, "--plan", plan, "--llm", "fake", "--fake-script", script, "--sandbox", "none")
-    proc = spawn("execute", *args, "--executor", "ray", env=env)
-    try:
-        wait_for(lambda: _state_tasks(ws.repo).get("y", {}).get("node") is not None
-                 and _state_tasks(ws.repo)["y"]["state"] == "running", "y running on a node")  # fmt: skip
-        before = _state_tasks(ws.repo)
-        assert before["x"]["state"] == "done" and before["x"]["node"] == before["y"]["node"]
-        victim = ray_cluster.name_of(before["y"]["node"])
-        ray_cluster.kill(victim)
-        flag.touch()  # the orphaned wait of the killed attempt ends; the retry does not wait
-        out, err = proc.communicate(timeout=150)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        ray_cluster.add(f"{victim}-again" if "victim" in locals() else "spare")  # two workers again
-    assert proc.returncode == 0, err + out
-    state = latest_state(ws.repo)
-    tasks = tasks_of(state)
-    assert state["state"] == "done"
-    assert tasks["x"]["commit"] == before["x"]["commit"] and tasks["x"]["attempts"] == 1  # kept, not rerun
-    assert tasks["y"]["node"] != before["y"]["node"] and tasks["y"]["state"] == "done"
-    lost = [e for e in events(ws.repo) if e["type"] == "node_lost"]
-    assert [e["task"] for e in lost] == ["y"] and lost[0]["node"] == before["y"]["node"]
-    # y was retried on top of x's returned commit: one commit each on the group branch
-    assert git(ws.repo, "rev-parse", f"{tasks['y']['commit']}^") == tasks["x"]["commit"]
-    assert [s.split()[2] for s, _ in wave_commits(ws.repo, state)] == ["1", "2"]
-    assert set(tree_files(ws.repo, state["branch"])) >= {"src/x.py", "src/y.py", "src/z.py", "docs/w.md"}
-
-
 def test_kill_9_of_agentwaves_then_resume_finishes_the_run(
     ray_cluster: RayCluster, make_repo: Callable[..., Path], tmp_path: Path
 ) -> None:
@@ -179,3 +137,83 @@ def test_kill_9_of_agentwaves_then_resume_finishes_the_run(
     assert tasks["b"]["attempts"] == 2
     assert [s.split()[2] for s, _ in wave_commits(ws.repo, state)] == ["1", "2"]
     assert {"src/a.py", "src/b.py", "src/c.py"} <= set(tree_files(ws.repo, state["branch"]))
+
+
+def test_the_api_key_reaches_only_the_agent_on_the_node_and_is_logged_nowhere(
+    ray_cluster: RayCluster, make_repo: Callable[..., Path], tmp_path: Path
+) -> None:
+    from tests.llm.llm_support import Reply, message_body, start_stub_api
+
+    key = f"sk-ant-canary-{uuid.uuid4()}"
+    api, stop = start_stub_api()
+
+    def use(name: str, **args: object) -> Reply:
+        return Reply(
+            body=message_body([{"type": "tool_use", "id": f"tu_{name}", "name": name, "input": args}])
+        )
+
+    api.queue(
+        use("run", command="env > env.txt; echo key=$ANTHROPIC_API_KEY >> env.txt"),
+        use("write_file", path="src/k.py", content="K = 1\n"),
+        use("finish", summary="wrote src/k.py"),
+    )
+    ws = make_workspace(make_repo, tmp_path, files={"src/__init__.py": ""}, config=CONFIG)
+    plan = ws.plan([{"id": "k", "title": "K", "files": ["src/k.py", "env.txt"]}])
+    env = {"RAY_ADDRESS": ray_cluster.address, "ANTHROPIC_API_KEY": key, "ANTHROPIC_BASE_URL": api.url}
+    try:
+        state = _run(ws.repo, plan, "--executor", "ray", "--llm", "anthropic", env=env)
+    finally:
+        stop()
+    assert state["state"] == "done"
+    assert api.headers and all(h.get("x-api-key") == key for h in api.headers)  # the agent had it
+    # nowhere on disk: run files, git objects of the run, the nodes' scratch dirs, Ray's own logs
+    session = Path(ray_cluster.nodes["head"].get_session_dir_path())
+    places = [ws.repo / ".agentwaves", *(ray_cluster.scratch(n) for n in ("w1", "w2")), session]
+    found = subprocess.run(["grep", "-rlaF", key, *map(str, places)], capture_output=True, text=True)
+    assert found.stdout == "", found.stdout
+    objects = git(ws.repo, "log", "-p", "--all", "--format=%B")
+    assert key not in objects and "key=\n" in git(ws.repo, "show", f"{state['branch']}:env.txt") + "\n"
+
+
+# last: it kills a worker node of the shared cluster
+def test_a_node_killed_mid_task_the_task_is_retried_elsewhere_and_returned_commits_are_kept(
+    ray_cluster: RayCluster, make_repo: Callable[..., Path], tmp_path: Path
+) -> None:
+    ws = make_workspace(make_repo, tmp_path, files={"src/__init__.py": ""}, config=CONFIG)
+    flag = tmp_path / "flag-y"
+    plan = ws.plan(
+        [
+            {"id": "x", "title": "X", "files": ["src/x.py"], "group": "g"},
+            {"id": "y", "title": "Y", "files": ["src/y.py"], "group": "g", "depends_on": ["x"]},
+            {"id": "z", "title": "Z", "files": ["src/z.py"]},
+            {"id": "w", "title": "W", "files": ["docs/w.md"], "depends_on": ["y", "z"]},
+        ]
+    )
+    script = ws.script({"tasks": {"y": _blocking(flag, "src/y.py")}})
+    env = {"RAY_ADDRESS": ray_cluster.address}
+    args = ("--repo", ws.repo, "--plan", plan, "--llm", "fake", "--fake-script", script, "--sandbox", "none")
+    proc = spawn("execute", *args, "--executor", "ray", env=env)
+    try:
+        wait_for(lambda: _state_tasks(ws.repo).get("y", {}).get("node") is not None
+                 and _state_tasks(ws.repo)["y"]["state"] == "running", "y running on a node")  # fmt: skip
+        before = _state_tasks(ws.repo)
+        assert before["x"]["state"] == "done" and before["x"]["node"] == before["y"]["node"]
+        victim = ray_cluster.name_of(before["y"]["node"])
+        ray_cluster.kill(victim)
+        flag.touch()  # the orphaned wait of the killed attempt ends; the retry does not wait
+        out, err = proc.communicate(timeout=150)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err + out
+    state = latest_state(ws.repo)
+    tasks = tasks_of(state)
+    assert state["state"] == "done"
+    assert tasks["x"]["commit"] == before["x"]["commit"] and tasks["x"]["attempts"] == 1  # kept, not rerun
+    assert tasks["y"]["node"] != before["y"]["node"] and tasks["y"]["state"] == "done"
+    lost = [e for e in events(ws.repo) if e["type"] == "node_lost"]
+    assert [e["task"] for e in lost] == ["y"] and lost[0]["node"] == before["y"]["node"]
+    # y was retried on top of x's returned commit: one commit each on the group branch
+    assert git(ws.repo, "rev-parse", f"{tasks['y']['commit']}^") == tasks["x"]["commit"]
+    assert [s.split()[2] for s, _ in wave_commits(ws.repo, state)] == ["1", "2"]
+    assert set(tree_files(ws.repo, state["branch"])) >= {"src/x.py", "src/y.py", "src/z.py", "docs/w.md"}
