@@ -165,7 +165,8 @@ def test_the_api_key_reaches_only_the_agent_on_the_node_and_is_logged_nowhere(
     finally:
         stop()
     assert state["state"] == "done"
-    assert api.headers and all(h.get("x-api-key") == key for h in api.headers)  # the agent had it
+    sent = [h.get("x-api-key") or h.get("authorization", "").removeprefix("Bearer ") for h in api.headers]
+    assert sent and all(k == key for k in sent)  # the agent on the node had it
     # nowhere on disk: run files, git objects of the run, the nodes' scratch dirs, Ray's own logs
     session = Path(ray_cluster.nodes["head"].get_session_dir_path())
     places = [ws.repo / ".agentwaves", *(ray_cluster.scratch(n) for n in ("w1", "w2")), session]
