@@ -134,12 +134,15 @@ def run(quick: bool = False) -> dict[str, Any]:
             cases = []
             for files in sizes:
                 repo = make_repo(root / f"repo{files}", files)
-                local = [_local_group(repo, root, i) for i in range(3)]
+                # local before and after the remote groups: the machine's load drifts during a session
+                local = [_local_group(repo, root, 0)]
                 remote = _remote_groups(ray, repo, files)
+                local += [_local_group(repo, root, i) for i in (1, 2)]
                 cases.append(
                     {
                         "files": files,
                         "local_group_s": round(statistics.median(local), 3),
+                        "local_groups_s": [round(x, 3) for x in local],
                         "ray_groups": remote,
                         "ray_over_local_first": round(remote[0]["total_s"] / statistics.median(local), 2),
                         "ray_over_local_next": round(remote[1]["total_s"] / statistics.median(local), 2),

@@ -261,8 +261,9 @@ def _execute(
             warnings=warnings,
         )
         t0 = time.monotonic()
-        runner = remote.runner(ctx, sandbox) if remote is not None else None
+        runner = None
         try:
+            runner = remote.runner(ctx, sandbox) if remote is not None else None
             Executor(ctx, pool, sandbox, integration, runner=runner).run()
         finally:
             elapsed = time.monotonic() - t0
