@@ -240,3 +240,27 @@ def test_executor_ray_without_ray_is_one_line_before_any_run_exists(
     assert git(repo, "branch", "--list") == branches
     res = run_cli("execute", "--repo", repo, "--plan", plan, "--llm", "fake", "--executor", "cloud")
     assert res.exit_code == 2 and "unknown executor 'cloud'" in res.stderr  # type: ignore[attr-defined]
+
+
+def test_an_unreachable_ray_address_is_one_line_within_seconds(
+    make_repo: Callable[..., Path], run_cli: Callable[..., object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+    import time
+
+    pytest.importorskip("ray")
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{port}")
+    repo = make_repo()
+    plan = repo.parent / "plan.yaml"
+    plan.write_text("tasks:\n  - {id: a, title: A, files: [a.py]}\n")
+    t0 = time.monotonic()
+    res = run_cli("execute", "--repo", repo, "--plan", plan, "--llm", "fake", "--executor", "ray")
+    assert time.monotonic() - t0 < 30
+    assert res.exit_code == 2  # type: ignore[attr-defined]
+    err = res.stderr.strip()  # type: ignore[attr-defined]
+    assert err.splitlines() == [err] and "Traceback" not in err
+    assert f"cannot connect to the Ray cluster at 127.0.0.1:{port}" in err
+    assert not (repo / ".agentwaves" / "runs").exists() or not list((repo / ".agentwaves" / "runs").iterdir())

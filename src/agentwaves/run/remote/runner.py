@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -55,6 +56,8 @@ def connect(config: Config) -> RayConnection:
     import ray
 
     address = config.ray_address or os.environ.get("RAY_ADDRESS") or None
+    if address is not None:
+        _probe(address)  # ray.init retries an unreachable address for minutes
     if not ray.is_initialized():
         kwargs: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False}
         if address is None:
@@ -67,6 +70,19 @@ def connect(config: Config) -> RayConnection:
                 f"cannot connect to the Ray cluster at {address or 'a local Ray'}: {first}"
             ) from None
     return RayConnection(address)
+
+
+def _probe(address: str) -> None:
+    """A one-line UsageError, within seconds, when nothing listens at ``host:port``."""
+    rest = address.split("://", 1)[-1]
+    host, _, port = rest.rpartition(":")
+    if address in ("auto", "local") or not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+        raise UsageError(f"cannot connect to the Ray cluster at {address}: {why}") from None
 
 
 class RayRunner:
