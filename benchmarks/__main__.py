@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 PARTS = ("makespan", "overhead", "analysis", "cost", "leases", "agents")
+OPTIONAL_PARTS = ("ray",)  # only with --only: it starts a local Ray (pip install -e '.[ray]')
 
 
 def machine() -> dict[str, Any]:
@@ -98,6 +99,10 @@ def run_all(
             from . import agents
 
             result["agents"] = agents.run(quick)
+        elif part == "ray":
+            from . import ray_overhead
+
+            result["ray"] = ray_overhead.run(quick)
         took[part] = round(time.perf_counter() - t0, 1)
         log(f"   {part}: {took[part]} s")
     result["seconds"] = took
@@ -185,6 +190,10 @@ def text_report(res: dict[str, Any]) -> str:
             f"{a['bare_claude_s']} s per round: ratio {a['overhead_ratio']} (goal <= {a['goal_ratio']}); "
             f"8 concurrent agents: peak RSS {a['peak_rss_mib']} MiB ({a['peak_rss_mib_per_agent']} MiB each)"
         )
+    if "ray" in res:
+        from . import ray_overhead
+
+        out.extend(ray_overhead.text(res["ray"]))
     out.append(f"seconds per part: {res['seconds']}")
     return "\n".join(out)
 
@@ -198,7 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="smaller cases: finishes in under two minutes")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
-    parser.add_argument("--only", choices=PARTS, action="append", help="run only this part (repeatable)")
+    parser.add_argument(
+        "--only", choices=PARTS + OPTIONAL_PARTS, action="append", help="run only this part (repeatable)"
+    )
     parser.add_argument("--out", type=Path, help="also write the JSON results to this file")
     parser.add_argument(
         "--jobs", type=int, help="makespan runs measured at once (full: 6, quick: 1); 1 for one at a time"

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agentwaves.errors import UsageError
 from agentwaves.llm.retry import RetryPolicy
+from agentwaves.plan.compute import RayResources
 
 CONFIG_FILE = "agentwaves.yaml"
 
@@ -89,6 +90,18 @@ class Config(BaseModel):
         default=True,
         description="Refuse a write to a path another running group leases at the write; false: only at "
         "the task's end (what agents without a write hook get).",
+    )
+    executor: Literal["local", "ray"] = Field(
+        default="local", description="Where groups' tasks run: local worktrees, or Ray nodes (docs/ray.md)."
+    )
+    ray_address: str | None = Field(
+        default=None, description="Ray cluster to connect to (else RAY_ADDRESS, else a local Ray)."
+    )
+    ray_resources: RayResources | None = Field(
+        default=None, description="Ray resources of every task (a task's own `ray:` wins, key by key)."
+    )
+    ray_node_retries: int = Field(
+        default=2, ge=0, le=10, description="Times a task whose Ray node is lost is retried on another."
     )
     prompt_cache: bool = Field(
         default=True,

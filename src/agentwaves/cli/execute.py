@@ -39,6 +39,14 @@ def _schedule(schedule: str | None, waves: bool, sequential: bool) -> str | None
     return chosen[0] if chosen else None
 
 
+def _executor(executor: str | None) -> str | None:
+    from agentwaves.errors import UsageError
+
+    if executor is not None and executor not in ("local", "ray"):
+        raise UsageError(f"unknown executor {executor!r}: choose local or ray")
+    return executor
+
+
 def _overrides(**kw: Any) -> dict[str, Any]:
     for key in ("fake_script", "record"):
         if kw.get(key) is not None:
@@ -71,6 +79,7 @@ def register(app: typer.Typer) -> None:
         new: Annotated[
             bool, typer.Option("--new", help="Start a new run even if the last one can be resumed.")
         ] = False,
+        executor: opt.Executor = None,
         json_out: opt.Json = False,
     ) -> None:
         """Execute the plan: each wave's groups in their own worktrees, one commit per wave."""
@@ -93,6 +102,7 @@ def register(app: typer.Typer) -> None:
             sandbox=sandbox,
             budget_usd=budget_usd,
             record=record,
+            executor=_executor(executor),
         )
         with progress_subscribers(json_out) as subscribers, preparing(subscribers, not json_out):
             outcome = start_run(repo, plan, overrides, subscribers)
@@ -114,6 +124,7 @@ def register(app: typer.Typer) -> None:
         sandbox: Sandbox = None,
         budget_usd: Budget = None,
         record: opt.Record = None,
+        executor: opt.Executor = None,
         json_out: opt.Json = False,
     ) -> None:
         """Resume a failed or interrupted run: finished groups are kept, the rest runs again."""
@@ -132,6 +143,7 @@ def register(app: typer.Typer) -> None:
             sandbox=sandbox,
             budget_usd=budget_usd,
             record=record,
+            executor=_executor(executor),
         )
         with progress_subscribers(json_out) as subscribers, preparing(subscribers, not json_out):
             outcome = resume_run(repo, run_id, overrides, subscribers)

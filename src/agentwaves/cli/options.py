@@ -41,6 +41,10 @@ Record = Annotated[
         resolve_path=True,
     ),
 ]
+Executor = Annotated[
+    str | None,
+    typer.Option("--executor", help="Where tasks run: local (default) or ray (a Ray cluster; docs/ray.md)."),
+]
 RunId = Annotated[str | None, typer.Argument(help="Run id; the latest run if omitted.")]
 Verbose = Annotated[
     bool, typer.Option("--verbose", "-v", help="Print every wave, group and task, even of a long plan.")

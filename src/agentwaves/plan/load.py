@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from agentwaves.plan.model import Plan, PlanError, Task, ref_safe_problem
 
@@ -249,6 +249,8 @@ def _task_data(task: Task) -> dict[str, Any]:
             continue
         if name == "estimate" and float(value).is_integer():
             value = int(value)
+        if isinstance(value, BaseModel):
+            value = value.model_dump(exclude_defaults=True)
         data[name] = list(value) if isinstance(value, list) else value
     return data
 

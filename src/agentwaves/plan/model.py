@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from agentwaves.errors import UsageError
+from agentwaves.plan.compute import RayResources
 
 TASK_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 GROUP_NAME_RE = re.compile(r"^[A-Za-z0-9_+][A-Za-z0-9_.+-]*$")
@@ -88,6 +89,9 @@ class Task(BaseModel):
     meta: dict[str, str] = Field(
         default_factory=dict,
         description="Free-form metadata kept from imports (e.g. a pipeline's agent profile); not analysed.",
+    )
+    ray: RayResources | None = Field(
+        default=None, description="Resources the task reserves on a Ray node (executor ray; docs/ray.md)."
     )
 
     @field_validator("id", "group", "title", mode="before")
@@ -164,6 +168,8 @@ class Task(BaseModel):
                 raise ValueError(
                     f"gate {self.id!r} cannot join group {self.group!r} (gates run on their own)"
                 )
+            if self.ray is not None:
+                raise ValueError(f"gate {self.id!r} cannot have ray resources (gates run locally)")
         return self
 
     @property

@@ -154,7 +154,7 @@ def task_status(ref: RunRef, ts: TaskState, live: bool, now: datetime) -> dict[s
         stuck_for = seconds_between(ts.stuck_since, None, now)
     item = {k: getattr(ts, k) for k in ("id", "title", "kind", "state", "attempts", "started", "finished")}
     item["elapsed_s"] = seconds_between(ts.started, ts.finished, now) if ts.state != "pending" else None
-    item |= {"commit": ts.commit, "error": ts.error, "undeclared": list(ts.undeclared)}
+    item |= {"commit": ts.commit, "error": ts.error, "undeclared": list(ts.undeclared), "node": ts.node}
     item["refused"] = list(ts.refused)
     item |= {"stuck_since": ts.stuck_since if stuck_for is not None else None, "stuck_for_s": stuck_for}
     return item | {"usage": dict(ts.usage), "log": ref.rel(ref.log_path(ts.id))}

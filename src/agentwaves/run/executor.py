@@ -22,16 +22,17 @@ import time
 from pathlib import Path
 
 from agentwaves.errors import AgentwavesError
-from agentwaves.git.ops import STATE_DIR, GitError, git
+from agentwaves.git.ops import GitError, git
 from agentwaves.git.stacking import Branch, StackedBases
 from agentwaves.git.worktrees import WorktreePool, group_branch, integration_branch
 from agentwaves.plan import Group, Wave
 from agentwaves.plan.model import Task
 from agentwaves.run.commits import WaveCommitter
 from agentwaves.run.context import RunContext
+from agentwaves.run.groups import GroupRunner, LocalRunner
 from agentwaves.run.integrate import wave_handoff_markdown
 from agentwaves.run.recovery import branch_head, recover_state
-from agentwaves.run.taskrun import GroupRuntime, run_gate, run_task
+from agentwaves.run.taskrun import GroupRuntime, run_gate
 from agentwaves.run.watchdog import Watchdog
 from agentwaves.sandbox.bwrap import Sandbox
 from agentwaves.state.crash import crashpoint
@@ -41,9 +42,17 @@ MAX_WAVE_NOTES = 6000
 
 
 class Executor:
-    def __init__(self, ctx: RunContext, pool: WorktreePool, sandbox: Sandbox, integration: Path) -> None:
+    def __init__(
+        self,
+        ctx: RunContext,
+        pool: WorktreePool,
+        sandbox: Sandbox,
+        integration: Path,
+        runner: GroupRunner | None = None,
+    ) -> None:
         self.ctx = ctx
         self.pool = pool
+        self.runner: GroupRunner = runner or LocalRunner(ctx, pool, sandbox)
         self.sandbox = sandbox
         self.integration = integration
         self.schedule = ctx.config.schedule
@@ -301,11 +310,8 @@ class Executor:
                 return None
             start = base
         crashpoint("before worktree")
-        worktree = self.pool.acquire(group.name, branch, start)
+        rt = self.runner.open(group.name, branch, start, gs.port)
         crashpoint("after worktree")
-        # a fresh or cleaned worktree has untracked files only from copy_files or setup
-        leftovers = _setup_leftovers(worktree) if self.pool.copy_files or self.pool.setup else []
-        rt = GroupRuntime(group.name, worktree, gs.port, threading.Lock(), exclude=[STATE_DIR, *leftovers])
         with self.cond:
             if base is not None:
                 gs.base = base
@@ -316,7 +322,7 @@ class Executor:
             self._mark_running(group, wave)
             self.ctx.store.save()
             self.ctx.events.emit(
-                "group_started", group=group.name, wave=wave.index, base=gs.base, worktree=str(worktree)
+                "group_started", group=group.name, wave=wave.index, base=gs.base, worktree=str(rt.worktree)
             )
             self.cond.notify_all()  # the group's other ready tasks may start now
         return rt
@@ -371,7 +377,7 @@ class Executor:
                 git(self.integration, "reset", "-q", "--hard", "HEAD")
                 run_gate(self.ctx, task, self.integration, self.sandbox)
             else:
-                run_task(self.ctx, task, rt, self.sandbox, self._wave_notes(wave))
+                self.runner.run(task, rt, self._wave_notes(wave))
         except BaseException as exc:  # a bug must not leave a task "running" forever
             with self.cond:
                 ts = self.state.task(task.id)
@@ -392,8 +398,7 @@ class Executor:
                 self._release_leases(group)
                 self.cond.notify_all()
             if released is not None:  # git processes: not under the lock
-                clean = released.head if released.clean else None
-                self.pool.release(released.worktree, clean_head=clean)
+                self.runner.release(released)
             self.commits.pending()
 
     def _settle_group(self, group: Group) -> GroupRuntime | None:
@@ -452,13 +457,6 @@ class Executor:
         """Bring state in line with git after a crash (see :mod:`agentwaves.run.recovery`)."""
         recover_state(self.ctx, self.ref)
         git(self.integration, "reset", "-q", "--hard", "HEAD")
-
-
-def _setup_leftovers(worktree: Path) -> list[str]:
-    """Untracked, not ignored files in a freshly prepared worktree: copied files (``.env``) and what the
-    setup command made. They belong to the environment, not to any task, and are never committed."""
-    out = git(worktree, "ls-files", "-z", "--others", "--exclude-standard")
-    return sorted(p for p in out.split("\0") if p)
 
 
 __all__ = ["Executor", "GitError"]

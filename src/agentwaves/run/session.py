@@ -113,6 +113,7 @@ def _settings_overrides(config: Config) -> RunSettings:
         schedule=config.schedule,
         sandbox=config.sandbox,
         budget_usd=config.budget_usd,
+        executor=config.executor,
     )
 
 
@@ -225,6 +226,16 @@ def _execute(
             )
 
     backend = make_backend(BackendSetup(config, on_retry=on_retry))
+    remote = None
+    if config.executor == "ray":  # before the run exists: no Ray, or no cluster, is a one-line error
+        if backend.name != "builtin":
+            raise UsageError(
+                f"--executor ray runs the builtin agent only: run --agent {backend.name} "
+                "with --executor local"
+            )
+        from agentwaves.run.remote.runner import connect
+
+        remote = connect(config)
     lock = RepoLock(state_dir)
     lock.acquire("pending")
     try:
@@ -286,8 +297,10 @@ def _execute(
         )
         t0 = time.monotonic()
         with interrupts(ctx):
+            runner = None
             try:
-                Executor(ctx, pool, sandbox, integration).run()
+                runner = remote.runner(ctx, sandbox) if remote is not None else None
+                Executor(ctx, pool, sandbox, integration, runner=runner).run()
             finally:
                 # the outcome is recorded before any clean-up, which may fail (a path git cannot remove)
                 # and must never leave a finished run looking interrupted
@@ -295,6 +308,8 @@ def _execute(
                 _record_history(ctx, state_dir)
                 if ctx.interrupted is not None:  # an agent thread not waited for must not change it
                     store.sealed = True
+                if runner is not None:
+                    _cleanup(warnings, runner.close)
                 _cleanup(warnings, pool.close)
             if store.state.state == "done":
                 _cleanup(warnings, lambda: _remove_run_worktrees(root, state_dir, run_id))

@@ -60,6 +60,7 @@ class TaskState(BaseModel):
     retries: int = 0
     handoff: Handoff | None = None
     stuck_since: str | None = None
+    node: str | None = None  # where its last attempt ran: the hostname, or a Ray node (host/node id)
 
 
 class GroupState(BaseModel):
@@ -106,6 +107,7 @@ class RunSettings(BaseModel):
     schedule: str = "waves"
     sandbox: str = "auto"
     budget_usd: float | None = None
+    executor: str = "local"
 
 
 class RunState(BaseModel):

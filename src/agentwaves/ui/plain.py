@@ -14,6 +14,7 @@ FORMATS: dict[str, str] = {
     "task_done": "task {task} done",
     "task_failed": "task {task} FAILED: {error}",
     "task_stopped": "task {task} stopped: {reason}",
+    "node_lost": "task {task}: lost its Ray node {node}; retrying on another node",
     "gate_started": "gate {task} running: {command}",
     "gate_done": "gate {task} passed",
     "gate_failed": "gate {task} FAILED (exit {exit}); output in {log}",

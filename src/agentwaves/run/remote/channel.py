@@ -1,0 +1,92 @@
+"""Live progress from remote tasks: a Ray actor that nodes push events to and this machine drains.
+
+:class:`RunChannel` is the actor's class (made a Ray actor by the runner, on this machine's node when it
+can): nodes ``push`` events (model calls, tool calls, usage, retries) as they happen; the runner's pump
+thread ``drain``s them into the run's :class:`~agentwaves.state.events.EventLog` (so the live display and
+``events.jsonl`` see them) and accounts usage and budget. The other way, ``stop`` tells running tasks to
+stop at their next model call (budget reached, Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Any
+
+from agentwaves.llm.base import CallContext, Response
+from agentwaves.redact import Redactor
+from agentwaves.run.context import BudgetReached
+
+
+class RunChannel:
+    """The actor: a queue of events and a stop flag. Holds no secrets (events are redacted on the node)."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.stop_reason: str | None = None
+
+    def push(self, events: list[dict[str, Any]]) -> None:
+        self.events.extend(events)
+
+    def drain(self) -> list[dict[str, Any]]:
+        out, self.events = self.events, []
+        return out
+
+    def stop(self, reason: str) -> None:
+        self.stop_reason = reason
+
+    def stopped(self) -> str | None:
+        return self.stop_reason
+
+
+class NodeHooks:
+    """The agent loop's hooks on a node: events go to the channel; a stop raises :class:`BudgetReached`."""
+
+    def __init__(self, channel: Any, task_id: str, node: str, redactor: Redactor) -> None:
+        self.channel = channel
+        self.task_id = task_id
+        self.node = node
+        self.redactor = redactor
+        self._last: Any = None
+
+    def send(self, type: str, **fields: Any) -> None:
+        event = {"type": type, "task": self.task_id, "node": self.node, "at": time.time(), **fields}
+        try:
+            self._last = self.channel.push.remote([event])
+        except Exception:  # the channel is gone (this machine lost): the task's result still returns
+            self._last = None
+
+    def flush(self) -> None:
+        """Wait until every event sent so far is in the channel (before the result is returned)."""
+        import ray
+
+        if self._last is not None:
+            with contextlib.suppress(Exception):
+                ray.get(self._last, timeout=30)
+
+    def before_call(self, call: CallContext) -> None:
+        import ray
+
+        try:
+            reason = ray.get(self.channel.stopped.remote(), timeout=30)
+        except Exception:
+            reason = None
+        if reason:
+            raise BudgetReached(reason)
+        self.send("model_call", agent=call.agent, call=call.call)
+
+    def after_call(self, call: CallContext, response: Response) -> None:
+        self.send("usage", usage=response.usage.model_dump())
+
+    def on_tool(self, call: CallContext, tool: object, reply: object) -> None:
+        args = getattr(tool, "input", {}) or {}
+        brief = str(args.get("path") or args.get("command") or args.get("pattern") or "")[:120]
+        self.send(
+            "tool",
+            tool=getattr(tool, "name", "?"),
+            arg=self.redactor.redact(brief),
+            error=bool(getattr(reply, "is_error", False)),
+        )
+
+    def on_retry(self, error: Any, attempt: int, wait: float) -> None:
+        self.send("retry", kind=getattr(error, "kind", "?"), attempt=attempt, wait_s=round(wait, 2))
