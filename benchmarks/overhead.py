@@ -61,8 +61,8 @@ def agentwaves_way(repo: Path, work: Path, files: int) -> list[float]:
     """Pool with reuse + merge_wave + commit_wave, as the executor drives them for agents that only used
     their file tools; seconds per wave (the last includes the cleanup)."""
     from agentwaves.git.merge import commit_wave, merge_wave, wave_message
+    from agentwaves.git.pool import WorktreePool
     from agentwaves.git.worktrees import (
-        WorktreePool,
         add_worktree,
         group_branch,
         integration_branch,

@@ -27,7 +27,8 @@ from agentwaves.git.merge import (
     write_tree_from_worktree,
 )
 from agentwaves.git.ops import GitError, changed_paths, git, head_sha, update_ref
-from agentwaves.git.worktrees import WorktreePool, add_worktree, group_branch, integration_branch
+from agentwaves.git.pool import WorktreePool
+from agentwaves.git.worktrees import add_worktree, group_branch, integration_branch
 
 Change = bytes | str | tuple[str, bytes] | None
 

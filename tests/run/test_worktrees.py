@@ -13,9 +13,8 @@ import pytest
 
 from agentwaves.errors import UsageError
 from agentwaves.git.ops import GitError, branch_exists, commit_all, head_sha
+from agentwaves.git.pool import SetupError, WorktreePool
 from agentwaves.git.worktrees import (
-    SetupError,
-    WorktreePool,
     add_worktree,
     group_branch,
     integration_branch,

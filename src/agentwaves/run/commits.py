@@ -11,7 +11,7 @@ import threading
 
 from agentwaves.git.merge import commit_wave
 from agentwaves.git.ops import git
-from agentwaves.git.worktrees import WorktreePool
+from agentwaves.git.pool import WorktreePool
 from agentwaves.plan import Wave
 from agentwaves.run.context import BudgetReached, RunContext
 from agentwaves.run.integrate import integrate_wave, mark_wave_committed, wave_handoff_markdown, wave_message

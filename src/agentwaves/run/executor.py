@@ -23,8 +23,9 @@ from pathlib import Path
 
 from agentwaves.errors import AgentwavesError
 from agentwaves.git.ops import GitError, git
+from agentwaves.git.pool import WorktreePool
 from agentwaves.git.stacking import Branch, StackedBases
-from agentwaves.git.worktrees import WorktreePool, group_branch, integration_branch
+from agentwaves.git.worktrees import group_branch, integration_branch
 from agentwaves.plan import Group, Wave
 from agentwaves.plan.model import Task
 from agentwaves.run.commits import WaveCommitter

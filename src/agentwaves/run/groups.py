@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 from agentwaves.git.ops import STATE_DIR, git
-from agentwaves.git.worktrees import WorktreePool
+from agentwaves.git.pool import WorktreePool
 from agentwaves.plan.model import Task
 from agentwaves.run.context import RunContext
 from agentwaves.run.taskrun import GroupRuntime, run_task

@@ -20,8 +20,9 @@ from agentwaves.git.merge import (
     tree_of,
 )
 from agentwaves.git.merge import wave_message as merge_wave_message
+from agentwaves.git.pool import WorktreePool
 from agentwaves.git.stacking import Branch, stack
-from agentwaves.git.worktrees import WorktreePool, group_branch
+from agentwaves.git.worktrees import group_branch
 from agentwaves.plan import Wave
 from agentwaves.run.context import RunContext, RunHooks
 from agentwaves.sandbox.bwrap import Sandbox

@@ -19,7 +19,8 @@ from agentwaves.agents.repomap import repo_map
 from agentwaves.config import Config, load_config
 from agentwaves.errors import AgentwavesError, UsageError
 from agentwaves.git.ops import current_branch, ensure_state_dir, find_repo_root, head_sha, is_dirty
-from agentwaves.git.worktrees import WorktreePool, add_worktree, integration_branch, prune, remove_worktree
+from agentwaves.git.pool import WorktreePool
+from agentwaves.git.worktrees import add_worktree, integration_branch, prune, remove_worktree
 from agentwaves.llm.base import RetryableError
 from agentwaves.llm.usage import UsageTracker, usage_json
 from agentwaves.plan import Analysis, analyze
