@@ -24,22 +24,22 @@ from pathlib import Path
 from agentwaves.errors import AgentwavesError
 from agentwaves.git.ops import GitError, git
 from agentwaves.git.pool import WorktreePool
-from agentwaves.git.stacking import Branch, StackedBases
+from agentwaves.git.stacking import StackedBases
 from agentwaves.git.worktrees import group_branch, integration_branch
 from agentwaves.plan import Group, Wave
 from agentwaves.plan.model import Task
+from agentwaves.plan.priority import start_ranks
 from agentwaves.run.commits import WaveCommitter
 from agentwaves.run.context import RunContext
-from agentwaves.run.groups import GroupRunner, LocalRunner
-from agentwaves.run.integrate import wave_handoff_markdown
-from agentwaves.run.recovery import branch_head, recover_state
+from agentwaves.run.groups import GroupRunner, LocalRunner, stack_inputs
+from agentwaves.run.integrate import WaveNotes
+from agentwaves.run.leases.scope import lease_group, release_group
+from agentwaves.run.resume.recovery import branch_head, recover_state
 from agentwaves.run.taskrun import GroupRuntime, run_gate
 from agentwaves.run.watchdog import Watchdog
 from agentwaves.sandbox.bwrap import Sandbox
 from agentwaves.state.crash import crashpoint
 from agentwaves.state.store import GroupState, now_iso
-
-MAX_WAVE_NOTES = 6000
 
 
 class Executor:
@@ -67,7 +67,7 @@ class Executor:
                 self.group_wave[group.name] = wave
                 for tid in group.tasks:
                     self.task_group[tid] = group
-        self.rank = self._ranks()
+        self.rank = start_ranks(ctx.analysis, eager=self.schedule == "eager")
         self.dep_groups = {name: self._deps_of(g) for name, g in self.groups.items()}
         self.runtimes: dict[str, GroupRuntime] = {}
         self.running: set[str] = set()
@@ -79,7 +79,7 @@ class Executor:
         self.ref = f"refs/heads/{integration_branch(ctx.run_id)}"
         self.commits = WaveCommitter(ctx, self.cond, pool, sandbox, self.ref)
         self.threads: list[threading.Thread] = []
-        self.notes_cache: dict[int, str] = {}
+        self._wave_notes = WaveNotes(ctx, self.cond, self._earlier_committed)
 
     # ------------------------------------------------------------------------------------------ state
     @property
@@ -142,34 +142,6 @@ class Executor:
         self.commits.ready_waves()
 
     # ------------------------------------------------------------------------------------------ starting
-    def _ranks(self) -> dict[str, tuple[float, int]]:
-        """Start order among ready tasks: longest remaining chain (by estimate) first, then plan order.
-
-        Barrier schedules count the chain within the wave, as the analysis's practical estimate does;
-        eager counts it to the end of the plan: dependencies, in-group order, and a later-wave task that
-        conflicts with this one (it cannot start before this one is done)."""
-        order = {t.id: i for i, t in enumerate(self.ctx.plan.tasks)}
-        succ: dict[str, set[str]] = {t: set() for t in self.tasks}
-        for wave in self.ctx.analysis.waves:
-            for group in wave.groups:
-                for tid, before in group.after.items():
-                    for b in before:
-                        succ[b].add(tid)
-        if self.schedule == "eager":
-            for task in self.ctx.plan.tasks:
-                for d in task.depends_on:
-                    succ[d].add(task.id)
-                index = self.group_wave[self.task_group[task.id].name].index
-                for other in self.ctx.analysis.conflicts_of(task.id):
-                    if self.group_wave[self.task_group[other].name].index > index:
-                        succ[task.id].add(other)
-        tail: dict[str, float] = {}
-        for wave in reversed(self.ctx.analysis.waves):
-            for group in reversed(wave.groups):
-                for tid in reversed(group.tasks):
-                    tail[tid] = self.tasks[tid].estimate + max((tail[s] for s in succ[tid]), default=0.0)
-        return {t: (-tail[t], order[t]) for t in self.tasks}
-
     def _start_ready(self) -> int:
         candidates: list[tuple[tuple[float, int], str, Group, Wave]] = []
         failed_wave = self._failed_wave()
@@ -255,7 +227,7 @@ class Executor:
             self._mark_running(group, wave)
         else:
             self.opening.add(group.name)
-            self._lease_group(group)
+            lease_group(self.ctx, group, self.commits.committed)
         self.running.add(tid)
         thread = threading.Thread(
             target=self._task_thread, args=(task, group, wave, rt), daemon=True, name=f"task-{tid}"
@@ -270,23 +242,6 @@ class Executor:
             ws.state, ws.started = "running", ws.started or now_iso()
         self._group_state(group.name).state = "running"
 
-    def _lease_group(self, group: Group) -> None:
-        """Under the lock, as the group starts: lease its unfinished tasks' predicted files to it, and drop
-        the leases of committed waves (later groups start from their commit)."""
-        waves = [w for w in self.ctx.analysis.waves if self.commits.committed(w.index)]
-        self.ctx.leases.release(*(t for w in waves for g in w.groups for t in g.tasks))
-        todo = [t for t in group.tasks if self.tasks[t].kind != "gate" and self._task_state(t) != "done"]
-        self.ctx.leases.take(group.name, {t: self.tasks[t].files for t in todo})
-
-    def _release_leases(self, group: Group) -> None:
-        """Under the lock, as a task's thread ends. A group's leases last while its work can still clash at
-        its wave's merge: until the wave is committed, or in eager mode until the group is done (later
-        groups then start from a base stacked on it)."""
-        if group.name in self.runtimes or group.name in self.opening:
-            return
-        if self.schedule == "eager" or self._group_state(group.name).state != "done":
-            self.ctx.leases.release(*group.tasks)
-
     def _open_group(self, group: Group, wave: Wave) -> GroupRuntime | None:
         """Prepare ``group``'s worktree (called without the lock).
 
@@ -295,7 +250,12 @@ class Executor:
             gs = self._group_state(group.name)
             branch = group_branch(self.ctx.run_id, group.name)
             resumed = bool(gs.base and gs.branch)
-            stack_inputs = self._stack_inputs(group, wave) if self.schedule == "eager" else None
+            eager = self.schedule == "eager"
+            inputs = (
+                stack_inputs(self.ctx, self.commits.committed, self.dep_groups, group, wave)
+                if eager
+                else None
+            )
             committed = self.commits.count()
         existing = self._branch_head(branch) if resumed else None
         base = None
@@ -304,7 +264,7 @@ class Executor:
         else:
             # read after the snapshot: a wave committed in between is then merged twice, harmlessly
             head = self.head()
-            base = self.bases.base(wave.index, head, *stack_inputs) if stack_inputs else head
+            base = self.bases.base(wave.index, head, *inputs) if inputs else head
             if base is None:
                 with self.cond:
                     self.blocked[group.name] = committed  # wait for the next wave commit
@@ -327,29 +287,6 @@ class Executor:
             )
             self.cond.notify_all()  # the group's other ready tasks may start now
         return rt
-
-    def _stack_inputs(self, group: Group, wave: Wave) -> tuple[list[Branch], list[Branch]]:
-        """Under the lock: the finished, uncommitted non-gate groups of earlier waves, and those of them
-        ``group`` builds on (transitively), both in wave order."""
-        needed: set[str] = set()
-        todo = list(self.dep_groups[group.name])
-        while todo:
-            name = todo.pop()
-            if name in needed or self.commits.committed(self.group_wave[name].index):
-                continue
-            needed.add(name)
-            todo.extend(self.dep_groups[name])
-        finished: list[Branch] = []
-        for w in self.ctx.analysis.waves:
-            if w.index >= wave.index:
-                break
-            if self.commits.committed(w.index):
-                continue
-            for g in w.groups:
-                gs = self._group_state(g.name)
-                if gs.state == "done" and gs.head and gs.base and self.tasks[g.tasks[0]].kind != "gate":
-                    finished.append(Branch(g.name, gs.head, gs.base))
-        return finished, [b for b in finished if b.group in needed]
 
     def _group_failed(self, group: Group, error: str) -> None:
         gs = self._group_state(group.name)
@@ -396,7 +333,7 @@ class Executor:
                 else:
                     self.opening.discard(group.name)  # it could not be opened
                 released = self._settle_group(group)
-                self._release_leases(group)
+                release_group(self.ctx, group, keep=group.name in self.runtimes or group.name in self.opening)
                 self.cond.notify_all()
             if released is not None:  # git processes: not under the lock
                 self.runner.release(released)
@@ -438,24 +375,9 @@ class Executor:
             self.ctx.events.emit("group_done", group=group.name, head=gs.head)
         return rt
 
-    def _wave_notes(self, wave: Wave) -> str:
-        """The earlier waves' handoffs. Final once every earlier wave is committed: then cached."""
-        cached = self.notes_cache.get(wave.index)
-        if cached is not None:
-            return cached
-        with self.cond:
-            notes = [
-                wave_handoff_markdown(self.ctx, w) for w in self.ctx.analysis.waves if w.index < wave.index
-            ]
-            final = self._earlier_committed(wave.index)
-        text = "\n".join(n for n in notes if n.count("\n") > 1)[-MAX_WAVE_NOTES:]
-        if final:
-            self.notes_cache[wave.index] = text
-        return text
-
     # ------------------------------------------------------------------------------------------ resume
     def recover(self) -> None:
-        """Bring state in line with git after a crash (see :mod:`agentwaves.run.recovery`)."""
+        """Bring state in line with git after a crash (see :mod:`agentwaves.run.resume.recovery`)."""
         recover_state(self.ctx, self.ref)
         git(self.integration, "reset", "-q", "--hard", "HEAD")
 

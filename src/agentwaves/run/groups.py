@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import socket
 import threading
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Protocol
 
 from agentwaves.git.ops import STATE_DIR, git
 from agentwaves.git.pool import WorktreePool
+from agentwaves.git.stacking import Branch
+from agentwaves.plan import Group, Wave
 from agentwaves.plan.model import Task
 from agentwaves.run.context import RunContext
 from agentwaves.run.taskrun import GroupRuntime, run_task
@@ -70,3 +73,35 @@ def setup_leftovers(worktree: Path) -> list[str]:
     setup command made. They belong to the environment, not to any task, and are never committed."""
     out = git(worktree, "ls-files", "-z", "--others", "--exclude-standard")
     return sorted(p for p in out.split("\0") if p)
+
+
+def stack_inputs(
+    ctx: RunContext,
+    committed: Callable[[int], bool],
+    dep_groups: Mapping[str, list[str]],
+    group: Group,
+    wave: Wave,
+) -> tuple[list[Branch], list[Branch]]:
+    """Under the lock, for eager's stacked base of ``group``: the finished, uncommitted non-gate groups of
+    earlier waves, and those of them ``group`` builds on (transitively, by ``dep_groups``), in wave order."""
+    wave_of = {g.name: w.index for w in ctx.analysis.waves for g in w.groups}
+    needed: set[str] = set()
+    todo = list(dep_groups[group.name])
+    while todo:
+        name = todo.pop()
+        if name in needed or committed(wave_of[name]):
+            continue
+        needed.add(name)
+        todo.extend(dep_groups[name])
+    finished: list[Branch] = []
+    tasks = ctx.plan.by_id
+    for w in ctx.analysis.waves:
+        if w.index >= wave.index:
+            break
+        if committed(w.index):
+            continue
+        for g in w.groups:
+            gs = ctx.store.state.group(g.name)
+            if gs.state == "done" and gs.head and gs.base and tasks[g.tasks[0]].kind != "gate":
+                finished.append(Branch(g.name, gs.head, gs.base))
+    return finished, [b for b in finished if b.group in needed]

@@ -8,6 +8,8 @@ what the group changed, and nothing it inherited.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from agentwaves.agents.backend import ResolveRequest
@@ -163,3 +165,32 @@ def mark_wave_committed(ctx: RunContext, wave: Wave, commit: str) -> None:
         ws = ctx.store.state.wave(wave.index)
         ws.state, ws.commit, ws.finished = "done", commit, now_iso()
         ctx.store.save()
+
+
+MAX_WAVE_NOTES = 6000  # characters of earlier waves' handoffs a task's prompt gets
+
+
+class WaveNotes:
+    """The earlier waves' handoffs, for the prompts of a wave's tasks; final, and then cached, once every
+    earlier wave is committed. ``lock`` is the run's state lock; ``earlier_committed(wave)`` says whether
+    every wave before ``wave`` is committed."""
+
+    def __init__(
+        self, ctx: RunContext, lock: threading.Condition, earlier_committed: Callable[[int], bool]
+    ) -> None:
+        self.ctx, self.lock, self.earlier_committed = ctx, lock, earlier_committed
+        self.cache: dict[int, str] = {}
+
+    def __call__(self, wave: Wave) -> str:
+        cached = self.cache.get(wave.index)
+        if cached is not None:
+            return cached
+        with self.lock:
+            notes = [
+                wave_handoff_markdown(self.ctx, w) for w in self.ctx.analysis.waves if w.index < wave.index
+            ]
+            final = self.earlier_committed(wave.index)
+        text = "\n".join(n for n in notes if n.count("\n") > 1)[-MAX_WAVE_NOTES:]
+        if final:
+            self.cache[wave.index] = text
+        return text

@@ -31,7 +31,7 @@ from agentwaves.run.context import RunContext, Slots
 from agentwaves.run.executor import Executor
 from agentwaves.run.interrupt import interrupts, record_interrupted
 from agentwaves.run.report import run_summary, write_report
-from agentwaves.run.verify import check_snapshot, verify_recorded
+from agentwaves.run.resume.verify import check_snapshot, verify_recorded
 from agentwaves.sandbox.bwrap import resolve_sandbox
 from agentwaves.sandbox.homes import sweep_stale_homes
 from agentwaves.state.events import EventLog, Subscriber

@@ -1,0 +1,28 @@
+"""When a group's leases start and end, as the executor opens and settles groups (under the state lock)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from agentwaves.plan import Group
+from agentwaves.run.context import RunContext
+
+
+def lease_group(ctx: RunContext, group: Group, committed: Callable[[int], bool]) -> None:
+    """As the group starts: lease its unfinished tasks' predicted files to it, and drop the leases of
+    committed waves (later groups start from their commit)."""
+    waves = [w for w in ctx.analysis.waves if committed(w.index)]
+    ctx.leases.release(*(t for w in waves for g in w.groups for t in g.tasks))
+    tasks = ctx.plan.by_id
+    todo = [t for t in group.tasks if tasks[t].kind != "gate" and ctx.store.state.task(t).state != "done"]
+    ctx.leases.take(group.name, {t: tasks[t].files for t in todo})
+
+
+def release_group(ctx: RunContext, group: Group, *, keep: bool) -> None:
+    """As a task's thread ends (``keep``: the group still has a worktree open or opening). A group's
+    leases last while its work can still clash at its wave's merge: until the wave is committed, or in
+    eager mode until the group is done (later groups then start from a base stacked on it)."""
+    if keep:
+        return
+    if ctx.config.schedule == "eager" or ctx.store.state.group(group.name).state != "done":
+        ctx.leases.release(*group.tasks)
