@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agentwaves.run.leases.table.table import LeaseTable, write_guard
+from agentwaves.run.leases.table import LeaseTable, write_guard
 
 from agentwaves.agents.tools import WorktreeTools
 from agentwaves.sandbox.bwrap import NoSandbox

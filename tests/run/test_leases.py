@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from agentwaves.run.leases.table.table import Lease, LeaseTable, refusal_message, write_guard
+from agentwaves.run.leases.table import Lease, LeaseTable, refusal_message, write_guard
 
 
 def _table() -> LeaseTable:
@@ -84,7 +84,7 @@ def test_concurrent_checks_see_a_consistent_table() -> None:
 
 
 def test_a_wrapped_backend_can_turn_the_live_check_off() -> None:
-    from agentwaves.run.leases.table.fallback import backend_has_live_leases
+    from agentwaves.run.leases.fallback import backend_has_live_leases
 
     from agentwaves.llm.fake import FakeLLM
     from agentwaves.llm.retry import RetryingLLM, RetryPolicy

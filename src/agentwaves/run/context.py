@@ -17,7 +17,7 @@ from agentwaves.llm.usage import UsageTracker, usage_json
 from agentwaves.plan import Analysis
 from agentwaves.plan.model import Plan
 from agentwaves.redact import Redactor
-from agentwaves.run.leases.table.table import LeaseTable
+from agentwaves.run.leases.table import LeaseTable
 from agentwaves.state.events import EventLog
 from agentwaves.state.store import StateStore
 

@@ -16,7 +16,7 @@ from agentwaves.llm.usage import usage_json
 from agentwaves.plan.globs import overlaps, parse_entry
 from agentwaves.plan.model import Task
 from agentwaves.run.context import BudgetReached, RunContext, RunHooks
-from agentwaves.run.leases.table.fallback import live_guard, run_checked
+from agentwaves.run.leases.fallback import live_guard, run_checked
 from agentwaves.sandbox.bwrap import NoSandbox, Sandbox
 from agentwaves.sandbox.confined import run_confined
 from agentwaves.state.crash import crashpoint

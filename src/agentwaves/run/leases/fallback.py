@@ -17,7 +17,7 @@ from pathlib import Path
 from agentwaves.agents.backend import TaskResult
 from agentwaves.git.ops import git, literal_pathspecs, run_git, worktree_changes
 from agentwaves.run.context import RunContext
-from agentwaves.run.leases.table.table import Lease, refusal_message, write_guard
+from agentwaves.run.leases.table import Lease, refusal_message, write_guard
 
 
 def live_guard(ctx: RunContext, task_id: str, group: str) -> Callable[[str], str | None] | None:
