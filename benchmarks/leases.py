@@ -23,9 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agentwaves.run.leases.table import LeaseTable, write_guard
-
 from agentwaves.agents.tools import WorktreeTools
+from agentwaves.run.leases.table import LeaseTable, write_guard
 from agentwaves.sandbox.bwrap import NoSandbox
 
 WRITES = 1_000

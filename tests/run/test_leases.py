@@ -84,10 +84,9 @@ def test_concurrent_checks_see_a_consistent_table() -> None:
 
 
 def test_a_wrapped_backend_can_turn_the_live_check_off() -> None:
-    from agentwaves.run.leases.fallback import backend_has_live_leases
-
     from agentwaves.llm.fake import FakeLLM
     from agentwaves.llm.retry import RetryingLLM, RetryPolicy
+    from agentwaves.run.leases.fallback import backend_has_live_leases
 
     fake = FakeLLM()
     assert backend_has_live_leases(RetryingLLM(fake, RetryPolicy()))
