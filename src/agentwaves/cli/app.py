@@ -28,9 +28,9 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from agentwaves.cli import analyze, demo, execute, plan, runs
+    from agentwaves.cli import analyze, demo, execute, plan, revise, runs
 
-    for module in (analyze, plan, execute, runs, demo):
+    for module in (analyze, plan, execute, runs, revise, demo):
         module.register(app)
 
 

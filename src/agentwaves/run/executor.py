@@ -27,9 +27,12 @@ from agentwaves.plan.model import Task
 from agentwaves.run.commits import WaveCommitter
 from agentwaves.run.context import RunContext
 from agentwaves.run.crash import crashpoint
+from agentwaves.run.culprit import Feedback
 from agentwaves.run.gitops import GitError, git
 from agentwaves.run.integrate import wave_handoff_markdown
+from agentwaves.run.rebuild import prepare_resume
 from agentwaves.run.recovery import branch_head, recover_state
+from agentwaves.run.revise import run_pending_revisions
 from agentwaves.run.stacking import Branch, StackedBases
 from agentwaves.run.state import GroupState, now_iso
 from agentwaves.run.taskrun import GroupRuntime, run_gate, run_task
@@ -67,6 +70,7 @@ class Executor:
         self.cond = threading.Condition(ctx.store.lock)
         self.ref = f"refs/heads/{integration_branch(ctx.run_id)}"
         self.commits = WaveCommitter(ctx, self.cond, pool, sandbox, self.ref)
+        self.feedback = Feedback(ctx, self.cond, pool, sandbox, self.ref)  # failed gates: culprits, repairs
         self.threads: list[threading.Thread] = []
         self.notes_cache: dict[int, str] = {}
 
@@ -96,6 +100,7 @@ class Executor:
     # ------------------------------------------------------------------------------------------ main
     def run(self) -> None:
         self.recover()
+        run_pending_revisions(self.ctx, self.pool, self.sandbox)  # `agentwaves revise` comments
         with self.cond:
             self.state.state, self.state.started = "running", self.state.started or now_iso()
             self.ctx.store.save()
@@ -345,7 +350,9 @@ class Executor:
             if rt is None:
                 # wave commits move the branch, not the files: bring the gate's worktree up to them
                 git(self.integration, "reset", "-q", "--hard", "HEAD")
-                run_gate(self.ctx, task, self.integration, self.sandbox)
+                result = run_gate(self.ctx, task, self.integration, self.sandbox)
+                if not result.ok:
+                    self.feedback.gate_failed(task, wave, result)
             else:
                 run_task(self.ctx, task, rt, self.sandbox, self._wave_notes(wave))
         except BaseException as exc:  # a bug must not leave a task "running" forever
@@ -425,6 +432,7 @@ class Executor:
     # ------------------------------------------------------------------------------------------ resume
     def recover(self) -> None:
         """Bring state in line with git after a crash (see :mod:`agentwaves.run.recovery`)."""
+        prepare_resume(self.ctx, self.ref, self.ctx.store.lock)  # rebuilds: revisions, held-back groups
         recover_state(self.ctx, self.ref)
         git(self.integration, "reset", "-q", "--hard", "HEAD")
 

@@ -28,6 +28,7 @@ from agentwaves.plan.model import Plan
 from agentwaves.run.context import RunContext, Slots
 from agentwaves.run.events import EventLog, Subscriber
 from agentwaves.run.executor import Executor
+from agentwaves.run.gates import run_baseline
 from agentwaves.run.gitops import current_branch, ensure_state_dir, find_repo_root, head_sha, is_dirty
 from agentwaves.run.report import write_report
 from agentwaves.run.state import (
@@ -247,6 +248,17 @@ def _execute(
             setup_writable=[Path(p).expanduser() for p in config.setup_writable],
         )
         store.state.pid = None
+        if store.state.baseline is None:  # once per run, before any wave: what already fails on the base
+            store.state.baseline, failing = run_baseline(
+                config,
+                [t for t in plan.tasks if t.is_gate],
+                root,
+                store.state.base,
+                wt_root / "_base",
+                sandbox,
+            )
+            warnings.extend(failing)
+            store.save()
         events.emit(
             "run_started",
             run=run_id,

@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from agentwaves.errors import AgentwavesError, UsageError
 from agentwaves.run.crash import crashpoint
+from agentwaves.run.fbstate import GateBaseline, HistoryEntry, Rebuild, Repair, Revision
 
 Status = Literal["pending", "running", "done", "failed"]
 RunStatus = Literal["pending", "running", "done", "failed", "stopped"]
@@ -62,6 +63,7 @@ class TaskState(BaseModel):
     retries: int = 0
     handoff: Handoff | None = None
     stuck_since: str | None = None
+    revisions: list[Revision] = Field(default_factory=list)
 
 
 class GroupState(BaseModel):
@@ -74,6 +76,7 @@ class GroupState(BaseModel):
     error: str | None = None
     conflicts: list[str] = Field(default_factory=list)
     resolved: list[str] = Field(default_factory=list)
+    repairs: list[Repair] = Field(default_factory=list)
     tasks: list[TaskState] = Field(default_factory=list)
 
 
@@ -84,6 +87,7 @@ class WaveState(BaseModel):
     commit: str | None = None
     started: str | None = None
     finished: str | None = None
+    held: list[str] = Field(default_factory=list)  # groups left out of the commit: they broke a gate
     groups: list[GroupState] = Field(default_factory=list)
 
 
@@ -119,6 +123,9 @@ class RunState(BaseModel):
     usage: dict[str, Any] = Field(default_factory=dict)
     pid: int | None = None
     waves: list[WaveState] = Field(default_factory=list)
+    baseline: dict[str, GateBaseline] | None = None  # gate id -> its result on the base
+    rebuild: Rebuild | None = None
+    history: list[HistoryEntry] = Field(default_factory=list)
 
     # ------------------------------------------------------------------ lookups
     def wave(self, index: int) -> WaveState:

@@ -6,7 +6,6 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agentwaves.agents.confined import run_confined
 from agentwaves.agents.implementer import implement
 from agentwaves.agents.loop import AgentFailed, Limits, Transcript
 from agentwaves.agents.sandbox import NoSandbox, Sandbox
@@ -18,12 +17,12 @@ from agentwaves.plan.globs import overlaps, parse_entry
 from agentwaves.plan.model import Task
 from agentwaves.run.context import BudgetReached, RunContext, RunHooks
 from agentwaves.run.crash import crashpoint
+from agentwaves.run.gates import GATE_OUTPUT_CAP, GATE_TIMEOUT, GateRun, execute_gate
 from agentwaves.run.gitops import GitError, commit_all, git, identity_args, literal_pathspecs
 from agentwaves.run.state import Handoff, TaskState, atomic_write, now_iso
 
 TASK_TRAILER = "Agentwaves-Task"
-GATE_TIMEOUT = 1800.0
-GATE_OUTPUT_CAP = 200_000
+__all__ = ["GATE_OUTPUT_CAP", "GATE_TIMEOUT"]
 
 
 @dataclass
@@ -191,7 +190,7 @@ def commit_task(group: GroupRuntime, message: str, paths: list[str], alone: bool
     return sha or git(worktree, "rev-parse", "HEAD")
 
 
-def run_gate(ctx: RunContext, task: Task, integration: Path, sandbox: Sandbox | None = None) -> None:
+def run_gate(ctx: RunContext, task: Task, integration: Path, sandbox: Sandbox | None = None) -> GateRun:
     """Run a gate's command in the integration worktree; save its output; record done or failed.
 
     The command runs like an agent's ``run``: in ``sandbox``, through the same process runner, with the
@@ -202,24 +201,15 @@ def run_gate(ctx: RunContext, task: Task, integration: Path, sandbox: Sandbox | 
     ctx.events.emit("gate_started", task=task.id, command=task.command)
     log = ctx.log_path(task.id)
     log.parent.mkdir(parents=True, exist_ok=True)
-    result = run_confined(
-        task.command or "true",
-        integration,
-        sandbox=sandbox or NoSandbox(),
-        timeout=GATE_TIMEOUT,
-        max_output=GATE_OUTPUT_CAP,
-        network=ctx.config.gate_network,
-    )
-    output = result.output
-    if result.omitted_bytes:
-        output += f"\n[... output truncated: {result.omitted_bytes} more bytes not shown]"
+    baseline = (store.state.baseline or {}).get(task.id)
+    result = execute_gate(ctx.config, task, integration, sandbox or NoSandbox(), baseline)
     code = result.exit_code
-    log.write_text(ctx.redactor.redact(f"$ {task.command}\n{output}\n[exit {code}]\n"))
-    ok = code == 0
+    log.write_text(ctx.redactor.redact(f"$ {result.command}\n{result.output}\n[exit {code}]\n"))
+    ok = result.ok
     with store.lock:
         ts.state, ts.finished = ("done" if ok else "failed"), now_iso()
         if not ok:
-            why = "timed out" if result.timed_out else f"exited {code}"
-            ts.error = f"gate command `{task.command}` {why}; output in {log}"
+            ts.error = f"gate command `{task.command}` {result.why()}; output in {log}"
         store.save()
     ctx.events.emit("gate_done" if ok else "gate_failed", task=task.id, exit=code, log=str(log))
+    return result

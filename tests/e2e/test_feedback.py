@@ -1,0 +1,139 @@
+"""Feedback loops end to end (fake model, real git, real bubblewrap): culprits, repairs, baseline, revise."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.feedback_helpers import group_of_task, groups_of, script, three_groups_plan, write
+from tests.e2e.helpers import git, latest_state, tree_files, wave_commits, write_yaml
+
+RUN = ("--llm", "fake", "--sandbox", "bwrap")
+
+
+def test_culprit_is_held_out_and_the_others_committed(make_repo, run_cli, tmp_path) -> None:
+    repo = make_repo()
+    plan = three_groups_plan(tmp_path, repair_attempts=0)
+    res = run_cli("execute", "--repo", repo, "--plan", plan, *RUN, "--fake-script", script(tmp_path))
+    assert res.exit_code == 1
+    state = latest_state(repo)
+    wave1 = state["waves"][0]
+    assert wave1["state"] == "done" and wave1["held"] == [group_of_task(state, "c")["name"]]
+    files = tree_files(repo, state["branch"])
+    assert "a.py" in files and "b.py" in files and "c.py" not in files
+    culprit = group_of_task(state, "c")
+    assert culprit["state"] == "failed"
+    assert "broke gate check" in culprit["error"] and "BROKEN found" in culprit["error"]
+    assert all(group_of_task(state, t)["state"] == "done" for t in ("a", "b"))
+    gate = group_of_task(state, "check")["tasks"][0]
+    assert gate["state"] == "pending"  # waits for the held-back group
+    # the first wave commit (with c) stays reachable under a history ref
+    refs = [r for h in state["history"] for r in h["refs"]]
+    assert refs and git(repo, "show", f"{refs[0]}:c.py") == "BROKEN = 1"
+    assert culprit["name"] in res.stderr
+    status = json.loads(run_cli("status", "--repo", repo, "--json").stdout)
+    held = [g for w in status["waves"] for g in w["groups"] if g["name"] == culprit["name"]][0]
+    assert held["held"] is True and "broke gate check" in held["error"]
+
+
+def test_repair_that_works_joins_the_wave(make_repo, run_cli, tmp_path) -> None:
+    repo = make_repo()
+    plan = three_groups_plan(tmp_path)
+    fix = {"repairs": {"c": [write("c.py", "c = 'fixed'\n", "fixed")]}}
+    res = run_cli("execute", "--repo", repo, "--plan", plan, *RUN, "--fake-script", script(tmp_path, **fix))
+    assert res.exit_code == 0, res.stderr
+    state = latest_state(repo)
+    assert state["state"] == "done"
+    assert git(repo, "show", f"{state['branch']}:c.py") == "c = 'fixed'"
+    culprit = group_of_task(state, "c")
+    assert [(r["attempt"], r["passed"]) for r in culprit["repairs"]] == [(1, True)]
+    assert "BROKEN found" in culprit["repairs"][0]["output"] and culprit["repairs"][0]["cost_usd"] > 0
+    assert [s.split()[2] for s, _ in wave_commits(repo, state)] == ["1", "2"]
+    review = json.loads(run_cli("review", "--repo", repo, "--json").stdout)
+    assert review["waves"][0]["repairs"][0]["group"] == culprit["name"]
+    status = json.loads(run_cli("status", "--repo", repo, "--json").stdout)
+    g = [g for w in status["waves"] for g in w["groups"] if g["name"] == culprit["name"]][0]
+    assert g["repairs"][0]["passed"] is True
+    report = (repo / ".agentwaves" / "runs" / state["run_id"] / "report.md").read_text()
+    assert "Repairs" in report and culprit["name"] in report
+
+
+def test_repair_that_fails_then_resume_retries(make_repo, run_cli, tmp_path) -> None:
+    repo = make_repo()
+    plan = three_groups_plan(tmp_path, repair_attempts=2)
+    bad = {"repairs": {"c": [write("c.py", "BROKEN = 2\n"), write("c.py", "BROKEN = 3\n")]}}
+    res = run_cli("execute", "--repo", repo, "--plan", plan, *RUN, "--fake-script", script(tmp_path, **bad))
+    assert res.exit_code == 1
+    state = latest_state(repo)
+    culprit = group_of_task(state, "c")
+    assert [(r["attempt"], r["passed"]) for r in culprit["repairs"]] == [(1, False), (2, False)]
+    assert culprit["state"] == "failed" and "c.py" not in tree_files(repo, state["branch"])
+    # resumable: the held group is merged again, found again, and this time repaired
+    good = {"repairs": {"c": [write("c.py", "c = 'ok'\n")]}}
+    res = run_cli("resume", "--repo", repo, "--fake-script", script(tmp_path, "good.yaml", **good))
+    assert res.exit_code == 0, res.stderr
+    state = latest_state(repo)
+    assert state["state"] == "done" and git(repo, "show", f"{state['branch']}:c.py") == "c = 'ok'"
+
+
+def test_combination_failure_blames_no_group(make_repo, run_cli, tmp_path) -> None:
+    repo = make_repo()
+    plan = write_yaml(
+        tmp_path / "plan.yaml",
+        {
+            "tasks": [
+                {"id": "a", "title": "A", "files": ["a.py"]},
+                {"id": "b", "title": "B", "files": ["b.py"]},
+                {"id": "check", "title": "Check", "kind": "gate", "depends_on": ["a", "b"],
+                 "command": "if test -e a.py && test -e b.py; then echo together; exit 1; fi"},
+            ]
+        },
+    )  # fmt: skip
+    res = run_cli("execute", "--repo", repo, "--plan", plan, *RUN)
+    assert res.exit_code == 1
+    state = latest_state(repo)
+    gate = group_of_task(state, "check")["tasks"][0]
+    assert gate["state"] == "failed"
+    assert "no single group of wave 1 is to blame" in gate["error"] and "combination" in gate["error"]
+    assert all(g["state"] == "done" for g in groups_of(state).values() if g["name"] != "check"
+               and g["tasks"][0]["kind"] != "gate")  # fmt: skip
+    assert {"a.py", "b.py"} <= set(tree_files(repo, state["branch"]))
+    assert state["waves"][0]["held"] == []
+
+
+@pytest.mark.parametrize("new_failure", [False, True])
+def test_baseline_junit_counts_only_new_failures(make_repo, run_cli, tmp_path, new_failure: bool) -> None:
+    repo = make_repo(
+        {
+            "tests/test_old.py": "def test_old_broken():\n    assert False\n\ndef test_ok():\n    pass\n",
+            "README.md": "# r\n",
+        }
+    )
+    body = "def test_new():\n    assert False\n" if new_failure else "def test_new():\n    pass\n"
+    plan = write_yaml(
+        tmp_path / "plan.yaml",
+        {
+            "tasks": [
+                {"id": "a", "title": "A", "files": ["tests/test_new.py"]},
+                {"id": "check", "title": "Check", "kind": "gate", "depends_on": ["a"],
+                 "command": f"{sys.executable} -m pytest -q -p no:cacheprovider tests", "repair_attempts": 0},
+            ]
+        },
+    )  # fmt: skip
+    s = write_yaml(tmp_path / "s.yaml", {"tasks": {"a": write("tests/test_new.py", body)}})
+    res = run_cli("execute", "--repo", repo, "--plan", plan, *RUN, "--fake-script", s)
+    state = latest_state(repo)
+    base = state["baseline"]["check"]
+    assert base["passed"] is False and base["junit"] is True
+    assert base["failing"] == ["tests.test_old::test_old_broken"]
+    assert "gate check already fails on the base" in res.stderr
+    gate = group_of_task(state, "check")["tasks"][0]
+    if new_failure:
+        assert res.exit_code == 1 and gate["state"] == "failed"
+        assert "new failing tests: tests.test_new::test_new" in gate["error"]
+    else:
+        assert res.exit_code == 0, res.stderr + gate.get("error", "")
+        assert gate["state"] == "done"
