@@ -26,7 +26,13 @@ def three_groups_plan(tmp: Path, **gate: Any) -> Path:
                 {"id": "a", "title": "A", "files": ["a.py"]},
                 {"id": "b", "title": "B", "files": ["b.py"]},
                 {"id": "c", "title": "C", "files": ["c.py"]},
-                {"id": "check", "title": "Check", "kind": "gate", "command": GATE, "depends_on": ["a", "b", "c"]}
+                {
+                    "id": "check",
+                    "title": "Check",
+                    "kind": "gate",
+                    "command": GATE,
+                    "depends_on": ["a", "b", "c"],
+                }
                 | gate,
             ]
         },

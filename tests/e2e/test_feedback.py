@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -35,7 +34,7 @@ def test_culprit_is_held_out_and_the_others_committed(make_repo, run_cli, tmp_pa
     assert refs and git(repo, "show", f"{refs[0]}:c.py") == "BROKEN = 1"
     assert culprit["name"] in res.stderr
     status = json.loads(run_cli("status", "--repo", repo, "--json").stdout)
-    held = [g for w in status["waves"] for g in w["groups"] if g["name"] == culprit["name"]][0]
+    held = next(g for w in status["waves"] for g in w["groups"] if g["name"] == culprit["name"])
     assert held["held"] is True and "broke gate check" in held["error"]
 
 
@@ -55,7 +54,7 @@ def test_repair_that_works_joins_the_wave(make_repo, run_cli, tmp_path) -> None:
     review = json.loads(run_cli("review", "--repo", repo, "--json").stdout)
     assert review["waves"][0]["repairs"][0]["group"] == culprit["name"]
     status = json.loads(run_cli("status", "--repo", repo, "--json").stdout)
-    g = [g for w in status["waves"] for g in w["groups"] if g["name"] == culprit["name"]][0]
+    g = next(g for w in status["waves"] for g in w["groups"] if g["name"] == culprit["name"])
     assert g["repairs"][0]["passed"] is True
     report = (repo / ".agentwaves" / "runs" / state["run_id"] / "report.md").read_text()
     assert "Repairs" in report and culprit["name"] in report
@@ -131,9 +130,10 @@ def test_baseline_junit_counts_only_new_failures(make_repo, run_cli, tmp_path, n
     assert base["failing"] == ["tests.test_old::test_old_broken"]
     assert "gate check already fails on the base" in res.stderr
     gate = group_of_task(state, "check")["tasks"][0]
-    if new_failure:
-        assert res.exit_code == 1 and gate["state"] == "failed"
-        assert "new failing tests: tests.test_new::test_new" in gate["error"]
+    if new_failure:  # the one group of the wave is the culprit: it fails a test that passed on the base
+        culprit = group_of_task(state, "a")
+        assert res.exit_code == 1 and gate["state"] == "pending" and culprit["state"] == "failed"
+        assert "new failing tests: tests.test_new::test_new" in culprit["error"]
     else:
         assert res.exit_code == 0, res.stderr + gate.get("error", "")
         assert gate["state"] == "done"

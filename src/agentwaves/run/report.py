@@ -16,6 +16,7 @@ from typing import Any
 
 from agentwaves.plan.report import MERMAID_MAX_TASKS, md_cell, minutes
 from agentwaves.run.events import Event, read_events
+from agentwaves.run.fbinspect import report_lines
 from agentwaves.run.inspect import sum_usage
 from agentwaves.run.state import RunState, atomic_write, read_state
 
@@ -289,6 +290,7 @@ def report_markdown(state: RunState, events: list[Event]) -> str:
     undeclared = [t for t in tasks if t.undeclared]
     out += [f"- `{t.id}`: {', '.join(f'`{f}`' for f in t.undeclared)}" for t in undeclared] or ["None."]
     out += ["", "## Failures and retries", "", *_problems(state, events)]
+    out += ["", *report_lines(state, md_cell)]
     out += ["", "## Tokens and cost", "", *_usage_rows(state)]
     return "\n".join(out) + "\n"
 
