@@ -54,12 +54,12 @@ def report_lines(s: RunState, cell: Callable[[str], str]) -> list[str]:
             for name in w.held:
                 out.append(f"\nHeld out of wave {w.index}: {cell(name)} ({cell(s.group(name).error or '')})")
         out.append("")
-    revisions = [(t, r) for t in s.tasks() for r in t.revisions]
+    revisions = [(t, v) for t in s.tasks() for v in t.revisions]
     if revisions:
         out += ["## Revisions", ""]
-        for t, r in revisions:
+        for t, v in revisions:
             out.append(
-                f"- {t.id} #{r.n} ({r.state}, ${r.cost_usd:.4f}): {cell(r.comment.splitlines()[0][:120])}"
+                f"- {t.id} #{v.n} ({v.state}, ${v.cost_usd:.4f}): {cell(v.comment.splitlines()[0][:120])}"
             )
         out.append("")
     if s.history:
