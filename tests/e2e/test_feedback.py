@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -137,3 +138,80 @@ def test_baseline_junit_counts_only_new_failures(make_repo, run_cli, tmp_path, n
     else:
         assert res.exit_code == 0, res.stderr + gate.get("error", "")
         assert gate["state"] == "done"
+
+
+REVISE_PLAN = {
+    "tasks": [
+        {"id": "a", "title": "A", "files": ["a.py"]},
+        {"id": "b", "title": "B", "files": ["b.py"]},
+        {"id": "c", "title": "C", "files": ["c.py"], "depends_on": ["a"]},
+        {"id": "check", "title": "Check", "kind": "gate", "command": "test -e a.py", "depends_on": ["c"]},
+        {"id": "d", "title": "D", "files": ["d.md"], "depends_on": ["check"]},
+    ]
+}
+
+
+def _revise_script(tmp: Path, name: str, a: str, **extra: object) -> Path:
+    tasks = {
+        "a": write("a.py", a),
+        "b": write("b.py", "b = 1\n"),
+        "c": write("c.py", "c = 1\n"),
+        "d": write("d.md", "# d\n"),
+    }
+    return write_yaml(tmp / name, {"tasks": tasks, **extra})
+
+
+def test_revise_rebuilds_later_waves_like_a_run_planned_that_way(make_repo, run_cli, tmp_path) -> None:
+    plan = write_yaml(tmp_path / "plan.yaml", REVISE_PLAN)
+    # the reference: a run whose task a wrote the revised content in the first place
+    ref_repo = make_repo(name="reference")
+    script = _revise_script(tmp_path, "ref.yaml", "a = 2  # revised\n")
+    res = run_cli("execute", "--repo", ref_repo, "--plan", plan, *RUN, "--fake-script", script)
+    assert res.exit_code == 0, res.stderr
+    reference = tree_files(ref_repo, latest_state(ref_repo)["branch"])
+
+    repo = make_repo()
+    revised = {"revisions": {"a": [write("a.py", "a = 2  # revised\n", "as asked")]}}
+    script = _revise_script(tmp_path, "s.yaml", "a = 1\n", **revised)
+    assert run_cli("execute", "--repo", repo, "--plan", plan, *RUN, "--fake-script", script).exit_code == 0
+    before = latest_state(repo)
+    assert len(before["waves"]) >= 3
+    res = run_cli("revise", "--repo", repo, "--task", "a", "use 2, not 1")
+    assert res.exit_code == 0, res.stderr
+    state = latest_state(repo)
+    assert state["state"] == "done"
+    assert tree_files(repo, state["branch"]) == reference
+    # every wave was committed again, the gate ran again, the old commits are kept and listed
+    assert all(w["commit"] != old["commit"] for w, old in zip(state["waves"], before["waves"], strict=True))
+    assert group_of_task(state, "check")["tasks"][0]["attempts"] == 2
+    assert [s.split()[2] for s, _ in wave_commits(repo, state)] == [str(w["index"]) for w in state["waves"]]
+    history = state["history"][0]["refs"]
+    assert set(history.values()) >= {w["commit"] for w in before["waves"]}
+    wave1 = next(r for r in history if r.endswith("/wave-1"))
+    assert git(repo, "show", f"{wave1}:a.py") == "a = 1"
+    review = json.loads(run_cli("review", "--repo", repo, "--json").stdout)
+    task_a = next(t for w in review["waves"] for t in w["tasks"] if t["id"] == "a")
+    assert [(r["comment"], r["state"]) for r in task_a["revisions"]] == [("use 2, not 1", "done")]
+    assert review["history"][0]["refs"] == history
+    text = run_cli("review", "--repo", repo).stdout
+    assert "use 2, not 1" in text and "history" in text.lower()
+
+
+def test_revise_bad_input_is_one_line_exit_2(make_repo, run_cli, tmp_path) -> None:
+    repo = make_repo()
+    res = run_cli("revise", "--repo", repo, "--task", "a", "x")
+    assert res.exit_code == 2 and "no runs yet" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    plan = write_yaml(tmp_path / "plan.yaml", {"tasks": [{"id": "a", "title": "A", "files": ["a.py"]}]})
+    assert run_cli("execute", "--repo", repo, "--plan", plan, *RUN).exit_code == 0
+    for args, said in (
+        (("--task", "nope", "x"), "has no task 'nope'"),
+        (("--wave", "9", "x"), "has no wave 9"),
+        (("--task", "a", " "), "comment is empty"),
+        (("x",), "give --task T or --wave N"),
+    ):
+        res = run_cli("revise", "--repo", repo, *args)
+        assert res.exit_code == 2, (args, res.stderr)
+        assert said in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert run_cli("land", "--repo", repo).exit_code == 0
+    res = run_cli("revise", "--repo", repo, "--task", "a", "x")
+    assert res.exit_code == 2 and "landed" in res.stderr and "Traceback" not in res.stderr
