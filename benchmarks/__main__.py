@@ -1,5 +1,5 @@
-"""``python -m benchmarks [--quick] [--json] [--jobs N]``: makespan, git overhead, analysis time and
-prompt-cache cost.
+"""``python -m benchmarks [--quick] [--json] [--jobs N]``: makespan, git overhead, analysis time,
+prompt-cache cost and culprit search.
 
 The parts run one after another (never side by side: the machine's cores would be shared and distort
 the timings); within the makespan part, full mode measures several runs at once (see
@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-PARTS = ("makespan", "overhead", "analysis", "cost")
+PARTS = ("makespan", "overhead", "analysis", "cost", "culprit")
 
 
 def machine() -> dict[str, Any]:
@@ -88,6 +88,10 @@ def run_all(
 
             result["cost"] = cost.run(quick)
             result["cache_read_share"] = result["cost"]["cache_read_share"]
+        elif part == "culprit":
+            from . import culprit
+
+            result["culprit"] = culprit.run(quick)
         took[part] = round(time.perf_counter() - t0, 1)
         log(f"   {part}: {took[part]} s")
     result["seconds"] = took
@@ -158,6 +162,17 @@ def text_report(res: dict[str, Any]) -> str:
             f"Cost: cache read share after a wave's first agent {c['cache_read_share']}; "
             f"per task ${per_task['cache_on']} cached vs ${per_task['cache_off']} not"
         )
+    if "culprit" in res:
+        out.append(
+            "Culprit search ÷ one gate run (gate sleeps {gate_sleep_s} s, {max_agents} agents):".format(
+                **res["culprit"]["settings"]
+            )
+        )
+        for c in res["culprit"]["cases"]:
+            out.append(
+                f"  {c['groups']} groups: {c['search_s']} s / {c['gate_s']} s = {c['ratio']} "
+                f"({c['gate_runs']} gate runs; all repeats {c['ratios']})"
+            )
     out.append(f"seconds per part: {res['seconds']}")
     return "\n".join(out)
 

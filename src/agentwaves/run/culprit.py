@@ -160,12 +160,14 @@ class Feedback:
         repaired = self._repair(gate, wave, culprits, runs, tester)
         held = [c for c in culprits if c not in repaired]
         joined = [n for n in names if n not in held]
-        if len(joined) > 1 or repaired:
-            check = tester.test(joined) if joined else None
-            if joined and (check is None or not check.ok):
-                self._blame_none(gate, wave, f"groups {', '.join(joined)} pass alone but fail together")
+        if len(joined) > 1:  # each passed alone; together?
+            check = tester.test(joined)
+            if check is None or not check.ok:
+                how = "do not merge without the resolver" if check is None else "pass alone but fail together"
+                self._blame_none(gate, wave, f"groups {', '.join(joined)} {how}")
                 return
-        self._recommit(gate, wave, commit, joined, held, runs)
+        heads = {name: tester.branches[name].head for name in repaired}
+        self._recommit(gate, wave, commit, joined, held, runs, heads)
 
     def _wave_before(self, gate_wave: Wave) -> Wave | None:
         for w in reversed(self.ctx.analysis.waves):
@@ -193,8 +195,7 @@ class Feedback:
             last = group.tasks[-1]
             output = runs[name].output
             for n in range(1, attempts + 1):
-                with self.cond:
-                    head = self.ctx.store.state.group(name).head or ""
+                head = tester.branches[name].head
                 feedback = (
                     f"# The gate `{gate.id}` fails with your work\n\nIts command `{gate.command}` "
                     f"{runs[name].why()} when your group's work is merged. Its output (trimmed):\n\n"
@@ -207,11 +208,9 @@ class Feedback:
                 )  # fmt: skip
                 record = Repair(attempt=n, task=last, gate=gate.id, output=tail(output, 2000))
                 record.cost_usd, record.commit, record.error = rerun.cost_usd, rerun.commit, rerun.error
-                if rerun.commit:
-                    with self.cond:
-                        gs = self.ctx.store.state.group(name)
-                        gs.head = rerun.commit
-                        tester.branches[name] = Branch(name, rerun.commit, gs.base or "")
+                if rerun.commit:  # the group's head in the state moves only with the wave's recommit
+                    base = tester.branches[name].fork
+                    tester.branches[name] = Branch(name, rerun.commit, base)
                     verdict = tester.test([name])
                     record.passed = verdict is not None and verdict.ok
                     if verdict is not None:
@@ -234,14 +233,23 @@ class Feedback:
         return repaired
 
     def _recommit(
-        self, gate: Task, wave: Wave, old: str, joined: list[str], held: list[str], runs: dict[str, GateRun]
+        self,
+        gate: Task,
+        wave: Wave,
+        old: str,
+        joined: list[str],
+        held: list[str],
+        runs: dict[str, GateRun],
+        heads: dict[str, str],
     ) -> None:
         errors = {
             name: f"broke gate {gate.id}: `{gate.command}` {runs[name].why()} with this group merged alone; "
             f"output: {' | '.join(tail(runs[name].output, 600).splitlines()[-8:])}"
             for name in held
         }
-        recommit_wave(self.ctx, self.cond, self.ref, wave, old, joined, held, errors)
+        if not recommit_wave(self.ctx, self.cond, self.ref, wave, old, joined, held, errors, heads):
+            self._blame_none(gate, wave, f"groups {', '.join(joined)} do not merge without the resolver")
+            return
         with self.cond:
             ts = self.ctx.store.state.task(gate.id)
             ts.state, ts.error = "pending", None  # runs again on the new commit (once nothing is held)

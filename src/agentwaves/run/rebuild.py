@@ -52,8 +52,11 @@ def recommit_wave(
     joined: list[str],
     held: list[str],
     errors: dict[str, str],
+    heads: dict[str, str],
 ) -> bool:
-    """Replace wave commit ``old`` by one of only the ``joined`` groups; ``held`` fail with ``errors``.
+    """Replace wave commit ``old`` by one of only the ``joined`` groups (at ``heads`` where repaired);
+    ``held`` fail with ``errors``. The new heads, the held groups and the pending rebuild are saved in
+    one state write, before any ref moves.
 
     False (nothing changed) if the joined groups do not merge without the resolver."""
     repo = ctx.repo
@@ -61,7 +64,7 @@ def recommit_wave(
     state = ctx.store.state
     with cond:
         groups = {g.name: state.group(g.name) for g in wave.groups}
-    branches = [Branch(n, groups[n].head or "", groups[n].base or parent) for n in joined]
+    branches = [Branch(n, heads.get(n) or groups[n].head or "", groups[n].base or parent) for n in joined]
     _, tree, conflicts = stack(repo, parent, branches)
     if conflicts:
         return False
@@ -70,6 +73,8 @@ def recommit_wave(
     )
     with cond:
         ws = state.wave(wave.index)
+        for name, head in heads.items():
+            groups[name].head = head
         for name in held:
             gs = groups[name]
             gs.state, gs.error = "failed", errors[name]
