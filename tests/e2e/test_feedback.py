@@ -14,10 +14,12 @@ from tests.e2e.helpers import git, latest_state, tree_files, wave_commits, write
 RUN = ("--llm", "fake", "--sandbox", "bwrap")
 
 
-def test_culprit_is_held_out_and_the_others_committed(make_repo, run_cli, tmp_path) -> None:
+@pytest.mark.parametrize("agents", ["4", "1"])  # 1: more groups than agents, so the search bisects
+def test_culprit_is_held_out_and_the_others_committed(make_repo, run_cli, tmp_path, agents: str) -> None:
     repo = make_repo()
     plan = three_groups_plan(tmp_path, repair_attempts=0)
-    res = run_cli("execute", "--repo", repo, "--plan", plan, *RUN, "--fake-script", script(tmp_path))
+    res = run_cli("execute", "--repo", repo, "--plan", plan, *RUN, "--max-agents", agents,
+                  "--fake-script", script(tmp_path))  # fmt: skip
     assert res.exit_code == 1
     state = latest_state(repo)
     wave1 = state["waves"][0]
@@ -37,6 +39,12 @@ def test_culprit_is_held_out_and_the_others_committed(make_repo, run_cli, tmp_pa
     status = json.loads(run_cli("status", "--repo", repo, "--json").stdout)
     held = next(g for w in status["waves"] for g in w["groups"] if g["name"] == culprit["name"])
     assert held["held"] is True and "broke gate check" in held["error"]
+    events = (repo / ".agentwaves" / "runs" / state["run_id"] / "events.jsonl").read_text().splitlines()
+    tested = [json.loads(e)["groups"] for e in events if '"culprit_test"' in e]
+    if agents == "1":
+        assert ["b", "c"] in tested  # a half, then its members
+    else:
+        assert all(len(t) == 1 for t in tested[:3])
 
 
 def test_repair_that_works_joins_the_wave(make_repo, run_cli, tmp_path) -> None:

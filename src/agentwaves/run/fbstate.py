@@ -6,7 +6,7 @@ field of a state model there, with a default, so older state files still load.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -62,11 +62,3 @@ class HistoryEntry(BaseModel):
     reason: str
     created: str = ""
     refs: dict[str, str] = Field(default_factory=dict)  # ref name -> commit
-
-
-def empty_baseline() -> dict[str, GateBaseline]:
-    return {}
-
-
-def as_json(items: list[Any]) -> list[dict[str, Any]]:
-    return [i.model_dump() for i in items]
