@@ -85,3 +85,11 @@ def test_cli_refuses_fewer_than_one_job() -> None:
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].endswith("--jobs must be at least 1")
     assert "Traceback" not in proc.stderr
+
+
+def test_culprit_part_finds_the_broken_group() -> None:
+    from benchmarks import culprit
+
+    res = culprit.run(quick=True, repeats=1)
+    assert [c["groups"] for c in res["cases"]] == [2, 4, 8]
+    assert all(c["gate_runs"] >= 2 and c["search_s"] > 0 for c in res["cases"])
