@@ -223,3 +223,16 @@ def test_revise_bad_input_is_one_line_exit_2(make_repo, run_cli, tmp_path) -> No
     assert run_cli("land", "--repo", repo).exit_code == 0
     res = run_cli("revise", "--repo", repo, "--task", "a", "x")
     assert res.exit_code == 2 and "landed" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_clean_of_a_landed_run_drops_its_history_refs(make_repo, run_cli, tmp_path) -> None:
+    repo = make_repo()
+    plan = three_groups_plan(tmp_path)
+    fix = {"repairs": {"c": [write("c.py", "c = 2\n")]}}
+    res = run_cli("execute", "--repo", repo, "--plan", plan, *RUN, "--fake-script", script(tmp_path, **fix))
+    assert res.exit_code == 0, res.stderr
+    rid = latest_state(repo)["run_id"]
+    assert git(repo, "for-each-ref", f"refs/agentwaves/{rid}/")
+    assert run_cli("land", "--repo", repo).exit_code == 0
+    assert run_cli("clean", "--repo", repo).exit_code == 0
+    assert git(repo, "for-each-ref", f"refs/agentwaves/{rid}/") == ""

@@ -24,7 +24,7 @@ import yaml
 
 from tests.e2e.helpers import git, user_snapshot
 
-OWNED_REFS = ("refs/heads/agentwaves/", "refs/heads/agentwaves-groups/")
+OWNED_REFS = ("refs/heads/agentwaves/", "refs/heads/agentwaves-groups/", "refs/agentwaves/")
 FAST_RETRIES: dict[str, Any] = {"retry_initial_wait": 0.01, "retry_attempts": 3, "retry_after_cap": 5}
 SUBPROCESS_TIMEOUT = 180.0
 
