@@ -1,10 +1,11 @@
 """Every git command agentwaves runs goes through :func:`run_git`, the one hardened way of calling git.
 
 Worktrees hold agent-written files, so git must never execute anything from them: every call gets
-:data:`HARDENED_CONFIG` (no hooks, no fsmonitor, no submodule recursion, no signing, no pager), every
-filter, diff and merge driver the configuration defines is neutralised (filters emptied, merge drivers
-replaced by ``git merge-file``; ``diff``/``log``/``show`` get ``--no-ext-diff --no-textconv``), and the
-environment is the user's minus secrets and minus every ``GIT_*`` variable but identity and config location.
+:mod:`agentwaves.run.githarden`'s fixed ``-c`` options (no hooks, no fsmonitor, no submodule recursion, no
+signing, no pager), every filter, diff and merge driver the configuration defines is neutralised (filters
+emptied, merge drivers replaced by ``git merge-file``; ``diff``/``log``/``show`` get ``--no-ext-diff
+--no-textconv``), and the environment is the user's minus secrets and minus every ``GIT_*`` variable but
+identity and config location.
 Command-line configuration reaches the git processes git starts itself (``GIT_CONFIG_PARAMETERS``), so a
 nested repository's own ``core.fsmonitor`` or hooks never run either. See ``docs/security.md``.
 
@@ -18,17 +19,13 @@ Ref writes are restricted to agentwaves' own namespaces (``refs/heads/agentwaves
 
 from __future__ import annotations
 
-import os
-import re
-import subprocess
-import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from agentwaves.errors import AgentwavesError, UsageError
-from agentwaves.redact import is_secret_name
+from agentwaves.run.githarden import hardened_args, spawn
 
 STATE_DIR = ".agentwaves"
 OWNED_REF_PREFIXES = ("refs/heads/agentwaves/", "refs/heads/agentwaves-groups/", "refs/agentwaves/")
@@ -79,97 +76,6 @@ def _is_lock_failure(stderr: str) -> bool:
     return ".lock': File exists" in stderr
 
 
-HARDENED_CONFIG = (
-    "core.hooksPath=/dev/null",  # no hook runs, whatever core.hooksPath (e.g. a relative .husky) says
-    "core.fsmonitor=false",
-    "core.pager=cat",
-    "submodule.recurse=false",
-    "diff.ignoreSubmodules=dirty",  # never starts `git status` inside a nested repository
-    "status.submoduleSummary=false",
-    "commit.gpgSign=false",
-    "tag.gpgSign=false",
-    "gc.autoDetach=false",
-)
-"""``-c`` options of every git call agentwaves makes; they also reach the git processes git itself starts."""
-
-KEPT_GIT_ENV = re.compile(r"GIT_(AUTHOR|COMMITTER)_(NAME|EMAIL|DATE)|GIT_CONFIG_(NOSYSTEM|GLOBAL|SYSTEM)")
-"""The only ``GIT_*`` variables of the user's environment git sees (identity and where config lives)."""
-
-_DIFF_COMMANDS = frozenset({"diff", "log", "show", "format-patch"})
-_DRIVER_KEY = re.compile(r"^(filter|diff|merge)\.(.+)\.(clean|smudge|process|textconv|command|driver)$")
-_driver_cache: dict[str, tuple[str, ...]] = {}
-_driver_lock = threading.Lock()
-
-
-def git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The fixed environment of every git call: the user's, without secrets and foreign ``GIT_*``."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not is_secret_name(k) and (not k.startswith("GIT_") or KEPT_GIT_ENV.fullmatch(k))
-    }
-    env.update(GIT_TERMINAL_PROMPT="0", GIT_NO_REPLACE_OBJECTS="1")
-    return {**env, **(extra or {})}
-
-
-def _driver_overrides(cwd: Path) -> tuple[str, ...]:
-    """``-c`` pairs that neutralise every filter, diff and merge driver the config seen from ``cwd`` defines.
-
-    Filters become no-ops (empty commands, not required); a custom merge driver becomes git's own text
-    merge (``git merge-file``); textconv and external diff are switched off per command instead. Cached per
-    directory: the repository's config is not writable from the sandbox."""
-    key = str(cwd)
-    with _driver_lock:
-        cached = _driver_cache.get(key)
-    if cached is not None:
-        return cached
-    res = _spawn(cwd, ("config", "--null", "--get-regexp", r"^(filter|diff|merge)\."), None, None)
-    pairs: list[str] = []
-    seen: set[tuple[str, str]] = set()
-    for record in res.stdout.split("\0") if res.returncode == 0 else []:
-        match = _DRIVER_KEY.match(record.split("\n", 1)[0])
-        if match is None or (match[1], match[2]) in seen:
-            continue
-        kind, name = match[1], match[2]
-        seen.add((kind, name))
-        if kind == "filter":
-            pairs += [f"filter.{name}.clean=", f"filter.{name}.smudge=", f"filter.{name}.process="]
-            pairs.append(f"filter.{name}.required=false")
-        elif kind == "merge":
-            pairs.append(f"merge.{name}.driver=git merge-file --marker-size=%L %A %O %B")
-    overrides = tuple(opt for pair in pairs for opt in ("-c", pair))
-    with _driver_lock:
-        _driver_cache[key] = overrides
-    return overrides
-
-
-def _spawn(
-    cwd: Path, args: tuple[str, ...], input: str | None, env: Mapping[str, str] | None
-) -> subprocess.CompletedProcess[str]:
-    hardened = [opt for pair in HARDENED_CONFIG for opt in ("-c", pair)]
-    return subprocess.run(
-        ["git", *hardened, *args],
-        cwd=cwd,
-        input=input,
-        env=git_env(env),
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        errors="surrogateescape",
-        stdin=None if input is not None else subprocess.DEVNULL,
-    )
-
-
-def _hardened_args(cwd: Path, args: tuple[str, ...]) -> tuple[str, ...]:
-    """``args`` with the driver overrides first and ``--no-ext-diff --no-textconv`` after a diff command."""
-    i = 0
-    while i < len(args) and args[i] in ("-c", "-C"):
-        i += 2
-    if i < len(args) and args[i] in _DIFF_COMMANDS:
-        args = (*args[: i + 1], "--no-ext-diff", "--no-textconv", *args[i + 1 :])
-    return (*_driver_overrides(cwd), *args)
-
-
 def run_git(
     cwd: Path,
     *args: str,
@@ -181,7 +87,7 @@ def run_git(
     process holds a git lock file."""
     for attempt in range(_LOCK_RETRIES + 1):
         try:
-            proc = _spawn(cwd, _hardened_args(Path(cwd), args), input, env)
+            proc = spawn(cwd, hardened_args(Path(cwd), args), input, env)
         except (FileNotFoundError, NotADirectoryError) as exc:
             what = f"no such directory: {cwd}" if not Path(cwd).is_dir() else "git is not installed"
             raise GitError(f"{_describe(args)} failed: {what}") from exc
