@@ -253,5 +253,9 @@ class Feedback:
         with self.cond:
             ts = self.ctx.store.state.task(gate.id)
             ts.state, ts.error = "pending", None  # runs again on the new commit (once nothing is held)
+            for g in self.ctx.store.state.waves[-1::-1]:
+                for gs in g.groups:
+                    if any(t.id == gate.id for t in gs.tasks):
+                        gs.state = "pending"
             self.ctx.store.save()
         self.ctx.events.emit("culprits", gate=gate.id, wave=wave.index, held=held, joined=joined)
