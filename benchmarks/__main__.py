@@ -1,5 +1,5 @@
-"""``python -m benchmarks [--quick] [--json] [--jobs N]``: makespan, git overhead, analysis time and
-prompt-cache cost.
+"""``python -m benchmarks [--quick] [--json] [--jobs N]``: makespan, git overhead, analysis time,
+prompt-cache cost and culprit search.
 
 The parts run one after another (never side by side: the machine's cores would be shared and distort
 the timings); within the makespan part, full mode measures several runs at once (see
@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-PARTS = ("makespan", "overhead", "analysis", "cost", "leases", "agents")
+PARTS = ("makespan", "overhead", "analysis", "cost", "leases", "agents", "culprit")
 OPTIONAL_PARTS = ("ray",)  # only with --only: it starts a local Ray (pip install -e '.[ray]')
 
 
@@ -103,6 +103,10 @@ def run_all(
             from . import ray_overhead
 
             result["ray"] = ray_overhead.run(quick)
+        elif part == "culprit":
+            from . import culprit
+
+            result["culprit"] = culprit.run(quick)
         took[part] = round(time.perf_counter() - t0, 1)
         log(f"   {part}: {took[part]} s")
     result["seconds"] = took
@@ -194,6 +198,17 @@ def text_report(res: dict[str, Any]) -> str:
         from . import ray_overhead
 
         out.extend(ray_overhead.text(res["ray"]))
+    if "culprit" in res:
+        out.append(
+            "Culprit search ÷ one gate run (gate sleeps {gate_sleep_s} s, {max_agents} agents):".format(
+                **res["culprit"]["settings"]
+            )
+        )
+        for c in res["culprit"]["cases"]:
+            out.append(
+                f"  {c['groups']} groups: {c['search_s']} s / {c['gate_s']} s = {c['ratio']} "
+                f"({c['gate_runs']} gate runs; all repeats {c['ratios']})"
+            )
     out.append(f"seconds per part: {res['seconds']}")
     return "\n".join(out)
 

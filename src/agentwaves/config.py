@@ -62,6 +62,13 @@ class Config(BaseModel):
     gate_command: str | None = Field(
         default=None, description="A test command the planner adds as a final gate (e.g. 'pytest -q')."
     )
+    gate_junit: str | None = Field(
+        default=None,
+        description="JUnit XML report every gate writes (relative to the worktree); pytest gates get one.",
+    )
+    repair_attempts: int = Field(
+        default=1, ge=0, le=10, description="Times a group that broke a gate is sent back to its agent."
+    )
     gate_network: bool = Field(
         default=False, description="Gates may use the network (else they run with none, like agents)."
     )

@@ -94,3 +94,11 @@ def test_lease_benchmark_runs_one_session_of_writes() -> None:
     assert res["writes"] == 1000 and res["refused"] == 0  # every write allowed: equal file work
     assert res["leasing_tasks"] == 49 and res["check_us"] > 0
     assert {"plain_ms_per_write", "guarded_ms_per_write", "added_ms_per_write", "met"} <= set(res)
+
+
+def test_culprit_part_finds_the_broken_group() -> None:
+    from benchmarks import culprit
+
+    res = culprit.run(quick=True, repeats=1)
+    assert [c["groups"] for c in res["cases"]] == [2, 4, 8]
+    assert all(c["gate_runs"] >= 2 and c["search_s"] > 0 for c in res["cases"])

@@ -102,3 +102,97 @@ def test_crash_point_sweep(make_repo, tmp_path: Path, schedule: str) -> None:
     survived = [r for r in results if r]
     print(f"{schedule}: crash points survived: {len(survived)}/{len(survived)} (of {len(points)} reached)")
     assert len(survived) >= 30 // step
+
+
+FEEDBACK_GATE = 'if cat a.py b.py c.py 2>/dev/null | grep BROKEN; then echo "gate: BROKEN found"; exit 1; fi'
+FEEDBACK_PLAN = {
+    "feature": "crash sweep over culprit search and repair",
+    "tasks": [
+        {"id": "a", "title": "A", "files": ["a.py"]},
+        {"id": "b", "title": "B", "files": ["b.py"]},
+        {"id": "c", "title": "C", "files": ["c.py"]},
+        {
+            "id": "check",
+            "title": "Check",
+            "kind": "gate",
+            "command": FEEDBACK_GATE,
+            "depends_on": ["a", "b", "c"],
+        },
+        {"id": "d", "title": "D", "files": ["d.md"], "depends_on": ["check"]},
+    ],
+}
+
+
+def _calls(path: str, content: str) -> list[dict]:
+    return [
+        {"tool": "write_file", "input": {"path": path, "content": content}},
+        {"tool": "finish", "input": {"summary": f"wrote {path}"}},
+    ]
+
+
+@pytest.mark.slow
+def test_crash_sweep_culprit_search_and_repair(make_repo, tmp_path: Path) -> None:
+    """Kill -9 at crash points from the first culprit test on (the search, the repair, the recommit,
+    the gate again): resume always ends with the repaired wave, as the uninterrupted run. (All 54
+    points pass too; the suite sweeps a third of them and the first of each kind.)"""
+    template = make_repo({"README.md": "# r\n"}, name="template")
+    plan = write_yaml(tmp_path / "plan.yaml", FEEDBACK_PLAN)
+    script = {
+        "tasks": {
+            "a": _calls("a.py", "a = 1\n"),
+            "b": _calls("b.py", "b = 1\n"),
+            "c": _calls("c.py", "BROKEN\n"),
+        },
+        "repairs": {"c": [_calls("c.py", "c = 'fixed'\n")]},
+    }
+    args = ("--plan", str(plan), "--llm", "fake", "--sandbox", "bwrap")
+    args += ("--fake-script", str(write_yaml(tmp_path / "script.yaml", script)))
+    reference = tmp_path / "reference"
+    shutil.copytree(template, reference)
+    log = tmp_path / "points.log"
+    res = agentwaves(reference, "execute", *args, env={"AGENTWAVES_CRASH_LOG": str(log)})
+    assert res.returncode == 0, res.stderr
+    points = log.read_text().splitlines()
+    names = [p.split(" ", 1)[1] for p in points]
+    for new in (
+        "before culprit test",
+        "before repair commit",
+        "after repair",
+        "before recommit",
+        "after recommit",
+    ):
+        assert new in names, new
+    first = names.index("before culprit test") + 1
+    ref_state = run_state(reference)
+    assert ref_state is not None
+    ref_tree = tree_files(reference, ref_state["branch"])
+    assert git(reference, "show", f"{ref_state['branch']}:c.py") == "c = 'fixed'"
+
+    def attempt(n: int) -> str | None:
+        repo = tmp_path / f"crash-{n}"
+        shutil.copytree(template, repo)
+        crashed = agentwaves(repo, "execute", *args, env={"AGENTWAVES_CRASH_AT": str(n)})
+        where = f"crash point {n} ({points[n - 1]})"
+        if crashed.returncode == 0:
+            shutil.rmtree(repo)
+            return None
+        assert crashed.returncode == -9, f"{where}: {crashed.stderr}"
+        res = agentwaves(repo, "resume")
+        assert res.returncode == 0, f"{where}: {res.stderr}"
+        state = run_state(repo)
+        assert state is not None and state["state"] == "done", where
+        commits = wave_commits(repo, state)
+        assert [s.split()[2] for s, _ in commits] == [str(w["index"]) for w in state["waves"]], where
+        assert tree_files(repo, state["branch"]) == ref_tree, where
+        assert all(count == 1 for count in task_trailers(repo).values()), f"{where}: a task ran twice"
+        shutil.rmtree(repo)
+        return where
+
+    # every third point (the suite stays short), and the first of each kind of point after the search began
+    chosen = set(range(first, len(points) + 1, 3))
+    chosen |= {names.index(name, first - 1) + 1 for name in set(names[first - 1 :])}
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(attempt, sorted(chosen)))
+    survived = [r for r in results if r]
+    print(f"feedback: crash points survived: {len(survived)}/{len(survived)} (of {len(chosen)} swept)")
+    assert len(survived) >= len(chosen) // 2

@@ -90,7 +90,7 @@ def test_item1_gate_network_is_a_setting(
     tasks = [{"id": "check", "title": "Tests", "kind": "gate", "command": f"python3 -c '{_net_probe(port)}'"}]
     res = h.execute(tasks, {})
     assert h.tasks()["check"]["state"] == "done", res.stderr
-    assert connections == [b"connected"]
+    assert connections == [b"connected", b"connected"]  # the baseline on the base, then the gate
 
 
 def test_item2_setup_runs_agent_code_confined(make_repo: Callable[..., Path], tmp_path: Path) -> None:

@@ -152,6 +152,7 @@ class TaskRequest:
     stuck_after: float = 300.0  # no output for this long: a hang
     budget_left_usd: float | None = None
     write_guard: Callable[[str], str | None] | None = None  # live leases: a refusal message, or None
+    hints: dict[str, object] = field(default_factory=dict)  # e.g. {"repair": 1}: what the fake scripts key on
 
 
 @dataclass

@@ -54,6 +54,7 @@ class BuiltinBackend:
             limits=request.limits,
             hooks=request.events,
             transcript=request.transcript,
+            extra_hints=request.hints,
         )
         return TaskResult(
             handoff=outcome.handoff,

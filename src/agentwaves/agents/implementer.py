@@ -83,8 +83,11 @@ def implement(
     limits: Limits,
     hooks: LoopHooks,
     transcript: Transcript,
+    extra_hints: dict[str, object] | None = None,
 ) -> TaskOutcome:
-    """Run the implementer on ``task`` until it calls ``finish``; raise :class:`AgentFailed` otherwise."""
+    """Run the implementer on ``task`` until it calls ``finish``; raise :class:`AgentFailed` otherwise.
+
+    ``extra_hints`` (e.g. ``{"repair": 1}``) reach the fake backend, which can script such runs apart."""
 
     def handle(use: ToolUseBlock) -> ToolReply:
         out = tools.execute(use.name, use.input)
@@ -104,6 +107,7 @@ def implement(
                 "estimate": task.estimate,
             },
             "files": concrete_paths(task.files, task.id),
+            **(extra_hints or {}),
         },
     )
     result = run_loop(

@@ -46,9 +46,9 @@ def _root(
 
 
 def _register() -> None:
-    from agentwaves.cli import analyze, demo, doctor, execute, plan, runs, stats
+    from agentwaves.cli import analyze, demo, doctor, execute, plan, revise, runs, stats
 
-    for module in (analyze, plan, execute, runs, demo, stats, doctor):
+    for module in (analyze, plan, execute, runs, revise, demo, stats, doctor):
         module.register(app)
 
 

@@ -28,7 +28,7 @@ from agentwaves.errors import AgentwavesError, UsageError
 from agentwaves.git.harden import hardened_args, spawn
 
 STATE_DIR = ".agentwaves"
-OWNED_REF_PREFIXES = ("refs/heads/agentwaves/", "refs/heads/agentwaves-groups/")
+OWNED_REF_PREFIXES = ("refs/heads/agentwaves/", "refs/heads/agentwaves-groups/", "refs/agentwaves/")
 FALLBACK_NAME = "agentwaves"
 FALLBACK_EMAIL = "agentwaves@localhost"
 _LOCK_RETRIES = 5

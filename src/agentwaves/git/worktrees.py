@@ -167,6 +167,14 @@ def add_worktree(repo: Path, path: Path, branch: str, base: str) -> Path:
     return path
 
 
+def add_detached(repo: Path, path: Path, commit: str) -> Path:
+    """A worktree at ``path`` with ``commit`` checked out on a detached HEAD (scratch work, no branch)."""
+    clear_stale_dir(repo, path)
+    add_unpopulated(repo, path, None, head_sha(repo, commit))
+    git(path, "reset", "-q", "--hard")
+    return path
+
+
 def switch_branch(worktree: Path, branch: str, sha: str) -> None:
     """``checkout -f -B branch sha``, without what makes that unsafe beside a concurrent ``worktree add``:
     checkout reads every worktree's HEAD (to refuse a branch checked out elsewhere), and git dies on a

@@ -79,6 +79,10 @@ class FakeScript(BaseModel):
     """Plans submitted one per planner attempt, in order, the last repeating."""
     tasks: dict[str, list[ScriptCall]] = Field(default_factory=dict)
     """Per task id, the exact tool calls in order, one per model response; other tasks are heuristic."""
+    repairs: dict[str, list[list[ScriptCall]]] = Field(default_factory=dict)
+    """Per task id, the tool calls of its 1st, 2nd, ... repair (after a gate it broke); the last repeats."""
+    revisions: dict[str, list[list[ScriptCall]]] = Field(default_factory=dict)
+    """Per task id, the tool calls of its 1st, 2nd, ... revision (``agentwaves revise``)."""
     resolver: dict[str, list[ScriptCall]] | Literal["fail"] | None = None
     """Per group, the resolver's tool calls; or ``fail``: finish without resolving."""
     faults: list[Fault] = Field(default_factory=list)
@@ -149,6 +153,11 @@ class FakeLLM:
         if ctx.agent == "planner":
             return self._plan_step(request, ctx), 0
         if ctx.agent == "implementer":
+            for kind, scripted in (("repair", self.script.repairs), ("revision", self.script.revisions)):
+                n = hints.get(kind)
+                if isinstance(n, int) and scripted.get(key):
+                    runs = scripted[key]
+                    return _scripted(runs[min(n, len(runs)) - 1], pos)
             if key in self.script.tasks:
                 return _scripted(self.script.tasks[key], pos)
             return _implementer(request, hints, pos)

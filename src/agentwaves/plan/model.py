@@ -59,6 +59,11 @@ def _as_list(v: Any) -> Any:
     return v
 
 
+def _relative_path(path: str) -> bool:
+    norm = path.replace("\\", "/")
+    return bool(norm.strip()) and not norm.startswith("/") and ".." not in norm.split("/")
+
+
 class Task(BaseModel):
     """One unit of work for one agent (``kind: task``) or a validation command (``kind: gate``)."""
 
@@ -85,6 +90,12 @@ class Task(BaseModel):
         default="task", description="'task' (an agent) or 'gate' (a command)."
     )
     command: str | None = Field(default=None, description="Shell command of a gate; required for gates.")
+    gate_junit: str | None = Field(
+        default=None, description="Gate: the JUnit XML report its command writes (relative path)."
+    )
+    repair_attempts: int | None = Field(
+        default=None, ge=0, le=10, description="Gate: repairs of a group that breaks it (default: config)."
+    )
     estimate: float = Field(default=1, description="Predicted duration in minutes; default 1.")
     meta: dict[str, str] = Field(
         default_factory=dict,
@@ -170,6 +181,10 @@ class Task(BaseModel):
                 )
             if self.ray is not None:
                 raise ValueError(f"gate {self.id!r} cannot have ray resources (gates run locally)")
+            if self.gate_junit is not None and not _relative_path(self.gate_junit):
+                raise ValueError(f"gate {self.id!r}: gate_junit must be a relative path inside the worktree")
+        elif self.gate_junit is not None or self.repair_attempts is not None:
+            raise ValueError(f"task {self.id!r}: gate_junit and repair_attempts are settings of gates")
         return self
 
     @property

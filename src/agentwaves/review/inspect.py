@@ -20,6 +20,7 @@ from typing import Any
 from agentwaves.errors import AgentwavesError, UsageError
 from agentwaves.git.ops import STATE_DIR, GitError, diff_stat, find_repo_root, run_git
 from agentwaves.llm.usage import sum_usage
+from agentwaves.run.feedback.views import group_extra, run_extra, task_extra, wave_extra
 from agentwaves.state.events import read_events
 from agentwaves.state.store import RepoLock, RunState, TaskState, WaveState, list_runs, read_state
 from agentwaves.state.store import resolve_run_dir as _resolve_run_dir
@@ -167,10 +168,10 @@ def _wave_status(ref: RunRef, w: WaveState, live: bool, now: datetime) -> dict[s
         item: dict[str, Any] = {"name": g.name, "state": g.state, "branch": g.branch or None}
         item |= {"done": sum(t["state"] == "done" for t in tasks), "total": len(tasks), "error": g.error}
         item |= {"conflicts": list(g.conflicts), "logs": [t["log"] for t in tasks if t["state"] == "failed"]}
-        groups.append(item | {"tasks": tasks})
+        groups.append(item | group_extra(w, g) | {"tasks": tasks})
     wave = {k: getattr(w, k) for k in ("index", "state", "commit", "started", "finished")}
     wave |= {"done": sum(g["done"] for g in groups), "total": sum(g["total"] for g in groups)}
-    return wave | {"groups": groups}
+    return wave | {"held": list(w.held), "groups": groups}
 
 
 def status_data(ref: RunRef, now: datetime | None = None) -> dict[str, Any]:
@@ -209,7 +210,7 @@ def status_data(ref: RunRef, now: datetime | None = None) -> dict[str, Any]:
         "landed": landed,
         "usage": run_usage(ref, live),
         "waves": waves,
-    }
+    } | run_extra(s)
 
 
 def runs_data(repo: Path) -> dict[str, Any]:
@@ -276,6 +277,7 @@ def _review_task(ref: RunRef, group: str, t: TaskState, diff: bool) -> dict[str,
     item |= {"summary": t.handoff.summary if t.handoff else "", "notes": t.handoff.notes if t.handoff else ""}
     item |= {"files_written": list(t.files_written), "undeclared": list(t.undeclared), "usage": dict(t.usage)}
     item["refused"] = list(t.refused)
+    item |= task_extra(t)
     if diff:
         available = bool(t.commit) and _commit_exists(ref.root, t.commit or "")
         item["files"] = _files(ref.root, t.commit) if available and t.commit else []
@@ -306,7 +308,7 @@ def _review_wave(ref: RunRef, w: WaveState, diff: bool) -> dict[str, Any]:
         "refused": [{"task": t["id"], "files": t["refused"]} for t in tasks if t["refused"]],
         "handoff": wave_handoff(ref, w),
         "usage": sum_usage(t["usage"] for t in tasks),
-    }
+    } | wave_extra(w)
 
 
 def review_data(ref: RunRef, wave: int | None = None, diff: bool = False) -> dict[str, Any]:
@@ -324,6 +326,7 @@ def review_data(ref: RunRef, wave: int | None = None, diff: bool = False) -> dic
         "base": s.base,
         "state": effective_state(s, is_live(ref)),
         "waves": [_review_wave(ref, w, diff) for w in waves],
+        "history": [h.model_dump() for h in s.history],
     }
 
 

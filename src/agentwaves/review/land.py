@@ -181,6 +181,11 @@ def clean_run(ref: RunRef, force: bool = False) -> dict[str, Any]:
                 if delete_branch(root, branch, force=True):
                     deleted.append(branch)
     integration = _clean_integration(ref, force)
+    if integration.startswith("deleted"):  # the replaced wave commits go with the integration branch
+        refs = git(root, "for-each-ref", "--format=%(refname)", f"refs/agentwaves/{rid}/")
+        for history in refs.splitlines():
+            with contextlib.suppress(GitError):
+                git(root, "update-ref", "-d", history)
     return {
         "run": rid,
         "state": state,

@@ -31,6 +31,9 @@ from agentwaves.plan.model import Task
 from agentwaves.plan.priority import start_ranks
 from agentwaves.run.commits import WaveCommitter
 from agentwaves.run.context import RunContext
+from agentwaves.run.feedback.culprit import Feedback
+from agentwaves.run.feedback.rebuild import prepare_resume
+from agentwaves.run.feedback.revise import run_pending_revisions
 from agentwaves.run.groups import GroupRunner, LocalRunner, stack_inputs
 from agentwaves.run.integrate import WaveNotes
 from agentwaves.run.leases.scope import lease_group, release_group
@@ -78,6 +81,7 @@ class Executor:
         self.cond = threading.Condition(ctx.store.lock)
         self.ref = f"refs/heads/{integration_branch(ctx.run_id)}"
         self.commits = WaveCommitter(ctx, self.cond, pool, sandbox, self.ref)
+        self.feedback = Feedback(ctx, self.cond, pool, sandbox, self.ref)  # failed gates: culprits, repairs
         self.threads: list[threading.Thread] = []
         self._wave_notes = WaveNotes(ctx, self.cond, self._earlier_committed)
 
@@ -107,6 +111,7 @@ class Executor:
     # ------------------------------------------------------------------------------------------ main
     def run(self) -> None:
         self.recover()
+        run_pending_revisions(self.ctx, self.pool, self.sandbox)  # `agentwaves revise` comments
         with self.cond:
             self.state.state, self.state.started = "running", self.state.started or now_iso()
             self.ctx.store.save()
@@ -313,7 +318,9 @@ class Executor:
             if rt is None:
                 # wave commits move the branch, not the files: bring the gate's worktree up to them
                 git(self.integration, "reset", "-q", "--hard", "HEAD")
-                run_gate(self.ctx, task, self.integration, self.sandbox)
+                result = run_gate(self.ctx, task, self.integration, self.sandbox)
+                if not result.ok:
+                    self.feedback.gate_failed(task, wave, result)
             else:
                 self.runner.run(task, rt, self._wave_notes(wave))
         except BaseException as exc:  # a bug must not leave a task "running" forever
@@ -378,6 +385,7 @@ class Executor:
     # ------------------------------------------------------------------------------------------ resume
     def recover(self) -> None:
         """Bring state in line with git after a crash (see :mod:`agentwaves.run.resume.recovery`)."""
+        prepare_resume(self.ctx, self.ref, self.ctx.store.lock)  # rebuilds: revisions, held-back groups
         recover_state(self.ctx, self.ref)
         git(self.integration, "reset", "-q", "--hard", "HEAD")
 

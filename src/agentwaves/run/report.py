@@ -21,6 +21,7 @@ from agentwaves.llm.usage import sum_usage
 from agentwaves.plan.load import load_plan
 from agentwaves.plan.model import Plan
 from agentwaves.plan.report import MERMAID_MAX_TASKS, md_cell, minutes
+from agentwaves.run.feedback.views import report_lines
 from agentwaves.state.events import Event, read_events
 from agentwaves.state.store import RunState, atomic_write, read_state
 
@@ -323,6 +324,7 @@ def report_markdown(state: RunState, events: list[Event], plan: Plan | None = No
     if plan is not None:
         out += ["", "## Predicted and actual files", "", *_files_rows(state, plan)]
     out += ["", "## Failures and retries", "", *_problems(state, events)]
+    out += ["", *report_lines(state, md_cell)]
     out += ["", "## Tokens and cost", "", *_usage_rows(state)]
     return "\n".join(out) + "\n"
 

@@ -29,6 +29,7 @@ from agentwaves.plan.model import Plan
 from agentwaves.redact import Redactor
 from agentwaves.run.context import RunContext, Slots
 from agentwaves.run.executor import Executor
+from agentwaves.run.feedback.gates import run_baseline
 from agentwaves.run.interrupt import interrupts, record_interrupted
 from agentwaves.run.report import run_summary, write_report
 from agentwaves.run.resume.verify import check_snapshot, verify_recorded
@@ -36,15 +37,12 @@ from agentwaves.sandbox.bwrap import resolve_sandbox
 from agentwaves.sandbox.homes import sweep_stale_homes
 from agentwaves.state.events import EventLog, Subscriber
 from agentwaves.state.history import append_run, planner_model_of, run_records
+from agentwaves.state.initial import initial_state, run_settings
 from agentwaves.state.pins import Pins
 from agentwaves.state.store import (
-    GroupState,
     RepoLock,
-    RunSettings,
     RunState,
     StateStore,
-    TaskState,
-    WaveState,
     atomic_write,
     new_run_id,
     now_iso,
@@ -68,54 +66,6 @@ class RunOutcome:
     @property
     def ok(self) -> bool:
         return self.state.state == "done"
-
-
-def initial_state(
-    run_id: str, repo: Path, plan: Plan, analysis: Analysis, base: str, settings: RunSettings, base_port: int
-) -> RunState:
-    waves = []
-    port = base_port
-    for wave in analysis.waves:
-        groups = []
-        for group in wave.groups:
-            tasks = [TaskState(id=t, title=plan.task(t).title, kind=plan.task(t).kind) for t in group.tasks]
-            groups.append(GroupState(name=group.name, port=port, tasks=tasks))
-            port += 1
-        waves.append(WaveState(index=wave.index, groups=groups))
-    est = analysis.estimates
-    return RunState(
-        run_id=run_id,
-        repo=str(repo),
-        feature=plan.feature,
-        base=base,
-        branch=integration_branch(run_id),
-        settings=settings,
-        waves=waves,
-        estimates={
-            "serial": est.serial,
-            "groups_sequential": est.groups_sequential,
-            "theoretical": est.theoretical,
-            "practical": est.practical,
-        },
-        serialization_points=[{"tasks": p.tasks, "reason": p.reason} for p in analysis.serialization_points],
-    )
-
-
-def _settings_overrides(config: Config) -> RunSettings:
-    return RunSettings(
-        llm=config.llm,
-        agent=config.agent,
-        agent_command=config.agent_command,
-        agent_args=config.agent_args,
-        model=config.model,
-        fake_script=config.fake_script,
-        fake_time_scale=config.fake_time_scale,
-        max_agents=config.max_agents,
-        schedule=config.schedule,
-        sandbox=config.sandbox,
-        budget_usd=config.budget_usd,
-        executor=config.executor,
-    )
 
 
 def start_run(
@@ -143,7 +93,7 @@ def start_run(
 
     def create(analysis: Analysis) -> StateStore:
         state = initial_state(
-            run_id, root, plan, analysis, head_sha(root), _settings_overrides(config), config.base_port
+            run_id, root, plan, analysis, head_sha(root), run_settings(config), config.base_port
         )
         state.planner_model = planner_model
         atomic_write(run_dir / "plan.yaml", dump_plan_yaml(plan))  # before the state: resume needs it
@@ -181,7 +131,7 @@ def resume_run(
         store = StateStore(run_dir, read_state(run_dir))
         check_snapshot(run_dir / "plan.yaml", analysis, store.state)
         warnings.extend(verify_recorded(root, store.state))
-        store.state.settings = _settings_overrides(config)
+        store.state.settings = run_settings(config)
         store.state.error = None
         return store
 
@@ -283,6 +233,17 @@ def _execute(
             setup_writable=[Path(p).expanduser() for p in config.setup_writable],
         )
         store.state.pid = None
+        if store.state.baseline is None:  # once per run, before any wave: what already fails on the base
+            store.state.baseline, failing = run_baseline(
+                config,
+                [t for t in plan.tasks if t.is_gate],
+                root,
+                store.state.base,
+                wt_root / "_base",
+                sandbox,
+            )
+            warnings.extend(failing)
+            store.save()
         events.emit(
             "run_started",
             run=run_id,

@@ -16,15 +16,14 @@ from agentwaves.llm.usage import usage_json
 from agentwaves.plan.globs import overlaps, parse_entry
 from agentwaves.plan.model import Task
 from agentwaves.run.context import BudgetReached, RunContext, RunHooks
+from agentwaves.run.feedback.gates import GATE_OUTPUT_CAP, GATE_TIMEOUT, GateRun, execute_gate
 from agentwaves.run.leases.fallback import live_guard, run_checked
 from agentwaves.sandbox.bwrap import NoSandbox, Sandbox
-from agentwaves.sandbox.confined import run_confined
 from agentwaves.state.crash import crashpoint
 from agentwaves.state.store import Handoff, TaskState, atomic_write, now_iso
 
 TASK_TRAILER = "Agentwaves-Task"
-GATE_TIMEOUT = 1800.0
-GATE_OUTPUT_CAP = 200_000
+__all__ = ["GATE_OUTPUT_CAP", "GATE_TIMEOUT"]
 
 
 @dataclass
@@ -209,7 +208,7 @@ def commit_task(group: GroupRuntime, message: str, paths: list[str], alone: bool
     return sha or git(worktree, "rev-parse", "HEAD")
 
 
-def run_gate(ctx: RunContext, task: Task, integration: Path, sandbox: Sandbox | None = None) -> None:
+def run_gate(ctx: RunContext, task: Task, integration: Path, sandbox: Sandbox | None = None) -> GateRun:
     """Run a gate's command in the integration worktree; save its output; record done or failed.
 
     The command runs like an agent's ``run``: in ``sandbox``, through the same process runner, with the
@@ -220,24 +219,15 @@ def run_gate(ctx: RunContext, task: Task, integration: Path, sandbox: Sandbox | 
     ctx.events.emit("gate_started", task=task.id, command=task.command)
     log = ctx.log_path(task.id)
     log.parent.mkdir(parents=True, exist_ok=True)
-    result = run_confined(
-        task.command or "true",
-        integration,
-        sandbox=sandbox or NoSandbox(),
-        timeout=GATE_TIMEOUT,
-        max_output=GATE_OUTPUT_CAP,
-        network=ctx.config.gate_network,
-    )
-    output = result.output
-    if result.omitted_bytes:
-        output += f"\n[... output truncated: {result.omitted_bytes} more bytes not shown]"
+    baseline = (store.state.baseline or {}).get(task.id)
+    result = execute_gate(ctx.config, task, integration, sandbox or NoSandbox(), baseline)
     code = result.exit_code
-    log.write_text(ctx.redactor.redact(f"$ {task.command}\n{output}\n[exit {code}]\n"))
-    ok = code == 0
+    log.write_text(ctx.redactor.redact(f"$ {result.command}\n{result.output}\n[exit {code}]\n"))
+    ok = result.ok
     with store.lock:
         ts.state, ts.finished = ("done" if ok else "failed"), now_iso()
         if not ok:
-            why = "timed out" if result.timed_out else f"exited {code}"
-            ts.error = f"gate command `{task.command}` {why}; output in {log}"
+            ts.error = f"gate command `{task.command}` {result.why()}; output in {log}"
         store.save()
     ctx.events.emit("gate_done" if ok else "gate_failed", task=task.id, exit=code, log=str(log))
+    return result

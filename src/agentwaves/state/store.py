@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from agentwaves.agents.records import Handoff as Handoff  # re-exported: it lives in agents/
 from agentwaves.errors import AgentwavesError, UsageError
 from agentwaves.state.crash import crashpoint
+from agentwaves.state.feedback import GateBaseline, HistoryEntry, Rebuild, Repair, Revision
 
 Status = Literal["pending", "running", "done", "failed"]
 RunStatus = Literal["pending", "running", "done", "failed", "stopped", "interrupted"]
@@ -61,6 +62,7 @@ class TaskState(BaseModel):
     handoff: Handoff | None = None
     stuck_since: str | None = None
     node: str | None = None  # where its last attempt ran: the hostname, or a Ray node (host/node id)
+    revisions: list[Revision] = Field(default_factory=list)
 
 
 class GroupState(BaseModel):
@@ -76,6 +78,7 @@ class GroupState(BaseModel):
     conflicts: list[str] = Field(default_factory=list)
     resolved: list[str] = Field(default_factory=list)
     resolver_refused: list[str] = Field(default_factory=list)  # resolver changes outside the conflicts
+    repairs: list[Repair] = Field(default_factory=list)
     tasks: list[TaskState] = Field(default_factory=list)
 
 
@@ -88,6 +91,7 @@ class WaveState(BaseModel):
     commit: str | None = None
     started: str | None = None
     finished: str | None = None
+    held: list[str] = Field(default_factory=list)  # groups left out of the commit: they broke a gate
     groups: list[GroupState] = Field(default_factory=list)
 
 
@@ -132,6 +136,9 @@ class RunState(BaseModel):
     pid: int | None = None
     planner_model: str | None = None  # noted by `agentwaves plan` in the plan file; None: hand-written
     waves: list[WaveState] = Field(default_factory=list)
+    baseline: dict[str, GateBaseline] | None = None  # gate id -> its result on the base
+    rebuild: Rebuild | None = None
+    history: list[HistoryEntry] = Field(default_factory=list)
 
     # ------------------------------------------------------------------ lookups
     def wave(self, index: int) -> WaveState:

@@ -11,7 +11,7 @@ from rich.text import Text
 from agentwaves.plan.graph import Analysis
 from agentwaves.plan.report import minutes
 from agentwaves.ui.analysis_summary import analysis_group_span, render_summary
-from agentwaves.ui.tables import print_table
+from agentwaves.ui.term import print_table
 
 LONG_PLAN = 60  # tasks: above this, a summary unless --verbose
 

@@ -10,7 +10,7 @@ from rich.text import Text
 
 from agentwaves.plan.graph import Analysis
 from agentwaves.plan.report import minutes
-from agentwaves.ui.tables import print_table
+from agentwaves.ui.term import print_table
 
 SHOWN = 10
 

@@ -16,8 +16,7 @@ from rich.table import Table
 from agentwaves.state.events import Subscriber
 from agentwaves.ui.analysis import calibration_line
 from agentwaves.ui.status import SIMULATED
-from agentwaves.ui.tables import print_table
-from agentwaves.ui.term import console
+from agentwaves.ui.term import console, print_table
 
 
 def print_json(data: Any) -> None:

@@ -13,9 +13,10 @@ from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
+from agentwaves.ui.feedback import history_lines, review_wave_lines
 from agentwaves.ui.inert import inert_data
 from agentwaves.ui.status import badge, out_console, usage_line
-from agentwaves.ui.tables import print_table
+from agentwaves.ui.term import print_table
 
 
 def _count(value: int | None) -> str:
@@ -28,6 +29,11 @@ def render_review(data: dict[str, Any], console: Console | None = None, *, diff:
     out.print(Text.assemble(("Review of run ", "bold"), (data["run"], "bold"), f"  branch {data['branch']}"))
     for wave in data["waves"]:
         _render_wave(out, wave, diff)
+    history = history_lines(data)
+    if history:
+        out.print(Rule(Text("Replaced wave commits (history)", style="bold"), align="left"))
+        for line in history:
+            out.print(line)
     if not diff and data["waves"]:
         first = data["waves"][0]["index"]
         out.print(
@@ -73,6 +79,8 @@ def _render_wave(out: Console, wave: dict[str, Any], diff: bool) -> None:
             out.print(
                 Text(f"resolver changes outside the conflicts refused for {g['name']}: {refused}", "red")
             )
+    for line in review_wave_lines(wave):
+        out.print(line)
     out.print(Text.assemble(("Tokens: ", "bold"), usage_line(wave["usage"])))
     handoff = "\n".join(ln for ln in wave.get("handoff", "").splitlines() if not ln.startswith("## Wave "))
     if handoff.strip():

@@ -10,9 +10,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from agentwaves.ui.feedback import status_group_lines
 from agentwaves.ui.inert import inert_data
 from agentwaves.ui.live import STYLES, fmt_seconds
-from agentwaves.ui.tables import print_table
+from agentwaves.ui.term import print_table
 
 RUN_STYLES = {**STYLES, "interrupted": ("■", "yellow"), "unreadable": ("?", "red")}
 
@@ -91,6 +92,8 @@ def render_status(data: dict[str, Any], console: Console | None = None) -> None:
             for task in group["tasks"]:
                 if task["state"] in ("running", "failed") or task.get("attempts", 0) > 1:
                     out.print(_task_line(task, interrupted))
+            for fline in status_group_lines(group):
+                out.print(fline)
             if group["state"] == "failed":
                 if group.get("error") and not any(t["state"] == "failed" for t in group["tasks"]):
                     out.print(Text(f"      {group['error']}", style="red"))

@@ -1,0 +1,1 @@
+"""Feedback loops: gate baselines (JUnit), culprit search, repairs, revise and rebuilt waves."""
