@@ -21,7 +21,6 @@ HARDENED_CONFIG = (
     "status.submoduleSummary=false",
     "commit.gpgSign=false",
     "tag.gpgSign=false",
-    "gc.autoDetach=false",
 )
 """``-c`` options of every git call agentwaves makes; they also reach the git processes git itself starts."""
 
