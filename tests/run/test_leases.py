@@ -84,11 +84,13 @@ def test_concurrent_checks_see_a_consistent_table() -> None:
 
 
 def test_a_wrapped_backend_can_turn_the_live_check_off() -> None:
+    from agentwaves.agents.builtin import BuiltinBackend
     from agentwaves.llm.fake import FakeLLM
     from agentwaves.llm.retry import RetryingLLM, RetryPolicy
     from agentwaves.run.leases.fallback import backend_has_live_leases
 
     fake = FakeLLM()
-    assert backend_has_live_leases(RetryingLLM(fake, RetryPolicy()))
-    fake.live_leases = False  # type: ignore[attr-defined]  # as a CLI agent's driver would say
-    assert not backend_has_live_leases(RetryingLLM(fake, RetryPolicy()))
+    assert backend_has_live_leases(BuiltinBackend(RetryingLLM(fake, RetryPolicy())))
+    fake.live_leases = False  # type: ignore[attr-defined]  # a test switch, found through the wrapper
+    assert not backend_has_live_leases(BuiltinBackend(RetryingLLM(fake, RetryPolicy())))
+    assert not backend_has_live_leases(object())  # an agent CLI writes through its own tools

@@ -77,7 +77,10 @@ def verify_recorded(repo: Path, state: RunState) -> list[str]:
         )
     notes: list[str] = []
     chain, broken = state.base, False
+    rebuild = getattr(state, "rebuild", None)  # a pending rebuild replaces these waves' commits itself
     for w in sorted(state.waves, key=lambda w: w.index):
+        if rebuild is not None and w.index >= rebuild.from_wave:
+            break
         if w.state != "done":
             continue
         if not broken and _exists(repo, w.commit) and _parent(repo, str(w.commit)) == chain:
