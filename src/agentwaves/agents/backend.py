@@ -239,6 +239,12 @@ def plan_prompt(request: PlanRequest) -> str:
     return f"Plan this feature:\n\n{request.feature}" + (f"\n\n{request.lessons}" if request.lessons else "")
 
 
+def conflict_prompt(group: str, conflicts: list[str]) -> str:
+    """What every resolver is told first: the group whose merge conflicted, and the conflicted files."""
+    listing = "\n".join(f"- {p}" for p in conflicts)
+    return f"Merging group `{group}` conflicted in these files:\n{listing}\n\nResolve them"
+
+
 def agent_names() -> list[str]:
     return list(DRIVERS)
 

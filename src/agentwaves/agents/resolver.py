@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from agentwaves.agents.backend import Resolution
+from agentwaves.agents.backend import Resolution, conflict_prompt
 from agentwaves.agents.loop import AgentFailed, Limits, LoopHooks, ToolReply, Transcript, run_loop
 from agentwaves.agents.tools import WorktreeTools
 from agentwaves.git.merge import write_tree_from_worktree
@@ -73,10 +73,7 @@ def resolve(
         data = {"summary": out.summary, "notes": out.notes} if out.finished else {}
         return ToolReply(out.content, out.is_error, out.finished, data)
 
-    listing = "\n".join(f"- {p}" for p in conflicts)
-    first = (
-        f"Merging group `{group}` conflicted in these files:\n{listing}\n\nResolve them, then call `finish`."
-    )
+    first = f"{conflict_prompt(group, conflicts)}, then call `finish`."
     usage = Usage()
     summary = ""
     try:

@@ -34,6 +34,7 @@ from agentwaves.agents.backend import (
     ResolveRequest,
     TaskRequest,
     TaskResult,
+    conflict_prompt,
     plan_prompt,
 )
 from agentwaves.agents.drivers.acp_client import AcpClient
@@ -133,10 +134,8 @@ class Acp:
         return plan_with_retries(ask, plan_prompt(request), request.feature)
 
     def resolve(self, request: ResolveRequest) -> Resolution:
-        listing = "\n".join(f"- {p}" for p in request.conflicts)
         system = render("agent_resolver", feature=request.feature or "(not stated)")
-        prompt = f"{system}\n{HANDOFF_ANSWER}\n\nMerging group `{request.group}` conflicted in these "
-        prompt += f"files:\n{listing}\n\nResolve them."
+        prompt = f"{system}\n{HANDOFF_ANSWER}\n\n{conflict_prompt(request.group, request.conflicts)}."
         usage, cost, summary = Usage(), None, ""
         try:
             done = self._run(prompt, request.worktree, request.sandbox, request.events, request.transcript,

@@ -30,6 +30,7 @@ from agentwaves.agents.backend import (
     ResolveRequest,
     TaskRequest,
     TaskResult,
+    conflict_prompt,
     plan_prompt,
 )
 from agentwaves.agents.drivers.claude_stream import ClaudeStream
@@ -137,8 +138,7 @@ class ClaudeCode:
         return plan_with_retries(ask, plan_prompt(request), request.feature)
 
     def resolve(self, request: ResolveRequest) -> Resolution:
-        listing = "\n".join(f"- {p}" for p in request.conflicts)
-        prompt = f"Merging group `{request.group}` conflicted in these files:\n{listing}\n\nResolve them."
+        prompt = f"{conflict_prompt(request.group, request.conflicts)}."
         usage, cost, summary = Usage(), None, ""
         try:
             stream = self._run(

@@ -33,6 +33,7 @@ from agentwaves.agents.backend import (
     ResolveRequest,
     TaskRequest,
     TaskResult,
+    conflict_prompt,
     plan_prompt,
 )
 from agentwaves.agents.drivers.codex_stream import CodexStream
@@ -127,10 +128,8 @@ class Codex:
         return plan_with_retries(ask, plan_prompt(request), request.feature)
 
     def resolve(self, request: ResolveRequest) -> Resolution:
-        listing = "\n".join(f"- {p}" for p in request.conflicts)
         system = render("agent_resolver", feature=request.feature or "(not stated)")
-        prompt = f"{system}\n\nMerging group `{request.group}` conflicted in these files:\n{listing}\n\n"
-        prompt += "Resolve them."
+        prompt = f"{system}\n\n{conflict_prompt(request.group, request.conflicts)}."
         usage, summary = Usage(), ""
         try:
             stream = self._run(
