@@ -110,8 +110,8 @@ class Acp:
         summary = str(data.get("summary") or "").strip()
         if not summary:
             raise AgentFailed("the ACP agent finished without a final message (the handoff)")
-        files = sorted(worktree_changes(request.worktree))
-        handoff, files = bounded_handoff(request.task.id, summary, str(data.get("notes") or ""), files)
+        notes = str(data.get("notes") or "")
+        handoff, files = bounded_handoff(request.task.id, summary, notes, worktree_changes(request.worktree))
         return TaskResult(
             handoff=handoff,
             usage=done.usage,

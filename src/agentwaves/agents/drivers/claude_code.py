@@ -103,8 +103,8 @@ class ClaudeCode:
         summary = str(data.get("summary") or "").strip()
         if not summary:
             raise AgentFailed("claude-code finished without a summary")
-        files = sorted(worktree_changes(request.worktree))
-        handoff, files = bounded_handoff(request.task.id, summary, str(data.get("notes") or ""), files)
+        notes = str(data.get("notes") or "")
+        handoff, files = bounded_handoff(request.task.id, summary, notes, worktree_changes(request.worktree))
         result = stream.result or {}
         return TaskResult(
             handoff=handoff,
