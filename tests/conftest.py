@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Let the many ``python -m agentwaves`` subprocesses of the suite read compiled bytecode.
+
+    With ``PYTHONDONTWRITEBYTECODE`` set (some images set it), every subprocess compiles the whole package
+    from source again: about half a second each, minutes over the suite. Writing ``__pycache__`` next to
+    the sources is what a normal install does; what agents run in their worktrees keeps its own setting
+    (``agents/tools.py``).
+    """
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    sys.dont_write_bytecode = False
 
 
 @pytest.fixture(autouse=True)

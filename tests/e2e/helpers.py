@@ -69,3 +69,18 @@ def shared_file_calls(tasks: tuple[str, ...] = ("x", "y"), own_file: bool = True
         ]
 
     return {t: calls(t) for t in tasks}
+
+
+def sweep_points(names: list[str], stride: int, offset: int = 0, first: int = 1) -> list[int]:
+    """Which crash points (1-based) of a run a sweep kills at: the first and the last point of every kind
+    (``before task commit``, ``after wave merge`` ...), and every ``stride``-th point from ``first +
+    offset``. ``AGENTWAVES_SWEEP=full`` sweeps every point from ``first`` (slow: minutes per sweep)."""
+    import os
+
+    if os.environ.get("AGENTWAVES_SWEEP") == "full":
+        return list(range(first, len(names) + 1))
+    chosen = set(range(first + offset, len(names) + 1, stride))
+    for kind in set(names[first - 1 :]):
+        at = [i for i, name in enumerate(names, 1) if name == kind and i >= first]
+        chosen |= {at[0], at[-1]}
+    return sorted(chosen)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.helpers import git, tree_files, user_snapshot, wave_commits, write_yaml
+from tests.e2e.helpers import git, sweep_points, tree_files, user_snapshot, wave_commits, write_yaml
 
 PLAN = {
     "feature": "crash sweep",
@@ -54,12 +54,12 @@ def run_state(repo: Path) -> dict | None:
 @pytest.mark.slow
 @pytest.mark.parametrize("schedule", ["waves", "eager"])
 def test_crash_point_sweep(make_repo, tmp_path: Path, schedule: str) -> None:
-    """Every crash point with --waves; every other one with eager (c opens on a stacked base while wave 1
-    is being committed), to keep the suite short."""
+    """Kill -9 at the first and last crash point of every kind and at every fourth point, the two schedules
+    offset so that together they sweep every other point (eager: c opens on a stacked base while wave 1 is
+    being committed). ``AGENTWAVES_SWEEP=full`` sweeps every point of both."""
     template = make_repo({"README.md": "# r\n", "src/__init__.py": ""}, name="template")
     plan = write_yaml(tmp_path / "plan.yaml", PLAN)
     args = ("--plan", str(plan), "--llm", "fake", "--sandbox", "none", "--schedule", schedule)
-    step = 1 if schedule == "waves" else 2
 
     reference = tmp_path / "reference"
     shutil.copytree(template, reference)
@@ -71,6 +71,7 @@ def test_crash_point_sweep(make_repo, tmp_path: Path, schedule: str) -> None:
     assert ref_state is not None
     ref_tree = tree_files(reference, ref_state["branch"])
     assert len(points) >= 30, f"only {len(points)} crash points"
+    chosen = sweep_points([p.split(" ", 1)[1] for p in points], 4, offset=0 if schedule == "waves" else 2)
 
     def attempt(n: int) -> str | None:
         """Crash at point n, recover, check; returns None if the run never reached point n."""
@@ -98,10 +99,10 @@ def test_crash_point_sweep(make_repo, tmp_path: Path, schedule: str) -> None:
         return where
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        results = list(pool.map(attempt, range(1, len(points) + 1, step)))
+        results = list(pool.map(attempt, chosen))
     survived = [r for r in results if r]
-    print(f"{schedule}: crash points survived: {len(survived)}/{len(survived)} (of {len(points)} reached)")
-    assert len(survived) >= 30 // step
+    print(f"{schedule}: crash points survived: {len(survived)}/{len(survived)} (of {len(chosen)} swept)")
+    assert len(survived) >= len(chosen) * 3 // 4
 
 
 FEEDBACK_GATE = 'if cat a.py b.py c.py 2>/dev/null | grep BROKEN; then echo "gate: BROKEN found"; exit 1; fi'
@@ -134,7 +135,8 @@ def _calls(path: str, content: str) -> list[dict]:
 def test_crash_sweep_culprit_search_and_repair(make_repo, tmp_path: Path) -> None:
     """Kill -9 at crash points from the first culprit test on (the search, the repair, the recommit,
     the gate again): resume always ends with the repaired wave, as the uninterrupted run. (All 54
-    points pass too; the suite sweeps a third of them and the first of each kind.)"""
+    points pass too, with ``AGENTWAVES_SWEEP=full``; the suite sweeps every fourth and the first and last
+    of each kind.)"""
     template = make_repo({"README.md": "# r\n"}, name="template")
     plan = write_yaml(tmp_path / "plan.yaml", FEEDBACK_PLAN)
     script = {
@@ -188,11 +190,9 @@ def test_crash_sweep_culprit_search_and_repair(make_repo, tmp_path: Path) -> Non
         shutil.rmtree(repo)
         return where
 
-    # every third point (the suite stays short), and the first of each kind of point after the search began
-    chosen = set(range(first, len(points) + 1, 3))
-    chosen |= {names.index(name, first - 1) + 1 for name in set(names[first - 1 :])}
+    chosen = sweep_points(names, 4, first=first)
     with ThreadPoolExecutor(max_workers=2) as pool:
-        results = list(pool.map(attempt, sorted(chosen)))
+        results = list(pool.map(attempt, chosen))
     survived = [r for r in results if r]
     print(f"feedback: crash points survived: {len(survived)}/{len(survived)} (of {len(chosen)} swept)")
     assert len(survived) >= len(chosen) // 2

@@ -19,7 +19,7 @@ PLAN = {
     "feature": "eager",
     "tasks": [
         {"id": "a", "title": "A", "files": ["pkg/a.py"], "estimate": 1},
-        {"id": "b", "title": "B", "files": ["pkg/b.py"], "estimate": 12},
+        {"id": "b", "title": "B", "files": ["pkg/b.py"], "estimate": 40},
         {"id": "c", "title": "C", "files": ["pkg/c.py", "pkg/a.py"], "depends_on": ["a"], "estimate": 1},
         {"id": "d", "title": "D", "files": ["pkg/d.py"], "depends_on": ["c"], "estimate": 1},
         {"id": "e", "title": "E", "files": ["pkg/e.py", "pkg/b.py"], "depends_on": ["b"], "estimate": 1},

@@ -48,6 +48,13 @@ class RayCluster:
         return self.root / name
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every Ray test on one pytest-xdist worker, so the suite starts one cluster, not one per worker."""
+    for item in items:
+        if "raycluster" in item.path.parts:
+            item.add_marker(pytest.mark.xdist_group("ray"))
+
+
 def _require_ray() -> None:
     if importlib.util.find_spec("ray") is None:
         if os.environ.get("AGENTWAVES_REQUIRE_RAY") == "1":

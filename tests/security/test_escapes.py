@@ -215,6 +215,9 @@ def test_item8_no_setuid_bits_survive_and_homes_are_swept_after_a_crash(
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     assert _homes(tag), "the crash left the private HOME behind (as a crash does)"
+    # the resumed task starts on a fresh worktree: without its sleep this time (the run re-reads the script)
+    script["tasks"]["evil"][1] = run("true")
+    assert h.script(script) == script_path
     resumed = h.agentwaves("resume", "--repo", h.repo)
     assert resumed.returncode == 0, resumed.stderr
     assert _homes(tag) == [], "resume did not remove the crashed run's private HOME"
