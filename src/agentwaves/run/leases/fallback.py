@@ -21,18 +21,20 @@ from agentwaves.run.leases.table import Lease, refusal_message, write_guard
 
 
 def live_guard(ctx: RunContext, task_id: str, group: str) -> Callable[[str], str | None] | None:
-    """The ``write_guard`` for the builtin tools, or None when live checks are off (config
-    ``live_leases: false``, or a backend whose agents write through their own tools: ``live_leases =
-    False`` on it)."""
+    """The ``write_guard`` for the builtin tools and a driver's write hook, or None when live checks are
+    off (config ``live_leases: false``, or a backend without them: see :func:`backend_has_live_leases`)."""
     if not ctx.config.live_leases or not backend_has_live_leases(ctx.backend):
         return None
     return write_guard(ctx.leases, task_id, group, lambda path, lease: refused(ctx, task_id, path, lease))
 
 
 def backend_has_live_leases(backend: object) -> bool:
-    """Only the builtin backend's own file tools check leases as they write (other agents write through
-    their own tools: the end-of-task fallback checks them); and not when its LLM, or one it wraps
+    """The builtin backend's own file tools check leases as they write, and so does a driver that says
+    ``write_hook = True`` (claude-code: a ``PreToolUse`` hook); other agents write through their own
+    tools (codex, acp: the end-of-task fallback checks them). Not when the builtin's LLM, or one it wraps
     (``.inner``: retry, recording, no-cache), says ``live_leases = False``."""
+    if getattr(backend, "write_hook", False) is True:
+        return True
     llm = getattr(backend, "llm", None)
     if llm is None:
         return False
