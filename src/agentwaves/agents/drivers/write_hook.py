@@ -78,7 +78,7 @@ class WriteHook:
     def settings(self) -> dict[str, Any]:
         """The ``hooks`` entry of claude's ``--settings``."""
         command = " ".join(
-            shlex.quote(a) for a in (self.python, "-I", str(self.dir / "hook.py"), str(self.socket_path))
+            shlex.quote(a) for a in (self.python, "-I", "-S", str(self.dir / "hook.py"), str(self.socket_path))
         )
         hook = {"type": "command", "command": command, "timeout": TIMEOUT}
         return {"PreToolUse": [{"matcher": MATCHER, "hooks": [hook]}]}
