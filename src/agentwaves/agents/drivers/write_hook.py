@@ -77,9 +77,8 @@ class WriteHook:
 
     def settings(self) -> dict[str, Any]:
         """The ``hooks`` entry of claude's ``--settings``."""
-        command = " ".join(
-            shlex.quote(a) for a in (self.python, "-I", "-S", str(self.dir / "hook.py"), str(self.socket_path))
-        )
+        argv = (self.python, "-I", "-S", str(self.dir / "hook.py"), str(self.socket_path))
+        command = " ".join(shlex.quote(a) for a in argv)
         hook = {"type": "command", "command": command, "timeout": TIMEOUT}
         return {"PreToolUse": [{"matcher": MATCHER, "hooks": [hook]}]}
 
