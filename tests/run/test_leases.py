@@ -94,3 +94,51 @@ def test_a_wrapped_backend_can_turn_the_live_check_off() -> None:
     fake.live_leases = False  # type: ignore[attr-defined]  # a test switch, found through the wrapper
     assert not backend_has_live_leases(BuiltinBackend(RetryingLLM(fake, RetryPolicy())))
     assert not backend_has_live_leases(object())  # an agent CLI writes through its own tools
+
+
+def test_resume_restores_the_leases_of_started_groups_of_uncommitted_waves() -> None:
+    """``restore_leases`` on the recovered state (the kill -9 case end to end: tests/reliability/
+    test_resume_leases.py): started groups (with a branch) lease all their tasks' files again, done ones
+    too; not groups that never started, not committed waves; with eager, not done groups."""
+    from types import SimpleNamespace
+
+    from agentwaves.plan import analyze
+    from agentwaves.plan.model import Plan
+    from agentwaves.run.leases.scope import restore_leases
+
+    plan = Plan.model_validate(
+        {
+            "tasks": [
+                {"id": "a1", "title": "a1", "files": ["src/a1.py"], "group": "ga"},
+                {"id": "a2", "title": "a2", "files": ["src/a2.py"], "group": "ga"},
+                {"id": "b", "title": "b", "files": ["src/b/"], "group": "gb"},
+                {"id": "c", "title": "c", "files": ["src/c.py"], "group": "gc"},
+                {"id": "d", "title": "d", "files": ["src/d.py"], "group": "gd", "depends_on": ["a1"]},
+            ]
+        }
+    )
+    analysis = analyze(plan)
+    assert [sorted(g.name for g in w.groups) for w in analysis.waves] == [["ga", "gb", "gc"], ["gd"]]
+    groups = {
+        "ga": SimpleNamespace(branch="agentwaves-groups/r/ga", state="done"),
+        "gb": SimpleNamespace(branch="agentwaves-groups/r/gb", state="pending"),
+        "gc": SimpleNamespace(branch=None, state="pending"),  # had not started
+        "gd": SimpleNamespace(branch=None, state="pending"),
+    }
+    for schedule, held in (
+        ("waves", {"a1": "ga", "a2": "ga", "b": "gb"}),
+        ("eager", {"b": "gb"}),  # eager: a done group's leases ended with it
+    ):
+        ctx = SimpleNamespace(
+            store=SimpleNamespace(state=SimpleNamespace(group=groups.__getitem__)),
+            plan=plan,
+            analysis=analysis,
+            config=SimpleNamespace(schedule=schedule),
+            leases=LeaseTable(),
+        )
+        restore_leases(ctx, lambda index: False)  # type: ignore[arg-type]
+        assert ctx.leases.holders() == held
+        assert ctx.leases.check("gc", "src/b/x.py") == Lease("b", "gb", "src/b/")
+        ctx.leases = LeaseTable()
+        restore_leases(ctx, lambda index: index == 1)  # type: ignore[arg-type]  # wave 1 committed
+        assert ctx.leases.holders() == {}

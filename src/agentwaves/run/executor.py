@@ -36,7 +36,7 @@ from agentwaves.run.feedback.rebuild import prepare_resume
 from agentwaves.run.feedback.revise import run_pending_revisions
 from agentwaves.run.groups import GroupRunner, LocalRunner, stack_inputs
 from agentwaves.run.integrate import WaveNotes
-from agentwaves.run.leases.scope import lease_group, release_group
+from agentwaves.run.leases.scope import lease_group, release_group, restore_leases
 from agentwaves.run.resume.recovery import branch_head, recover_state
 from agentwaves.run.taskrun import GroupRuntime, run_gate
 from agentwaves.run.watchdog import Watchdog
@@ -387,6 +387,7 @@ class Executor:
         """Bring state in line with git after a crash (see :mod:`agentwaves.run.resume.recovery`)."""
         prepare_resume(self.ctx, self.ref, self.ctx.store.lock)  # rebuilds: revisions, held-back groups
         recover_state(self.ctx, self.ref)
+        restore_leases(self.ctx, self.commits.committed)  # what the killed process's groups leased
         git(self.integration, "reset", "-q", "--hard", "HEAD")
 
 

@@ -12,11 +12,13 @@ few times. See docs/agents.md and the "Per agent" section of docs/security.md.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +45,7 @@ from agentwaves.agents.drivers.runner import (
     plan_with_retries,
     run_jsonl,
 )
+from agentwaves.agents.drivers.write_hook import WriteHook
 from agentwaves.agents.implementer import task_message
 from agentwaves.agents.loop import AgentFailed, Transcript
 from agentwaves.agents.records import bounded_handoff
@@ -74,6 +77,7 @@ MAX_RERUNS = 2  # after Claude Code's own retries: runs again after a 429/529, l
 
 class ClaudeCode:
     name = "claude-code"
+    write_hook = True  # checks live write leases itself (a PreToolUse hook): see write_hook.py
 
     def __init__(self, program: str, version: str, config: Config) -> None:
         self.program = program
@@ -97,6 +101,7 @@ class ClaudeCode:
             idle=request.stuck_after,
             budget=request.budget_left_usd,
             env=request.env,
+            guard=request.write_guard,
         )
         answer = stream.answer()
         data = answer if isinstance(answer, dict) else {"summary": str(answer)}
@@ -176,27 +181,31 @@ class ClaudeCode:
         env: dict[str, str] | None = None,
         schema: dict[str, Any] | None = None,
         read_only: bool = False,
+        guard: Callable[[str], str | None] | None = None,
     ) -> ClaudeStream:
         """Run claude once (again after a 429/529 it could not get past); report usage; raise on failure."""
         for rerun in range(MAX_RERUNS + 1):
             events.check_budget()
             tmp = Path(tempfile.mkdtemp(prefix="agentwaves-claude-"))
             try:
-                stream = self._once(
-                    prompt,
-                    system,
-                    cwd,
-                    sandbox,
-                    events,
-                    transcript,
-                    max_turns,
-                    idle,
-                    budget,
-                    env or {},
-                    schema or HANDOFF_SCHEMA,
-                    read_only,
-                    tmp,
-                )
+                with contextlib.ExitStack() as stack:
+                    hook = stack.enter_context(WriteHook(cwd, guard)) if guard is not None else None
+                    stream = self._once(
+                        prompt,
+                        system,
+                        cwd,
+                        sandbox,
+                        events,
+                        transcript,
+                        max_turns,
+                        idle,
+                        budget,
+                        env or {},
+                        schema or HANDOFF_SCHEMA,
+                        read_only,
+                        tmp,
+                        hook,
+                    )
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
             result = stream.result or {}
@@ -229,6 +238,7 @@ class ClaudeCode:
         schema: dict[str, Any],
         read_only: bool,
         tmp: Path,
+        hook: WriteHook | None = None,
     ) -> ClaudeStream:
         home = Path(os.environ.get("HOME") or Path.home())
         config_dir = Path(os.environ.get("CLAUDE_CONFIG_DIR") or home / ".claude")
@@ -240,12 +250,15 @@ class ClaudeCode:
             state=state,
             secrets=[config_dir / ".credentials.json", home / ".claude.json"],
             writable=not read_only,
+            readonly=[hook.dir] if hook is not None else [],
         )
         env = self._env(tmp, idle, extra_env)
         wrapper = jail.shell_wrapper(env)
         if wrapper is not None:
             env["CLAUDE_CODE_SHELL_PREFIX"] = str(wrapper)
         argv = self._argv(prompt, system, cwd, max_turns, budget, schema, read_only, home)
+        if hook is not None:  # live write leases: claude asks agentwaves before each file write
+            argv = with_settings(argv, {"hooks": hook.settings()})
         transcript.write("user", prompt)
         transcript.write("claude:argv", [a if len(a) < 300 else a[:300] + "…" for a in argv])
         stream = ClaudeStream(events, transcript, model=self.model)
@@ -308,6 +321,12 @@ class ClaudeCode:
         if budget is not None:
             argv += ["--max-budget-usd", f"{max(budget, 0.0001):.4f}"]
         return [*argv, *self.config.agent_args]
+
+
+def with_settings(argv: list[str], extra: dict[str, Any]) -> list[str]:
+    """``argv`` with ``extra`` merged into its ``--settings`` JSON."""
+    at = argv.index("--settings") + 1
+    return [*argv[:at], json.dumps({**json.loads(argv[at]), **extra}), *argv[at + 1 :]]
 
 
 def failure(stream: ClaudeStream, max_turns: int) -> None:

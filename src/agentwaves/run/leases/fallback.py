@@ -1,9 +1,10 @@
 """Lease checks around one task: the live guard of the builtin tools, and the end-of-task fallback.
 
 The fallback applies to every backend: at the task's end, before its commit, the paths the task changed
-(per ``git status`` in its worktree) that another group leases are put back as they were at the
-group's HEAD, and the task is sent back once with the refusal. What it writes there on its second pass
-is put back too and never committed: a lease refusal never reaches the merge.
+(per ``git status`` in its worktree, less what already differed, unchanged since, when the task started:
+a sibling's or the setup's files are not the task's writes) that another group leases are put back as
+they were at the group's HEAD, and the task is sent back once with the refusal. What it writes there on
+its second pass is put back too and never committed: a lease refusal never reaches the merge.
 """
 
 from __future__ import annotations
@@ -21,18 +22,20 @@ from agentwaves.run.leases.table import Lease, refusal_message, write_guard
 
 
 def live_guard(ctx: RunContext, task_id: str, group: str) -> Callable[[str], str | None] | None:
-    """The ``write_guard`` for the builtin tools, or None when live checks are off (config
-    ``live_leases: false``, or a backend whose agents write through their own tools: ``live_leases =
-    False`` on it)."""
+    """The ``write_guard`` for the builtin tools and a driver's write hook, or None when live checks are
+    off (config ``live_leases: false``, or a backend without them: see :func:`backend_has_live_leases`)."""
     if not ctx.config.live_leases or not backend_has_live_leases(ctx.backend):
         return None
     return write_guard(ctx.leases, task_id, group, lambda path, lease: refused(ctx, task_id, path, lease))
 
 
 def backend_has_live_leases(backend: object) -> bool:
-    """Only the builtin backend's own file tools check leases as they write (other agents write through
-    their own tools: the end-of-task fallback checks them); and not when its LLM, or one it wraps
+    """The builtin backend's own file tools check leases as they write, and so does a driver that says
+    ``write_hook = True`` (claude-code: a ``PreToolUse`` hook); other agents write through their own
+    tools (codex, acp: the end-of-task fallback checks them). Not when the builtin's LLM, or one it wraps
     (``.inner``: retry, recording, no-cache), says ``live_leases = False``."""
+    if getattr(backend, "write_hook", False) is True:
+        return True
     llm = getattr(backend, "llm", None)
     if llm is None:
         return False
@@ -57,16 +60,43 @@ def refused(ctx: RunContext, task_id: str, path: str, lease: Lease, *, at: str =
     )
 
 
+Signature = tuple[int, int, int, int] | None  # (mode, size, mtime_ns, inode) of a path; None: absent
+
+
+def signature(root: Path, path: str) -> Signature:
+    try:
+        st = os.lstat(root / path)
+    except OSError:
+        return None
+    return (st.st_mode, st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+def baseline(worktree: Path) -> dict[str, Signature]:
+    """What already differed from HEAD in the worktree as a task starts (path -> its signature): an
+    earlier task's leftovers, a running sibling's writes, the files setup or ``copy_files`` made."""
+    return {path: signature(worktree, path) for path in worktree_changes(worktree)}
+
+
 def intrusions(
-    ctx: RunContext, group: str, worktree: Path, result: TaskResult, live: bool
+    ctx: RunContext,
+    group: str,
+    worktree: Path,
+    result: TaskResult,
+    live: bool,
+    before: dict[str, Signature] | None = None,
 ) -> list[tuple[str, Lease]]:
     """The paths the task changed that another group leases, with the lease. The changes come
-    from ``git status`` in the worktree, unless the live guard saw every write (it was on and the agent
-    ran no command): then from the task's own record. Nothing is asked while no other group leases."""
+    from ``git status`` in the worktree, less those ``before`` holds unchanged (they were there when the
+    task started: not its writes), unless the live guard saw every write (it was on and the agent ran no
+    command): then from the task's own record. Nothing is asked while no other group leases."""
     if not ctx.leases.others_hold(group):
         return []
     seen_all = live and result.exact
-    changed = set(result.written) if seen_all else worktree_changes(worktree)
+    if seen_all:
+        changed = set(result.written)
+    else:
+        old = before or {}
+        changed = {p for p in worktree_changes(worktree) if p not in old or signature(worktree, p) != old[p]}
     found = []
     for path in sorted(changed):
         lease = ctx.leases.check(group, path)
@@ -110,10 +140,13 @@ def run_checked(
 ) -> TaskResult:
     """Run the agent (``attempt(extra_notes)``) and apply the end-of-task check: a task that changed
     paths another group leases gets them put back and is sent back once with the refusal; what it
-    writes there again is put back and left out of its handoff (and so of its commit)."""
+    writes there again is put back and left out of its handoff (and so of its commit). Only what the
+    task changed counts: the worktree's changes from before its start (:func:`baseline`) do not."""
+    with git_lock:
+        before = baseline(worktree)
     outcome = attempt("")
     for last in (False, True):
-        found = intrusions(ctx, group, worktree, outcome, live)
+        found = intrusions(ctx, group, worktree, outcome, live, before)
         if not found:
             return outcome
         with git_lock:

@@ -26,3 +26,21 @@ def release_group(ctx: RunContext, group: Group, *, keep: bool) -> None:
         return
     if ctx.config.schedule == "eager" or ctx.store.state.group(group.name).state != "done":
         ctx.leases.release(*group.tasks)
+
+
+def restore_leases(ctx: RunContext, committed: Callable[[int], bool]) -> None:
+    """On resume, after recovery: lease again what the killed process's groups held. A group had
+    started when it has a branch; in an uncommitted wave its tasks' predicted files (done ones too, as
+    they stay leased until the wave's commit) are leased to it again, as if the run had not stopped;
+    with ``--schedule eager`` only while the group is not done. Groups that start later lease theirs as
+    they start (:func:`lease_group`)."""
+    state, tasks = ctx.store.state, ctx.plan.by_id
+    for wave in ctx.analysis.waves:
+        if committed(wave.index):
+            continue
+        for group in wave.groups:
+            gs = state.group(group.name)
+            if not gs.branch or (ctx.config.schedule == "eager" and gs.state == "done"):
+                continue
+            held = [t for t in group.tasks if tasks[t].kind != "gate"]
+            ctx.leases.take(group.name, {t: tasks[t].files for t in held})
