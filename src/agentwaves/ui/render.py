@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 # rich and the modules built on it are imported where they print: `execute --json` never loads them,
-# which is most of the start-up of a scripted run's process after Python itself (docs/benchmarks.md)
+# about a tenth of a run's start-up (docs/benchmarks.md, "Agents")
 
 
 def console(stderr: bool = False) -> Console:

@@ -82,9 +82,8 @@ class CodexStream:
             self.reported.add(item_id)
             self.events.tool_call(tool[0], tool[1], error=bool(failed and kind == "item.completed"))
         if kind == "item.completed":
-            result = str(item.get("aggregated_output") or mcp_result(item) or item.get("status") or "")[
-                -4000:
-            ]
+            output = item.get("aggregated_output") or mcp_result(item) or item.get("status") or ""
+            result = str(output)[-4000:]
             record = {"name": tool[0], "input": tool[1], "result": result, "is_error": bool(failed)}
             self.transcript.write("tool", record)
 
