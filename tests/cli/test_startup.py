@@ -1,6 +1,6 @@
 """What `execute --json` loads: a scripted or CI run prints JSON lines, so the terminal renderer (rich),
 the JUnit reader (xml.etree) and, for an external agent, the retry library (tenacity) are not imported.
-Their imports were a sixth of the process's start-up, which each run pays once (docs/benchmarks.md)."""
+Their imports were about 0.1 s of CPU, paid once per run (docs/benchmarks.md, "Agents")."""
 
 from __future__ import annotations
 
