@@ -192,6 +192,8 @@ def text_report(res: dict[str, Any]) -> str:
         out.append(
             f"Agents: execute --agent claude-code {a['agentwaves_s_per_task']} s/task vs bare claude -p "
             f"{a['bare_claude_s']} s per round: ratio {a['overhead_ratio']} (goal <= {a['goal_ratio']}); "
+            f"of which the run's start {a.get('run_start_s')} s and finish {a.get('run_finish_s')} s, "
+            f"the tasks {a.get('in_run_s_per_task')} s each: ratio {a.get('marginal_ratio')}; "
             f"8 concurrent agents: peak RSS {a['peak_rss_mib']} MiB ({a['peak_rss_mib_per_agent']} MiB each)"
         )
     if "ray" in res:

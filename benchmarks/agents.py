@@ -9,6 +9,12 @@ claude at a time, each in its own worktree, inside bubblewrap, then merged and c
 (Python start-up and the wave's merge and commit included) divided by N; rounds of both alternate. Memory: 8
 tasks with ``--max-agents 8`` and a stub that answers each call after ``delay`` seconds, so the agents
 overlap; the sum of the resident set sizes of agentwaves and all its descendants is sampled every 20 ms.
+
+The agentwaves side's wall time is also split with its own ``events.jsonl`` timestamps into the run's
+fixed cost (process start to the first ``task_started``: Python's start-up and imports, the checks, the
+run's state and first worktree; and the last ``task_done`` to the exit: the wave's merge and commit,
+removing the worktrees) and the span of the tasks themselves, whose per-task share against a bare
+``claude -p`` is the marginal overhead (what each further task of a run costs).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -109,14 +116,17 @@ def _plan(path: Path, n: int) -> Path:
     return path
 
 
-def agentwaves(work: Path, stub: Any, claude: Path, n: int, agents: int, name: str) -> tuple[float, int]:
-    """Wall seconds of ``execute --agent claude-code`` of ``n`` tasks, and the peak RSS sum in bytes."""
+def agentwaves(
+    work: Path, stub: Any, claude: Path, n: int, agents: int, name: str
+) -> tuple[float, int, dict[str, float]]:
+    """Wall seconds of ``execute --agent claude-code`` of ``n`` tasks, the peak RSS sum in bytes, and the
+    wall time split by the run's events (:func:`phases`)."""
     repo = _repo(work / name)
     plan = _plan(work / f"{name}.json", n)
     argv = [sys.executable, "-m", "agentwaves", "execute", "--agent", "claude-code", "--repo", str(repo)]
     argv += ["--plan", str(plan), "--max-agents", str(agents), "--json"]
     env = _env(work / f"home-{name}", stub, claude)
-    t0 = time.perf_counter()
+    wall0, t0 = time.time(), time.perf_counter()
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     peak = [0]
     done = threading.Event()
@@ -133,7 +143,21 @@ def agentwaves(work: Path, stub: Any, claude: Path, n: int, agents: int, name: s
     sampler.join()
     if proc.returncode != 0:
         raise SystemExit(f"execute failed: {err.decode()[-500:]}")
-    return elapsed, peak[0]
+    events = next((repo / ".agentwaves" / "runs").glob("*/events.jsonl"))
+    return elapsed, peak[0], phases(events, wall0, wall0 + elapsed)
+
+
+def phases(events: Path, start: float, end: float) -> dict[str, float]:
+    """``start_s`` (process start to the first ``task_started``), ``tasks_s`` (to the last ``task_done``)
+    and ``finish_s`` (from there to the exit), from the run's events; ``start``/``end`` are epoch seconds."""
+    stamps: dict[str, list[float]] = {"task_started": [], "task_done": []}
+    for line in events.read_text().splitlines():
+        event = json.loads(line)
+        if event.get("type") in stamps:
+            stamp = datetime.fromisoformat(event["ts"].replace("Z", "+00:00"))
+            stamps[event["type"]].append(stamp.timestamp())
+    first, last = min(stamps["task_started"]), max(stamps["task_done"])
+    return {"start_s": first - start, "tasks_s": last - first, "finish_s": end - last}
 
 
 def tree_rss(root: int) -> int:
@@ -160,13 +184,14 @@ def tree_rss(root: int) -> int:
 
 def run(quick: bool) -> dict[str, Any]:
     """Rounds of (n bare runs, one execute of n tasks), interleaved so that a load change on the machine
-    affects both sides alike; the ratio is the median of the rounds' ratios."""
+    affects both sides alike; the ratios are the medians of the rounds' ratios."""
     n, rounds = (4, 1) if quick else (6, 3)
     claude = _claude()
     if claude is None:
         return {"skipped": "the pinned claude is not installed: python -m tests.agentcli install"}
     bare_s: list[float] = []
     per_task: list[float] = []
+    split: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory(prefix="agentwaves-bench-agents-") as tmp:
         work = Path(tmp)
         stub = _stub()
@@ -174,16 +199,19 @@ def run(quick: bool) -> dict[str, Any]:
             bare(work, stub, claude, 1)  # warm the binary's pages
             for r in range(rounds):
                 bare_s.append(statistics.median(bare(work, stub, claude, n)))
-                per_task.append(agentwaves(work, stub, claude, n, 1, f"seq{r}")[0] / n)
+                elapsed, _, parts = agentwaves(work, stub, claude, n, 1, f"seq{r}")
+                per_task.append(elapsed / n)
+                split.append(parts)
         finally:
             stub.stop()
         slow = _stub(delay=1.0)
         try:
-            conc_s, peak = agentwaves(work, slow, claude, 8, 8, "conc")
+            conc_s, peak, _ = agentwaves(work, slow, claude, 8, 8, "conc")
         finally:
             slow.stop()
     ratios = [a / b for a, b in zip(per_task, bare_s, strict=True)]
     extra_ms = statistics.median(a - b for a, b in zip(per_task, bare_s, strict=True)) * 1000
+    in_run = [p["tasks_s"] / n for p in split]
     return {
         "tasks_per_round": n,
         "rounds": rounds,
@@ -191,6 +219,13 @@ def run(quick: bool) -> dict[str, Any]:
         "agentwaves_s_per_task": [round(t, 3) for t in per_task],
         "overhead_ratio": round(statistics.median(ratios), 3),
         "overhead_ms_per_task": round(extra_ms),
+        "run_start_s": [round(p["start_s"], 3) for p in split],
+        "run_finish_s": [round(p["finish_s"], 3) for p in split],
+        "in_run_s_per_task": [round(t, 3) for t in in_run],
+        "marginal_ratio": round(statistics.median(a / b for a, b in zip(in_run, bare_s, strict=True)), 3),
+        "marginal_ms_per_task": round(
+            statistics.median(a - b for a, b in zip(in_run, bare_s, strict=True)) * 1000
+        ),
         "concurrent_agents": 8,
         "concurrent_total_s": round(conc_s, 3),
         "peak_rss_mib": round(peak / 2**20, 1),

@@ -40,6 +40,7 @@ class Stub:
     input_tokens: int = 1000
     output_tokens: int = 50
     delay: float = 0.0  # seconds before each answer to an agent's call (to make agents overlap)
+    headers: dict[str, str] = field(default_factory=dict)  # sent with every answer (e.g. rate-limit ones)
     requests: list[dict[str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     stopping: threading.Event = field(default_factory=threading.Event)
@@ -127,7 +128,7 @@ class Stub:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
-                for k, v in (headers or {}).items():
+                for k, v in {**stub.headers, **(headers or {})}.items():
                     self.send_header(k, v)
                 self.end_headers()
                 self.wfile.write(data)
@@ -137,6 +138,8 @@ class Stub:
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Cache-Control", "no-cache")
                 self.send_header("Connection", "close")
+                for k, v in stub.headers.items():
+                    self.send_header(k, v)
                 self.end_headers()
                 msg = stub.message([], None)
                 msg["usage"]["output_tokens"] = 1

@@ -4,8 +4,9 @@ Scripted per *conversation key*, as :mod:`tests.agents.stub_messages`: the task 
 (``# Your task: ID:``), ``planner`` (``planner-retry`` once a plan was sent back), ``resolver``, else
 ``*``. The reply to a request is step N of that
 key's script, N being the number of tool results (``function_call_output``) already in its input. A step
-is ``{"shell": "COMMAND"}`` (an ``exec_command`` function call, Codex's shell tool) or ``{"text": "..."}``
-(the final assistant message). ``faults[key]`` is consumed first, one per request: ``401``/``500`` (that
+is ``{"shell": "COMMAND"}`` (an ``exec_command`` function call, Codex's shell tool), ``{"call": {"name":
+..., "arguments": {...}}}`` (any other function call, e.g. an MCP tool's) or ``{"text": "..."}`` (the final
+assistant message). ``faults[key]`` is consumed first, one per request: ``401``/``500`` (that
 HTTP status) or ``"hang"`` (headers, then silence until the stub stops). Every request is kept.
 Each response reports ``input_tokens`` (``cached_tokens`` of them cached) and ``output_tokens``.
 """
@@ -158,6 +159,10 @@ class ResponsesStub:
         if "shell" in step:
             args = json.dumps({"cmd": step["shell"]})
             call = {"type": "function_call", "name": "exec_command", "arguments": args}
+            return [{**call, "id": f"fc_{key}_{n}", "call_id": f"call_{key}_{n}"}]
+        if "call" in step:  # any function call: {"name", "arguments": {...}} and other fields as given
+            spec = dict(step["call"])
+            call = {**spec, "type": "function_call", "arguments": json.dumps(spec.get("arguments") or {})}
             return [{**call, "id": f"fc_{key}_{n}", "call_id": f"call_{key}_{n}"}]
         message = {"type": "message", "role": "assistant", "id": f"msg_{key}_{n}"}
         return [{**message, "content": [{"type": "output_text", "text": step.get("text", "done")}]}]

@@ -59,6 +59,12 @@ def test_two_waves_through_the_codex_acp_adapter(make_repo, run_cli, codex_acp_s
     assert ("a", "execute") in tools and ("b", "execute") in tools
     log = run_cli("logs", state["run_id"], "b", "--repo", repo).stdout
     assert "→ execute" in log and "b.txt" in log and "wrote b.txt" in log
+    # codex-acp 0.16 reports no tokens (its prompt response has no usage) and no cost: only usage_update
+    # with the context window's occupancy (used of size), which is not what was billed and is not counted
+    transcript = (repo / ".agentwaves" / "runs" / state["run_id"] / "logs" / "a.log").read_text()
+    updates = [r["data"] for r in map(json.loads, transcript.splitlines()) if r["kind"] == "acp:usage_update"]
+    assert updates and all(u["used"] > 0 and u["size"] > u["used"] and "cost" not in u for u in updates)
+    assert done_tasks["a"]["usage"]["input_tokens"] == done_tasks["a"]["usage"]["output_tokens"] == 0
 
 
 def test_a_silent_acp_agent_is_killed_with_its_process_group(

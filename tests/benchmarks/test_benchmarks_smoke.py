@@ -102,3 +102,21 @@ def test_culprit_part_finds_the_broken_group() -> None:
     res = culprit.run(quick=True, repeats=1)
     assert [c["groups"] for c in res["cases"]] == [2, 4, 8]
     assert all(c["gate_runs"] >= 2 and c["search_s"] > 0 for c in res["cases"])
+
+
+def test_agents_benchmark_splits_a_run_by_its_events(tmp_path: Path) -> None:
+    from benchmarks.agents import phases
+
+    lines = [
+        '{"ts": "2026-12-01T12:00:00.500Z", "type": "run_started"}',
+        '{"ts": "2026-12-01T12:00:01.000Z", "type": "task_started", "task": "a"}',
+        '{"ts": "2026-12-01T12:00:02.000Z", "type": "task_done", "task": "a"}',
+        '{"ts": "2026-12-01T12:00:02.100Z", "type": "task_started", "task": "b"}',
+        '{"ts": "2026-12-01T12:00:03.250Z", "type": "task_done", "task": "b"}',
+        '{"ts": "2026-12-01T12:00:03.400Z", "type": "run_finished"}',
+    ]
+    events = tmp_path / "events.jsonl"
+    events.write_text("\n".join(lines) + "\n")
+    start = 1796126400.0  # 2026-12-01T12:00:00Z
+    split = phases(events, start, start + 4.0)
+    assert {k: round(v, 3) for k, v in split.items()} == {"start_s": 1.0, "tasks_s": 2.25, "finish_s": 0.75}

@@ -10,9 +10,9 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
-from tenacity import RetryCallState, RetryError, Retrying, retry_if_exception_type
 
 from agentwaves.llm.base import (
     LLM,
@@ -23,6 +23,9 @@ from agentwaves.llm.base import (
     RetriesExhausted,
     RetryableError,
 )
+
+if TYPE_CHECKING:
+    from tenacity import RetryCallState
 
 OnRetry = Callable[[RetryableError, int, float], None]
 
@@ -112,6 +115,8 @@ class RetryingLLM:
                 err = _error(state)
                 err.task = ctx.task_id or ctx.agent
                 self.on_retry(err, state.attempt_number, state.upcoming_sleep)
+
+        from tenacity import RetryError, Retrying, retry_if_exception_type  # here: start-up time
 
         retrying = Retrying(
             sleep=self._sleep,

@@ -8,15 +8,23 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.table import Table
 
 from agentwaves.state.events import Subscriber
-from agentwaves.ui.analysis import calibration_line
-from agentwaves.ui.status import SIMULATED
-from agentwaves.ui.term import console, print_table
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+# rich and the modules built on it are imported where they print: `execute --json` never loads them,
+# about a tenth of a run's start-up (docs/benchmarks.md, "Agents")
+
+
+def console(stderr: bool = False) -> Console:
+    from agentwaves.ui.term import console as make
+
+    return make(stderr)
 
 
 def print_json(data: Any) -> None:
@@ -24,7 +32,7 @@ def print_json(data: Any) -> None:
 
 
 def render_plan_outcome(outcome: Any, analysis: Any, *, verbose: bool = False) -> None:
-    from agentwaves.ui.analysis import render_analysis
+    from agentwaves.ui.analysis import calibration_line, render_analysis
 
     out = console()
     out.print(f"[bold]Plan[/] for: {outcome.plan.feature}")
@@ -154,6 +162,11 @@ def tail_lines(path: Path, n: int) -> list[str]:
 
 
 def render_summary(outcome: Any) -> None:
+    from rich.table import Table
+
+    from agentwaves.ui.status import SIMULATED
+    from agentwaves.ui.term import print_table
+
     state, summary = outcome.state, outcome.summary
     out = console()
     if outcome.note:

@@ -82,7 +82,8 @@ class CodexStream:
             self.reported.add(item_id)
             self.events.tool_call(tool[0], tool[1], error=bool(failed and kind == "item.completed"))
         if kind == "item.completed":
-            result = str(item.get("aggregated_output") or item.get("status") or "")[-4000:]
+            output = item.get("aggregated_output") or mcp_result(item) or item.get("status") or ""
+            result = str(output)[-4000:]
             record = {"name": tool[0], "input": tool[1], "result": result, "is_error": bool(failed)}
             self.transcript.write("tool", record)
 
@@ -95,6 +96,17 @@ class CodexStream:
             output_tokens=int(data.get("output_tokens") or 0),
             cache_read_input_tokens=cached,
         )
+
+
+def mcp_result(item: dict[str, Any]) -> str:
+    """What an ``mcp_tool_call`` returned: its text content, or its error's message."""
+    error = item.get("error")
+    if isinstance(error, dict) and error.get("message"):
+        return str(error["message"])
+    result = item.get("result")
+    content = result.get("content") if isinstance(result, dict) else None
+    texts = [str(c.get("text") or "") for c in content or [] if isinstance(c, dict)]
+    return "\n".join(t for t in texts if t)
 
 
 def _tool(itype: str, item: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +41,8 @@ def read_junit(path: Path) -> JUnitReport:
 
 
 def parse_junit(data: bytes) -> JUnitReport:
+    import xml.etree.ElementTree as ET  # here, not at import: most runs read no report (start-up time)
+
     if _DECL.search(data):
         raise JUnitError("JUnit report declares a DOCTYPE or entities: refused")
     try:
