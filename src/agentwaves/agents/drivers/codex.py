@@ -206,7 +206,7 @@ class Codex:
             argv = self._argv(prompt, cwd, None if read_only else schema, read_only)
             transcript.write("codex:argv", [a if len(a) < 300 else a[:300] + "…" for a in argv])
             transcript.write("user", prompt)
-            stream = CodexStream(events, transcript)
+            stream = CodexStream(events, transcript, cwd=str(cwd))
             outcome = run_jsonl(
                 jail.wrap(argv),
                 cwd=cwd,

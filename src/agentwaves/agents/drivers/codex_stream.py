@@ -33,6 +33,7 @@ class CodexStream:
     reported: set[str] = field(default_factory=set)  # item ids already shown as a tool event
     notes: list[str] = field(default_factory=list)  # non-JSON output lines
     rate_limited: bool = False  # an error line said 429: the run's concurrency was lowered
+    cwd: str = ""  # the worktree: file_change paths inside it are shown relative to it
 
     def __call__(self, event: dict[str, Any]) -> bool:
         """Handle one line; True once the turn completed or failed."""
@@ -71,7 +72,7 @@ class CodexStream:
         if itype == "error":
             self._error(str(item.get("message") or ""))
             return
-        tool = _tool(itype, item)
+        tool = _tool(itype, item, self.cwd)
         if tool is None:
             if kind == "item.completed":
                 self.transcript.write(f"codex:{itype or 'item'}", item)
@@ -109,12 +110,15 @@ def mcp_result(item: dict[str, Any]) -> str:
     return "\n".join(t for t in texts if t)
 
 
-def _tool(itype: str, item: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
-    """The tool name and arguments an item shows as, or None for items that are not tool calls."""
+def _tool(itype: str, item: dict[str, Any], cwd: str = "") -> tuple[str, dict[str, Any]] | None:
+    """The tool name and arguments an item shows as, or None for items that are not tool calls. Codex
+    reports a file_change's paths absolute: those inside ``cwd`` are shown relative to it."""
     if itype == "command_execution":
         return "shell", {"command": str(item.get("command") or "")}
     if itype == "file_change":
         paths = [str(c.get("path") or "") for c in item.get("changes") or [] if isinstance(c, dict)]
+        prefix = cwd.rstrip("/") + "/"
+        paths = [p[len(prefix) :] if cwd and p.startswith(prefix) else p for p in paths]
         return "apply_patch", {"path": ", ".join(paths)}
     if itype == "mcp_tool_call":
         return f"mcp:{item.get('server')}.{item.get('tool')}", {}
