@@ -249,6 +249,29 @@ def agent_names() -> list[str]:
     return list(DRIVERS)
 
 
+ANTHROPIC_ENV = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BASE_URL", "CLAUDE_CODE_OAUTH_TOKEN")
+OPENAI_ENV = ("OPENAI_API_KEY", "CODEX_API_KEY", "OPENAI_BASE_URL")
+GEMINI_ENV = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
+
+
+def remote_env(config: Config) -> tuple[str, ...]:
+    """The names of this machine's environment variables the agent needs when it runs on another
+    machine (a Ray node): its API key and base URL, nothing else. A CLI's own login (``claude`` or
+    ``codex login``) is not sent: a node uses its own login, or the key named here."""
+    name = config.agent.strip().lower()
+    if name == "builtin":
+        return ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL") if config.llm == "anthropic" else ()
+    if name == "claude-code":
+        return ANTHROPIC_ENV
+    if name == "codex":
+        return OPENAI_ENV
+    program = Path((config.agent_command or "").split(" ", 1)[0]).name  # acp: by the agent it starts
+    for prefix, names in (("claude", ANTHROPIC_ENV), ("codex", OPENAI_ENV), ("gemini", GEMINI_ENV)):
+        if program.startswith(prefix):
+            return names
+    return ANTHROPIC_ENV + OPENAI_ENV + GEMINI_ENV  # an agent that may use any of them (opencode, ...)
+
+
 def make_backend(setup: BackendSetup) -> AgentBackend:
     """The backend ``setup.config.agent``; a one-line :class:`UsageError` if unknown or unusable."""
     name = setup.config.agent.strip().lower()

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Mapping
 from typing import Any
 
-from agentwaves.llm.base import CallContext, Response
+from agentwaves.llm.base import CallContext, Response, Usage
 from agentwaves.redact import Redactor
 from agentwaves.run.context import BudgetReached
 
@@ -39,8 +40,13 @@ class RunChannel:
         return self.stop_reason
 
 
+ALIVE_EVERY = 2.0  # seconds: an agent CLI's other output reaches the head at most this often
+
+
 class NodeHooks:
-    """The agent loop's hooks on a node: events go to the channel; a stop raises :class:`BudgetReached`."""
+    """An agent's event sink on a node (:class:`~agentwaves.agents.backend.AgentEvents`: the builtin
+    loop's hooks and a CLI driver's calls alike): events go to the channel; a stop raises
+    :class:`BudgetReached`."""
 
     def __init__(self, channel: Any, task_id: str, node: str, redactor: Redactor) -> None:
         self.channel = channel
@@ -48,6 +54,7 @@ class NodeHooks:
         self.node = node
         self.redactor = redactor
         self._last: Any = None
+        self._alive_at = 0.0
 
     def send(self, type: str, **fields: Any) -> None:
         event = {"type": type, "task": self.task_id, "node": self.node, "at": time.time(), **fields}
@@ -64,7 +71,8 @@ class NodeHooks:
             with contextlib.suppress(Exception):
                 ray.get(self._last, timeout=30)
 
-    def before_call(self, call: CallContext) -> None:
+    def check_budget(self) -> None:
+        """Raise :class:`BudgetReached` when the head says the run is stopping (budget, Ctrl-C)."""
         import ray
 
         try:
@@ -73,6 +81,9 @@ class NodeHooks:
             reason = None
         if reason:
             raise BudgetReached(reason)
+
+    def before_call(self, call: CallContext) -> None:
+        self.check_budget()
         self.send("model_call", agent=call.agent, call=call.call)
 
     def after_call(self, call: CallContext, response: Response) -> None:
@@ -80,13 +91,31 @@ class NodeHooks:
 
     def on_tool(self, call: CallContext, tool: object, reply: object) -> None:
         args = getattr(tool, "input", {}) or {}
-        brief = str(args.get("path") or args.get("command") or args.get("pattern") or "")[:120]
-        self.send(
-            "tool",
-            tool=getattr(tool, "name", "?"),
-            arg=self.redactor.redact(brief),
-            error=bool(getattr(reply, "is_error", False)),
-        )
+        self.tool_call(getattr(tool, "name", "?"), args, bool(getattr(reply, "is_error", False)))
 
     def on_retry(self, error: Any, attempt: int, wait: float) -> None:
         self.send("retry", kind=getattr(error, "kind", "?"), attempt=attempt, wait_s=round(wait, 2))
+
+    # ------------------------------------------------------------ what a CLI driver reports
+    def tool_call(self, name: str, args: Mapping[str, Any], error: bool = False) -> None:
+        keys = ("path", "file_path", "command", "pattern", "notebook_path", "url")
+        brief = str(next((args[k] for k in keys if args.get(k)), ""))[:120]
+        self.send("tool", tool=name, arg=self.redactor.redact(brief), error=error)
+
+    def usage(
+        self, usage: Usage, cost_usd: float | None = None, model: str = "", failed: bool = False
+    ) -> None:
+        self.send("usage", usage=usage.model_dump(), cost_usd=cost_usd, model=model, failed=failed)
+
+    def alive(self) -> None:
+        now = time.monotonic()
+        if now - self._alive_at >= ALIVE_EVERY:
+            self._alive_at = now
+            self.send("alive")
+
+    def rate_limited(self, detail: str = "") -> None:
+        self.send("rate_limited", detail=self.redactor.redact(detail))
+
+    def retrying(self, kind: str, attempt: int, wait_s: float) -> None:
+        # cli: the driver reports the throttling itself (rate_limited), the head must not halve twice
+        self.send("retry", kind=kind, attempt=attempt, wait_s=round(wait_s, 2), cli=True)
