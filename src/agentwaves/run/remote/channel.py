@@ -10,10 +10,15 @@ stop at their next model call (budget reached, Ctrl-C).
 from __future__ import annotations
 
 import contextlib
+import json
+import threading
 import time
-from collections.abc import Mapping
+import uuid
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
+from agentwaves.agents.loop import Transcript
 from agentwaves.llm.base import CallContext, Response, Usage
 from agentwaves.redact import Redactor
 from agentwaves.run.context import BudgetReached
@@ -41,6 +46,8 @@ class RunChannel:
 
 
 ALIVE_EVERY = 2.0  # seconds: an agent CLI's other output reaches the head at most this often
+TRANSCRIPT_EVERY = 0.5  # seconds: transcript lines are sent in batches at most this often
+TRANSCRIPT_BATCH = 256 * 1024  # characters: or when this much is waiting
 
 
 class NodeHooks:
@@ -55,6 +62,7 @@ class NodeHooks:
         self.redactor = redactor
         self._last: Any = None
         self._alive_at = 0.0
+        self.before_flush: Callable[[], None] | None = None  # the transcript's last batch
 
     def send(self, type: str, **fields: Any) -> None:
         event = {"type": type, "task": self.task_id, "node": self.node, "at": time.time(), **fields}
@@ -67,6 +75,8 @@ class NodeHooks:
         """Wait until every event sent so far is in the channel (before the result is returned)."""
         import ray
 
+        if self.before_flush is not None:
+            self.before_flush()
         if self._last is not None:
             with contextlib.suppress(Exception):
                 ray.get(self._last, timeout=30)
@@ -119,3 +129,48 @@ class NodeHooks:
     def retrying(self, kind: str, attempt: int, wait_s: float) -> None:
         # cli: the driver reports the throttling itself (rate_limited), the head must not halve twice
         self.send("retry", kind=kind, attempt=attempt, wait_s=round(wait_s, 2), cli=True)
+
+
+class NodeTranscript(Transcript):
+    """The task's transcript on a node: written to the node's log, and streamed to the head as it grows
+    (``transcript`` events of this ``stream`` id, batched), so ``logs --follow`` shows a remote task while it
+    runs. The head appends them to the task's log; at the end it appends only what it did not get."""
+
+    def __init__(self, path: Path, hooks: NodeHooks) -> None:
+        super().__init__(path, hooks.redactor)
+        self.hooks = hooks
+        self.stream = uuid.uuid4().hex
+        self._pending: list[str] = []
+        self._size = 0
+        self._sent_at = 0.0
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+        hooks.before_flush = self.send
+
+    def write(self, kind: str, payload: Any) -> None:
+        line = self.redactor.redact(json.dumps({"kind": kind, "data": payload}, default=str)) + "\n"
+        with self._lock:
+            assert self.path is not None
+            with open(self.path, "a", encoding="utf-8") as fh:
+                fh.write(line)
+            self._pending.append(line)
+            self._size += len(line)
+            wait = TRANSCRIPT_EVERY - (time.monotonic() - self._sent_at)
+            due = wait <= 0 or self._size >= TRANSCRIPT_BATCH
+            if not due and self._timer is None:  # the agent may go quiet now (a long command): send later
+                self._timer = threading.Timer(wait, self.send)
+                self._timer.daemon = True
+                self._timer.start()
+        if due:
+            self.send()
+
+    def send(self) -> None:
+        """Send what is waiting (also called before the task's result is returned)."""
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            text, self._pending, self._size = "".join(self._pending), [], 0
+            self._sent_at = time.monotonic()
+            if text:  # under the lock: the batches reach the channel in order
+                self.hooks.send("transcript", stream=self.stream, text=text)

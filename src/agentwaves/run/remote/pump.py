@@ -2,7 +2,8 @@
 
 A thread drains the channel every ``interval`` seconds and turns each node event into the run's own
 event (``model_call``, ``tool``, ``usage``, ``retry``, ``concurrency``: the shapes of docs/events.md, plus
-``node``; ``alive`` only moves the progress clock), the
+``node``; ``alive`` only moves the progress clock; ``transcript`` lines go to the task's log as they come),
+the
 usage tracker's totals, the stuck-detection progress clock and, when the budget is reached or the run is
 stopping, the channel's stop flag.
 """
@@ -28,6 +29,7 @@ class EventPump:
         self._done = threading.Event()
         self._stop_sent = False
         self._thread = threading.Thread(target=self._loop, daemon=True, name="ray-events")
+        self.streamed: dict[str, int] = {}  # transcript stream id -> characters appended to the task log
 
     def start(self) -> EventPump:
         self._thread.start()
@@ -96,6 +98,13 @@ class EventPump:
             capacity = ctx.slots.rate_limited()
             detail = event.get("detail") or ""
             ctx.events.emit("concurrency", capacity=capacity, reason="rate limited", detail=detail, node=node)
+        elif kind == "transcript":
+            text, stream = str(event.get("text") or ""), str(event.get("stream"))
+            log = ctx.log_path(task)
+            log.parent.mkdir(parents=True, exist_ok=True)
+            with open(log, "a", encoding="utf-8") as fh:
+                fh.write(ctx.redactor.redact(text))
+            self.streamed[stream] = self.streamed.get(stream, 0) + len(text)
         elif kind == "model_call":
             ctx.events.emit(
                 "model_call", task=task, agent=event.get("agent"), call=event.get("call"), node=node

@@ -151,8 +151,9 @@ class RayRunner:
             ts = mark_started(self.ctx, task.id)
             self.ctx.events.emit("task_started", task=task.id, group=rt.name, attempt=ts.attempts)
             result = self._attempt(task, rt, ts.attempts, wave_notes)
-            self.pump.drain()  # its last events (usage) before its outcome
-            record_result(self.ctx, task, rt, self.branches[rt.name], result)
+            self.pump.drain()  # its last events (usage, transcript) before its outcome
+            streamed = self.pump.streamed.pop(result.stream, 0)
+            record_result(self.ctx, task, rt, self.branches[rt.name], result, streamed)
             if result.status == "done" and result.commit:
                 with self.lock:
                     self.node_has.setdefault(self.placement.get(rt.name, ""), set()).add(result.commit)

@@ -94,6 +94,7 @@ class TaskResult:
     bundle: bytes | None = None
     handoff: dict[str, Any] | None = None
     transcript: str = ""
+    stream: str = ""  # the id of the transcript's live stream (the head already has a prefix of it)
     worktree: str = ""
     timings: dict[str, float] = field(default_factory=dict)
 

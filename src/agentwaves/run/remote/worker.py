@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from agentwaves.agents.backend import AgentBackend, TaskRequest
-from agentwaves.agents.loop import AgentFailed, Limits, Transcript
+from agentwaves.agents.loop import AgentFailed, Limits
 from agentwaves.errors import AgentwavesError
 from agentwaves.git.ops import GitError, git
 from agentwaves.llm.base import LLMError
@@ -34,7 +34,7 @@ from agentwaves.run.context import BudgetReached
 from agentwaves.run.groups import setup_leftovers
 from agentwaves.run.remote import transport
 from agentwaves.run.remote.backends import node_backend
-from agentwaves.run.remote.channel import NodeHooks
+from agentwaves.run.remote.channel import NodeHooks, NodeTranscript
 from agentwaves.run.remote.spec import SecretEnv, TaskResult, TaskSpec
 from agentwaves.run.taskrun import TASK_TRAILER, GroupRuntime, commit_task
 from agentwaves.sandbox.bwrap import NoSandbox, Sandbox, resolve_sandbox
@@ -184,7 +184,7 @@ def _run_agent(
 ) -> TaskResult:
     log = scratch / "logs" / spec.run_id / f"{task.id}.{spec.attempt}.log"
     log.unlink(missing_ok=True)
-    transcript = Transcript(log, hooks.redactor)
+    transcript = NodeTranscript(log, hooks)
     transcript.write("attempt", spec.attempt)
     transcript.write("node", label)
     env = {"AGENTWAVES_PORT": str(spec.port), "AGENTWAVES_TASK": task.id}
@@ -230,4 +230,5 @@ def _run_agent(
         hooks.flush()
     with contextlib.suppress(OSError):
         result.transcript = log.read_text(encoding="utf-8")
+    result.stream = transcript.stream
     return result
