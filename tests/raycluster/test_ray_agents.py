@@ -23,7 +23,7 @@ from tests.agents.claude_support import bash, done, writes
 from tests.agents.stub_messages import Stub
 from tests.e2e.helpers import git, latest_state, tree_files, wave_commits
 from tests.raycluster.conftest import RayCluster
-from tests.reliability.support import agentwaves, events, make_workspace, tasks_of
+from tests.reliability.support import agentwaves, events, make_workspace, run_dirs, tasks_of
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -163,14 +163,42 @@ def test_a_node_without_the_agent_cli_is_skipped_and_named_when_no_other_can_run
         tasks[t]["state"] == "done" and nodes.cluster.name_of(tasks[t]["node"]) in ("c1", "c2") for t in "xyz"
     )
     assert [s.split()[2] for s, _ in wave_commits(ws.repo, state)] == ["1"]  # finished work is kept
+    # found before the run (a probe on each node): every node but c1 and c2 lacks claude, gets no task
     unfit = [e for e in events(ws.repo) if e["type"] == "node_unfit"]
-    # once per run: the first task placed on c3 (a wave-1 group, else w) finds it unfit; then it is skipped
-    assert len(unfit) == 1 and unfit[0]["node"].endswith(c3) and c3 in unfit[0]["error"]
+    assert sorted(nodes.cluster.name_of(e["node"]) for e in unfit) == ["c3", "head", "w1", "w2"]
+    assert all(e["task"] is None and e["node"].split("/")[1] in e["error"] for e in unfit)
+    assert f"{c3}: --agent claude-code: `claude` is not installed" in res.stderr
+    assert "it gets no tasks of this run" in res.stderr
     # w: no node can run it; one line naming c3 and what it lacks; the task is failed and resumable
     assert res.returncode != 0
     error = tasks["w"]["error"]
     assert tasks["w"]["state"] == "failed" and "\n" not in error
-    assert "no live Ray node can run the claude-code agent" in error and c3 in error
+    assert error.startswith("no live Ray node can run the claude-code agent: node ") and c3 in error
+    head = nodes.cluster.nodes["head"].node_id[:12]
+    assert head not in error  # only the nodes that offer w's resources are named
     assert "`claude` is not installed or not on PATH" in error, error
     assert "Traceback" not in res.stderr and c3 in res.stderr + res.stdout
     assert not nodes.stub.main_requests("w")  # it never started anywhere
+
+
+def test_no_node_with_the_agent_cli_is_one_line_and_exit_2_before_any_run_exists(
+    claude_nodes: ClaudeNodes, make_repo: Callable[..., Path], tmp_path: Path
+) -> None:
+    codex = agent_cli("codex")  # here, not on any node's PATH
+    ws = make_workspace(make_repo, tmp_path, files={"src/__init__.py": ""}, config=CONFIG)
+    plan = ws.plan([{"id": "a", "title": "A", "files": ["src/a.py"]}])
+    env = {**claude_nodes.env("unused"), "PATH": f"{codex.parent}:{os.environ['PATH']}"}
+    branches_before = git(ws.repo, "branch", "--list")
+    res = agentwaves(
+        "execute", "--agent", "codex", "--executor", "ray", "--repo", ws.repo, "--plan", plan, env=env
+    )
+    assert res.returncode == 2, res.stderr + res.stdout
+    errors = [line for line in res.stderr.splitlines() if "error" in line or "Traceback" in line]
+    assert len(errors) == 1, res.stderr
+    start, _, why = errors[0].partition(": --agent codex: `codex` is not installed or not on PATH")
+    assert start.startswith("agentwaves: error: no Ray node can run the codex agent: nodes "), errors[0]
+    for name in ("c1", "c2", "c3", "head", "w1", "w2"):  # every node named once: they all lack codex
+        assert start.count(f"/{claude_nodes.cluster.nodes[name].node_id[:12]}") == 1, name
+    assert "npm install -g @openai/codex" in why and ";" not in why
+    assert run_dirs(ws.repo) == []  # no run
+    assert git(ws.repo, "branch", "--list") == branches_before  # no branch

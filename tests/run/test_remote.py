@@ -227,6 +227,13 @@ def test_a_node_makes_the_agents_layer_backend_or_says_why_it_cannot(
     assert vars(agent)["program"] == str(fake)
 
 
+def test_the_preflight_error_lists_nodes_that_lack_the_same_thing_together() -> None:
+    from agentwaves.run.remote.preflight import grouped
+
+    reasons = ["node a/1: `x` is missing", "node b/2: bwrap: no", "node c/3: `x` is missing"]
+    assert grouped(reasons) == "nodes a/1, c/3: `x` is missing; node b/2: bwrap: no"
+
+
 def test_each_agent_sends_a_node_only_the_variables_it_needs() -> None:
     from agentwaves.agents.backend import remote_env
     from agentwaves.config import Config

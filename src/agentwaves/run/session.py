@@ -182,6 +182,7 @@ def _execute(
         from agentwaves.run.remote.runner import connect
 
         remote = connect(config)
+        warnings += remote.check_nodes(config, backend.name, sandbox)  # no node can run it: exit 2
     lock = RepoLock(state_dir)
     lock.acquire("pending")
     try:

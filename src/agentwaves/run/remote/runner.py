@@ -16,7 +16,7 @@ import os
 import socket
 import tempfile
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +41,21 @@ class RayConnection:
     """A connected Ray driver (made before the run exists, so a bad address fails without a run)."""
 
     address: str | None
+    unfit: dict[str, str] = field(default_factory=dict)  # node id -> why it cannot run the agent
 
     def runner(self, ctx: RunContext, sandbox: Sandbox) -> RayRunner:
-        return RayRunner(ctx, sandbox)
+        return RayRunner(ctx, sandbox, self.unfit)
+
+    def check_nodes(self, config: Config, backend: str, sandbox: Sandbox) -> list[str]:
+        """Which nodes cannot run ``backend`` (a warning each); a one-line UsageError if none can."""
+        from agentwaves.run.remote.preflight import unfit_nodes
+
+        self.unfit = unfit_nodes(backend, agent_settings(config, backend), _sandbox_name(sandbox))
+        return [f"{why}: it gets no tasks of this run" for why in self.unfit.values()]
+
+
+def _sandbox_name(sandbox: Sandbox) -> str:
+    return "bwrap" if isinstance(sandbox, BwrapSandbox) else "none"
 
 
 def connect(config: Config) -> RayConnection:
@@ -87,7 +99,7 @@ def _probe(address: str) -> None:
 
 
 class RayRunner:
-    def __init__(self, ctx: RunContext, sandbox: Sandbox) -> None:
+    def __init__(self, ctx: RunContext, sandbox: Sandbox, unfit: dict[str, str] | None = None) -> None:
         import ray
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -97,7 +109,7 @@ class RayRunner:
         self.ctx = ctx
         self.backend = ctx.backend.name  # the node makes the same backend (run/remote/backends.py)
         self.agent = agent_settings(ctx.config, self.backend)
-        self.sandbox = "bwrap" if isinstance(sandbox, BwrapSandbox) else "none"
+        self.sandbox = _sandbox_name(sandbox)
         self.repo_key = git(ctx.repo, "rev-list", "--max-parents=0", "-n", "1", ctx.store.state.base)
         here = ray.get_runtime_context().get_node_id()
         self._pin = NodeAffinitySchedulingStrategy
@@ -115,7 +127,9 @@ class RayRunner:
         self.group_locks: dict[str, threading.Lock] = {}
         self.placement: dict[str, str] = {}  # group -> node id
         self.node_has: dict[str, set[str]] = {}  # node id -> commits it is known to have
-        self.unfit: dict[str, str] = {}  # node id -> why it cannot run this run's agent
+        self.unfit: dict[str, str] = dict(unfit or {})  # node id -> why it cannot run this run's agent
+        for node, why in self.unfit.items():  # found before the run: no task goes there
+            ctx.events.emit("node_unfit", task=None, group=None, node=self._label(node), error=why)
         self.secrets = SecretEnv({n: os.environ[n] for n in remote_env(ctx.config) if os.environ.get(n)})
         self.llm = _llm_spec(ctx.config)
 
@@ -274,9 +288,13 @@ class RayRunner:
         """Why no node can take the task: the resources none offers, or each fit node's own reason."""
         import ray
 
-        alive = {n["NodeID"] for n in ray.nodes() if n.get("Alive")}
+        offer = {
+            n["NodeID"]
+            for n in ray.nodes()
+            if n.get("Alive") and all(n.get("Resources", {}).get(k, 0.0) >= v for k, v in needs.items())
+        }
         with self.lock:
-            unfit = [why for nid, why in self.unfit.items() if nid in alive]
+            unfit = [why for nid, why in self.unfit.items() if nid in offer]
         if unfit:
             return f"no live Ray node can run the {self.backend} agent: {'; '.join(unfit)}"
         why = f" (lost: {', '.join(lost)})" if lost else ""

@@ -95,6 +95,18 @@ def check_node(spec: TaskSpec, label: str) -> tuple[Sandbox, str | None]:
         return NoSandbox(), f"node {label}: {exc}"
 
 
+def probe_node(backend: str, agent: dict[str, Any], sandbox: str) -> str | None:
+    """Why this node cannot run the run's agent (one line naming the node), or None (a Ray task pinned
+    to the node, before the run exists; the builtin's model client is not made here)."""
+    node_id, label = node_identity()
+    spec = TaskSpec("", "", "", "", "", 0, {}, 0, backend=backend, agent=agent, sandbox=sandbox)
+    _, problem = check_node(spec, label)
+    if problem or backend == "builtin":
+        return problem
+    _, why = node_backend(spec, SecretEnv({}), lambda *args: None, scratch_dir(node_id))
+    return f"node {label}: {why}" if why else None
+
+
 def run_on_node(spec: TaskSpec, bundle: bytes | None, secrets: SecretEnv, channel: Any) -> TaskResult:
     """Run one task here (on a Ray node); see the module docstring."""
     node_id, label = node_identity()
