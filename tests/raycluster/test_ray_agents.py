@@ -23,7 +23,7 @@ from tests.agents.claude_support import bash, done, writes
 from tests.agents.stub_messages import Stub
 from tests.e2e.helpers import git, latest_state, tree_files, wave_commits
 from tests.raycluster.conftest import RayCluster
-from tests.reliability.support import agentwaves, events, make_workspace, run_dirs, tasks_of
+from tests.reliability.support import agentwaves, events, make_workspace, run_dirs, spawn, tasks_of, wait_for
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -69,6 +69,13 @@ def claude_nodes(ray_cluster: RayCluster) -> Iterator[ClaudeNodes]:
         stub.stop()
         for name in ("c1", "c2", "c3"):
             ray_cluster.kill(name)
+
+
+def _state_tasks(repo: Path) -> dict:
+    try:
+        return tasks_of(latest_state(repo))
+    except (OSError, ValueError, IndexError):
+        return {}
 
 
 def _execute(nodes: ClaudeNodes, repo: Path, plan: Path, key: str) -> subprocess.CompletedProcess[str]:
@@ -202,3 +209,63 @@ def test_no_node_with_the_agent_cli_is_one_line_and_exit_2_before_any_run_exists
     assert "npm install -g @openai/codex" in why and ";" not in why
     assert run_dirs(ws.repo) == []  # no run
     assert git(ws.repo, "branch", "--list") == branches_before  # no branch
+
+
+def test_a_node_that_loses_the_cli_after_the_probe_is_found_out_by_its_task_and_named(
+    claude_nodes: ClaudeNodes, make_repo: Callable[..., Path], tmp_path: Path
+) -> None:
+    cluster = claude_nodes.cluster
+    bindir = cluster.root / "c4-bin"
+    bindir.mkdir(exist_ok=True)
+    (bindir / "claude").symlink_to(claude_nodes.claude)
+    home = cluster.root / "c4-home"
+    home.mkdir(exist_ok=True)
+    env = {"PATH": f"{bindir}:{NO_CLI_PATH}", "HOME": str(home)}
+    cluster.add("c4", resources={"claude": 10, "late": 10}, env=env, worker=False)
+    try:
+        ws = make_workspace(make_repo, tmp_path, files={"src/__init__.py": ""}, config=CONFIG)
+        plan = ws.plan(
+            [
+                {"id": "x", "title": "X", "files": ["src/x.py"]},
+                # only c4 offers `late`; it has claude when the run starts, not when v is sent there
+                {
+                    "id": "v",
+                    "title": "V",
+                    "files": ["src/v.py"],
+                    "depends_on": ["x"],
+                    "ray": {"resources": {"late": 1}},
+                },
+            ]
+        )
+        claude_nodes.stub.delay = 0.5
+        claude_nodes.stub.script = {
+            t: [writes(f"src/{t}.py", f"{t.upper()} = 1\n"), *done(f"wrote {t}")] for t in "xv"
+        }
+        argv = ["execute", "--agent", "claude-code", "--executor", "ray", "--repo", ws.repo, "--plan", plan]
+        proc = spawn(*argv, env=claude_nodes.env(f"sk-ant-canary-{uuid.uuid4()}"))
+        try:
+            # x's claude is running (on whichever node): only then does c4 lose claude
+            wait_for(
+                lambda: bool(claude_nodes.stub.main_requests("x")) or proc.poll() is not None,
+                "x's claude calling the API",
+                timeout=240,  # the probe of the new node may take its 60 s under load
+            )
+            assert proc.poll() is None, proc.communicate()
+            (bindir / "claude").unlink()
+            out, err = proc.communicate(timeout=240)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        c4 = f"/{cluster.nodes['c4'].node_id[:12]}"
+        tasks = tasks_of(latest_state(ws.repo))
+        assert proc.returncode != 0 and "Traceback" not in err, err + out
+        assert tasks["x"]["state"] == "done"  # finished work is kept
+        found = [e for e in events(ws.repo) if e["type"] == "node_unfit" and e["task"] == "v"]
+        assert len(found) == 1 and found[0]["node"].endswith(c4), found
+        error = tasks["v"]["error"]
+        assert tasks["v"]["state"] == "failed" and "\n" not in error
+        assert error.startswith("no live Ray node can run the claude-code agent: node ") and c4 in error
+        assert "`claude` is not installed or not on PATH" in error
+        assert not claude_nodes.stub.main_requests("v")
+    finally:
+        cluster.kill("c4")
