@@ -241,6 +241,8 @@ def test_a_node_that_loses_the_cli_after_the_probe_is_found_out_by_its_task_and_
         claude_nodes.stub.script = {
             t: [writes(f"src/{t}.py", f"{t.upper()} = 1\n"), *done(f"wrote {t}")] for t in "xv"
         }
+        with claude_nodes.stub.lock:
+            claude_nodes.stub.requests.clear()  # earlier tests' task x called the stub too
         argv = ["execute", "--agent", "claude-code", "--executor", "ray", "--repo", ws.repo, "--plan", plan]
         proc = spawn(*argv, env=claude_nodes.env(f"sk-ant-canary-{uuid.uuid4()}"))
         try:
@@ -260,8 +262,9 @@ def test_a_node_that_loses_the_cli_after_the_probe_is_found_out_by_its_task_and_
         tasks = tasks_of(latest_state(ws.repo))
         assert proc.returncode != 0 and "Traceback" not in err, err + out
         assert tasks["x"]["state"] == "done"  # finished work is kept
-        found = [e for e in events(ws.repo) if e["type"] == "node_unfit" and e["task"] == "v"]
-        assert len(found) == 1 and found[0]["node"].endswith(c4), found
+        unfit = [e for e in events(ws.repo) if e["type"] == "node_unfit"]
+        found = [e for e in unfit if e["task"] == "v"]
+        assert len(found) == 1 and found[0]["node"].endswith(c4), (unfit, tasks["v"], err)
         error = tasks["v"]["error"]
         assert tasks["v"]["state"] == "failed" and "\n" not in error
         assert error.startswith("no live Ray node can run the claude-code agent: node ") and c4 in error

@@ -40,6 +40,8 @@ How a new driver plugs in
 6. ``doctor(config) -> agentwaves.agents.doctor.Check`` in the module: installed, version, how it would
    authenticate (``agentwaves doctor`` lists every driver that has one).
 7. Tests: real CLIs from the pinned npm cache (``tests/agentcli.py``) against a stub API on 127.0.0.1.
+8. Ray nodes make the backend with the same factory; name the environment variables the agent needs from
+   this machine there (its API key, base URL) in :func:`remote_env`.
 """
 
 from __future__ import annotations
