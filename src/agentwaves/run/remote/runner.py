@@ -128,6 +128,7 @@ class RayRunner:
         self.placement: dict[str, str] = {}  # group -> node id
         self.node_has: dict[str, set[str]] = {}  # node id -> commits it is known to have
         self.unfit: dict[str, str] = dict(unfit or {})  # node id -> why it cannot run this run's agent
+        self.dead: set[str] = set()  # nodes a task of this run was lost on: no more tasks there
         for node, why in self.unfit.items():  # found before the run: no task goes there
             ctx.events.emit("node_unfit", task=None, group=None, node=self._label(node), error=why)
         self.secrets = SecretEnv({n: os.environ[n] for n in remote_env(ctx.config) if os.environ.get(n)})
@@ -203,6 +204,7 @@ class RayRunner:
                 return TaskResult("failed", label, error=f"node {label}: {str(exc).splitlines()[0]}")
             except RayError as exc:
                 lost.append(label)
+                self.dead.add(node)  # until Ray notices (seconds), it still lists the node as alive
                 self._forget(rt.name, node)
                 self.ctx.events.emit(
                     "node_lost", task=task.id, group=rt.name, node=label, error=type(exc).__name__
@@ -269,6 +271,7 @@ class RayRunner:
             if all(n.get("Resources", {}).get(k, 0.0) >= v for k, v in needs.items())
             and self._label(nid, n) not in lost
             and nid not in self.unfit
+            and nid not in self.dead
         ]
         with self.lock:
             current = self.placement.get(group)
