@@ -25,12 +25,20 @@ class RayCluster:
     root: Path
     nodes: dict[str, Any] = field(default_factory=dict)  # name -> ray node
 
-    def add(self, name: str, num_cpus: float = 1, resources: dict[str, float] | None = None) -> Any:
-        """A worker node (``worker`` resource: what the tests' tasks ask for) with its own scratch dir."""
+    def add(
+        self,
+        name: str,
+        num_cpus: float = 1,
+        resources: dict[str, float] | None = None,
+        env: dict[str, str] | None = None,
+        worker: bool = True,
+    ) -> Any:
+        """A worker node (``worker`` resource: what the tests' tasks ask for, unless ``worker`` is
+        false) with its own scratch dir and ``env`` in its environment (its raylet's and workers')."""
         scratch = self.root / name
         scratch.mkdir(parents=True, exist_ok=True)
-        env = {"AGENTWAVES_RAY_SCRATCH": str(scratch)}
-        resources = {"worker": 10, f"node_{name}": 1, **(resources or {})}
+        env = {**(env or {}), "AGENTWAVES_RAY_SCRATCH": str(scratch)}
+        resources = {**({"worker": 10} if worker else {}), f"node_{name}": 1, **(resources or {})}
         node = self.cluster.add_node(num_cpus=num_cpus, resources=resources, env_vars=env)
         self.nodes[name] = node
         self.cluster.wait_for_nodes()

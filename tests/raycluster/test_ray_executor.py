@@ -17,7 +17,15 @@ import pytest
 
 from tests.e2e.helpers import git, latest_state, tree_files, wave_commits
 from tests.raycluster.conftest import RayCluster
-from tests.reliability.support import agentwaves, events, make_workspace, spawn, tasks_of, wait_for
+from tests.reliability.support import (
+    agentwaves,
+    events,
+    make_workspace,
+    run_dirs,
+    spawn,
+    tasks_of,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -137,6 +145,38 @@ def test_kill_9_of_agentwaves_then_resume_finishes_the_run(
     assert tasks["b"]["attempts"] == 2
     assert [s.split()[2] for s, _ in wave_commits(ws.repo, state)] == ["1", "2"]
     assert {"src/a.py", "src/b.py", "src/c.py"} <= set(tree_files(ws.repo, state["branch"]))
+
+
+def _log_records(repo: Path, task: str) -> list[dict]:
+    dirs = run_dirs(repo)
+    log = dirs[-1] / "logs" / f"{task}.log" if dirs else None
+    if log is None or not log.exists():
+        return []
+    return [json.loads(line) for line in log.read_text().splitlines() if line.endswith("}")]
+
+
+def test_a_remote_task_s_transcript_reaches_its_log_while_it_runs_and_once(
+    ray_cluster: RayCluster, make_repo: Callable[..., Path], tmp_path: Path
+) -> None:
+    ws = make_workspace(make_repo, tmp_path, files={"src/__init__.py": ""}, config=CONFIG)
+    flag = tmp_path / "flag-t"
+    plan = ws.plan([{"id": "t", "title": "T", "files": ["src/t.py"]}])
+    script = ws.script({"tasks": {"t": _blocking(flag, "src/t.py")}})
+    args = ("--repo", ws.repo, "--plan", plan, "--llm", "fake", "--fake-script", script, "--sandbox", "none")
+    proc = spawn("execute", *args, "--executor", "ray", env={"RAY_ADDRESS": ray_cluster.address})
+    try:
+        # the agent is blocked in its `run`: what it did so far is already in the log here
+        wait_for(lambda: any(r["kind"] == "assistant" for r in _log_records(ws.repo, "t")), "t's transcript")
+        assert _state_tasks(ws.repo)["t"]["state"] == "running"
+        flag.touch()
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err + out
+    kinds = [r["kind"] for r in _log_records(ws.repo, "t")]
+    assert kinds.count("attempt") == 1 and kinds.count("node") == 1 and kinds.count("user") == 1, kinds
+    assert kinds.count("assistant") == 3  # run, write_file, finish: each once
 
 
 def test_the_api_key_reaches_only_the_agent_on_the_node_and_is_logged_nowhere(

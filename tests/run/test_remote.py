@@ -198,6 +198,56 @@ def test_a_node_without_bubblewrap_is_an_error_naming_the_node(
     assert check_node(spec, "box7/0123456789ab")[1] is None
 
 
+def test_a_node_makes_the_agents_layer_backend_or_says_why_it_cannot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agentwaves.agents.builtin import BuiltinBackend
+    from agentwaves.config import Config
+    from agentwaves.run.remote.backends import agent_settings, node_backend
+
+    def spec(backend: str, **config: object) -> TaskSpec:
+        agent = agent_settings(Config(**config), backend)  # type: ignore[arg-type]
+        return TaskSpec(
+            "r1", "k", "g", BRANCH, "a" * 40, 41000, {"id": "t1"}, 1, backend=backend, agent=agent
+        )
+
+    agent, why = node_backend(spec("builtin", llm="fake"), SecretEnv({}), lambda *a: None, tmp_path)
+    assert isinstance(agent, BuiltinBackend) and why is None
+    monkeypatch.setenv("PATH", str(tmp_path))  # no claude here
+    agent, why = node_backend(spec("claude-code"), SecretEnv({}), lambda *a: None, tmp_path)
+    assert agent is None and why is not None and "\n" not in why
+    assert why.startswith("--agent claude-code: `claude` is not installed or not on PATH")
+    fake = tmp_path / "claude"  # agent_command passes on: the node runs the program it names
+    fake.write_text("#!/bin/sh\necho 2.1.332 '(Claude Code)'\n")
+    fake.chmod(0o755)
+    agent, why = node_backend(
+        spec("claude-code", agent_command=str(fake)), SecretEnv({}), lambda *a: None, tmp_path
+    )
+    assert why is None and agent is not None and agent.name == "claude-code"
+    assert vars(agent)["program"] == str(fake)
+
+
+def test_the_preflight_error_lists_nodes_that_lack_the_same_thing_together() -> None:
+    from agentwaves.run.remote.preflight import grouped
+
+    reasons = ["node a/1: `x` is missing", "node b/2: bwrap: no", "node c/3: `x` is missing"]
+    assert grouped(reasons) == "nodes a/1, c/3: `x` is missing; node b/2: bwrap: no"
+
+
+def test_each_agent_sends_a_node_only_the_variables_it_needs() -> None:
+    from agentwaves.agents.backend import remote_env
+    from agentwaves.config import Config
+
+    assert remote_env(Config(llm="fake")) == ()
+    assert remote_env(Config(llm="anthropic")) == ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL")
+    claude = remote_env(Config(agent="claude-code"))
+    assert "ANTHROPIC_API_KEY" in claude and not any(n.startswith("OPENAI") for n in claude)
+    assert "OPENAI_API_KEY" in remote_env(Config(agent="codex"))
+    acp = remote_env(Config(agent="acp", agent_command="codex-acp --flag"))
+    assert "OPENAI_API_KEY" in acp and "ANTHROPIC_API_KEY" not in acp
+    assert "GEMINI_API_KEY" in remote_env(Config(agent="acp", agent_command="gemini --experimental-acp"))
+
+
 def test_ray_resources_merge_and_validate(tmp_path: Path) -> None:
     base = RayResources(num_cpus=2, memory="1G", resources={"gpu_box": 1, "a": 1})
     mine = RayResources(memory="512MiB", resources={"a": 2})

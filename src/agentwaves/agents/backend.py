@@ -40,6 +40,8 @@ How a new driver plugs in
 6. ``doctor(config) -> agentwaves.agents.doctor.Check`` in the module: installed, version, how it would
    authenticate (``agentwaves doctor`` lists every driver that has one).
 7. Tests: real CLIs from the pinned npm cache (``tests/agentcli.py``) against a stub API on 127.0.0.1.
+8. Ray nodes make the backend with the same factory; name the environment variables the agent needs from
+   this machine there (its API key, base URL) in :func:`remote_env`.
 """
 
 from __future__ import annotations
@@ -247,6 +249,29 @@ def conflict_prompt(group: str, conflicts: list[str]) -> str:
 
 def agent_names() -> list[str]:
     return list(DRIVERS)
+
+
+ANTHROPIC_ENV = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BASE_URL", "CLAUDE_CODE_OAUTH_TOKEN")
+OPENAI_ENV = ("OPENAI_API_KEY", "CODEX_API_KEY", "OPENAI_BASE_URL")
+GEMINI_ENV = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
+
+
+def remote_env(config: Config) -> tuple[str, ...]:
+    """The names of this machine's environment variables the agent needs when it runs on another
+    machine (a Ray node): its API key and base URL, nothing else. A CLI's own login (``claude`` or
+    ``codex login``) is not sent: a node uses its own login, or the key named here."""
+    name = config.agent.strip().lower()
+    if name == "builtin":
+        return ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL") if config.llm == "anthropic" else ()
+    if name == "claude-code":
+        return ANTHROPIC_ENV
+    if name == "codex":
+        return OPENAI_ENV
+    program = Path((config.agent_command or "").split(" ", 1)[0]).name  # acp: by the agent it starts
+    for prefix, names in (("claude", ANTHROPIC_ENV), ("codex", OPENAI_ENV), ("gemini", GEMINI_ENV)):
+        if program.startswith(prefix):
+            return names
+    return ANTHROPIC_ENV + OPENAI_ENV + GEMINI_ENV  # an agent that may use any of them (opencode, ...)
 
 
 def make_backend(setup: BackendSetup) -> AgentBackend:

@@ -179,14 +179,10 @@ def _execute(
     backend = make_backend(BackendSetup(config, on_retry=on_retry))
     remote = None
     if config.executor == "ray":  # before the run exists: no Ray, or no cluster, is a one-line error
-        if backend.name != "builtin":
-            raise UsageError(
-                f"--executor ray runs the builtin agent only: run --agent {backend.name} "
-                "with --executor local"
-            )
         from agentwaves.run.remote.runner import connect
 
         remote = connect(config)
+        warnings += remote.check_nodes(config, backend.name, sandbox)  # no node can run it: exit 2
     lock = RepoLock(state_dir)
     lock.acquire("pending")
     try:

@@ -1,77 +1,57 @@
-"""Agent backends by name, as a node runs them: ``run a task through backend X in this worktree``.
+"""The agent backend a node runs: the agents layer's own (:func:`agentwaves.agents.backend.make_backend`).
 
-A backend says which executables a node needs (a CLI agent: its binary) and which environment variables
-it needs from this machine (an API key), and runs one task to a :class:`~agentwaves.state.store.Handoff`.
-Only ``builtin`` (agentwaves' own loop) exists here; CLI agents register the same way.
+A thin adapter, not a second registry: every agent a local run can use (``builtin``, ``claude-code``,
+``codex``, ``acp``) runs on a node through the same factory, with the head's agent settings
+(:data:`AGENT_FIELDS` of its :class:`~agentwaves.config.Config`). The one difference is the builtin's
+model client, built here from the head's :class:`~agentwaves.run.remote.spec.LLMSpec` and the secrets
+passed at call time (a node cannot read the head's fake script, and the key must not go into
+``os.environ``). A factory's one-line :class:`~agentwaves.errors.UsageError` (the CLI is not installed or
+too old on this node) is returned as the reason the node cannot run the task.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from agentwaves.agents.implementer import implement
-from agentwaves.agents.loop import Limits, LoopHooks, Transcript
-from agentwaves.agents.tools import WorktreeTools
+from agentwaves.agents.backend import AgentBackend, BackendSetup, make_backend
+from agentwaves.agents.builtin import BuiltinBackend
+from agentwaves.config import Config
 from agentwaves.errors import UsageError
-from agentwaves.llm.base import LLM
-from agentwaves.plan.model import Task
-from agentwaves.state.store import Handoff
+from agentwaves.llm.retry import OnRetry
+from agentwaves.run.remote.llm import node_llm
+from agentwaves.run.remote.spec import SecretEnv, TaskSpec
+
+AGENT_FIELDS = frozenset(
+    {
+        "agent",
+        "agent_command",
+        "agent_args",
+        "model",
+        "llm",
+        "prompt_cache",
+        "stuck_after",
+        "retry_attempts",
+        "retry_initial_wait",
+        "retry_after_cap",
+    }
+)
+"""The head's settings a node's agent backend is made with (none of them holds a secret)."""
 
 
-@dataclass
-class AgentJob:
-    """Everything a backend gets for one task on a node."""
-
-    task: Task
-    worktree: Path
-    tools: WorktreeTools
-    llm: Callable[[], LLM]  # built only by backends that call a model from here
-    feature: str
-    repo_map: str
-    handoffs: list[Handoff]
-    wave_notes: str
-    attempt: int
-    limits: Limits
-    hooks: LoopHooks
-    transcript: Transcript
-    env: dict[str, str]  # the agent's environment: secrets go here, never into os.environ
+def agent_settings(config: Config, backend_name: str) -> dict[str, Any]:
+    """What :class:`TaskSpec.agent` carries: the agent's settings, with its canonical name."""
+    return {**config.model_dump(include=set(AGENT_FIELDS)), "agent": backend_name}
 
 
-@dataclass(frozen=True)
-class Backend:
-    name: str
-    run: Callable[[AgentJob], Handoff]
-    executables: tuple[str, ...] = ()  # a node without one of them cannot run the backend
-
-    def env_names(self, llm: str) -> tuple[str, ...]:
-        """The variables of this machine's environment the agent needs on the node."""
-        return ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL") if llm == "anthropic" else ()
-
-
-def _builtin(job: AgentJob) -> Handoff:
-    outcome = implement(
-        job.llm(),
-        job.task,
-        job.tools,
-        feature=job.feature,
-        repo_map=job.repo_map,
-        handoffs=job.handoffs,
-        wave_notes=job.wave_notes,
-        attempt=job.attempt,
-        limits=job.limits,
-        hooks=job.hooks,
-        transcript=job.transcript,
-    )
-    return outcome.handoff
-
-
-BACKENDS: dict[str, Backend] = {"builtin": Backend("builtin", _builtin)}
-
-
-def backend(name: str) -> Backend:
+def node_backend(
+    spec: TaskSpec, secrets: SecretEnv, on_retry: OnRetry, scratch: Path
+) -> tuple[AgentBackend | None, str | None]:
+    """The task's backend on this node, or (None, the one-line reason this node cannot run it)."""
+    if spec.backend == "builtin":
+        return BuiltinBackend(node_llm(spec.llm, secrets, on_retry, scratch)), None
     try:
-        return BACKENDS[name]
-    except KeyError:
-        raise UsageError(f"unknown agent backend {name!r}: choose {', '.join(sorted(BACKENDS))}") from None
+        config = Config.model_validate({**spec.agent, "agent": spec.backend})
+        return make_backend(BackendSetup(config, on_retry=on_retry)), None
+    except UsageError as exc:
+        return None, str(exc).splitlines()[0]

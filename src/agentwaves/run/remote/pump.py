@@ -1,7 +1,9 @@
 """This machine's end of the :class:`~agentwaves.run.remote.channel.RunChannel`: remote events into the run.
 
 A thread drains the channel every ``interval`` seconds and turns each node event into the run's own
-event (``model_call``, ``tool``, ``usage``, ``retry``: the shapes of docs/events.md, plus ``node``), the
+event (``model_call``, ``tool``, ``usage``, ``retry``, ``concurrency``: the shapes of docs/events.md, plus
+``node``; ``alive`` only moves the progress clock; ``transcript`` lines go to the task's log as they come),
+the
 usage tracker's totals, the stuck-detection progress clock and, when the budget is reached or the run is
 stopping, the channel's stop flag.
 """
@@ -27,6 +29,7 @@ class EventPump:
         self._done = threading.Event()
         self._stop_sent = False
         self._thread = threading.Thread(target=self._loop, daemon=True, name="ray-events")
+        self.streamed: dict[str, int] = {}  # transcript stream id -> characters appended to the task log
 
     def start(self) -> EventPump:
         self._thread.start()
@@ -78,12 +81,30 @@ class EventPump:
         ctx.progress[task] = time.monotonic()
         if kind == "usage":
             usage = Usage(**{k: v for k, v in (event.get("usage") or {}).items() if k in Usage.model_fields})
-            ctx.tracker.add(task, ctx.model, usage)
-            grown = ctx.slots.succeeded()
+            model, cost_usd = event.get("model") or ctx.model, event.get("cost_usd")
+            cost = ctx.tracker.add(task, model, usage, cost=cost_usd)
+            grown = None if event.get("failed") else ctx.slots.succeeded()
             if grown is not None:
                 ctx.events.emit("concurrency", capacity=grown, reason="recovered")
-            cost = round(ctx.tracker.cost(), 6)
-            ctx.events.emit("usage", task=task, **usage_json(ctx.model, usage), run_cost_usd=cost, node=node)
+            known = True if cost_usd is not None else None
+            ctx.events.emit(
+                "usage",
+                task=task,
+                **usage_json(model, usage, cost=cost, known=known),
+                run_cost_usd=round(ctx.tracker.cost(), 6),
+                node=node,
+            )
+        elif kind == "rate_limited":
+            capacity = ctx.slots.rate_limited()
+            detail = event.get("detail") or ""
+            ctx.events.emit("concurrency", capacity=capacity, reason="rate limited", detail=detail, node=node)
+        elif kind == "transcript":
+            text, stream = str(event.get("text") or ""), str(event.get("stream"))
+            log = ctx.log_path(task)
+            log.parent.mkdir(parents=True, exist_ok=True)
+            with open(log, "a", encoding="utf-8") as fh:
+                fh.write(ctx.redactor.redact(text))
+            self.streamed[stream] = self.streamed.get(stream, 0) + len(text)
         elif kind == "model_call":
             ctx.events.emit(
                 "model_call", task=task, agent=event.get("agent"), call=event.get("call"), node=node
@@ -92,7 +113,7 @@ class EventPump:
             fields = {k: event.get(k) for k in ("tool", "arg", "error")}
             ctx.events.emit("tool", task=task, **fields, node=node)
         elif kind == "retry":
-            if event.get("kind") == "rate_limit":
+            if event.get("kind") == "rate_limit" and not event.get("cli"):
                 ctx.events.emit("concurrency", capacity=ctx.slots.rate_limited(), reason="rate limited")
             with ctx.store.lock, contextlib.suppress(KeyError):
                 ctx.store.state.task(task).retries += 1

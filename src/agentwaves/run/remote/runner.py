@@ -16,10 +16,11 @@ import os
 import socket
 import tempfile
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agentwaves.agents.backend import remote_env
 from agentwaves.config import Config
 from agentwaves.errors import UsageError
 from agentwaves.git.ops import git, update_ref
@@ -27,7 +28,7 @@ from agentwaves.plan.compute import RayResources
 from agentwaves.plan.model import Task
 from agentwaves.run.context import RunContext
 from agentwaves.run.remote import INSTALL_HINT, ray_available, transport
-from agentwaves.run.remote.backends import backend
+from agentwaves.run.remote.backends import agent_settings
 from agentwaves.run.remote.pump import EventPump
 from agentwaves.run.remote.settle import record_result
 from agentwaves.run.remote.spec import LLMSpec, SecretEnv, TaskResult, TaskSpec
@@ -40,9 +41,21 @@ class RayConnection:
     """A connected Ray driver (made before the run exists, so a bad address fails without a run)."""
 
     address: str | None
+    unfit: dict[str, str] = field(default_factory=dict)  # node id -> why it cannot run the agent
 
-    def runner(self, ctx: RunContext, sandbox: Sandbox, backend_name: str = "builtin") -> RayRunner:
-        return RayRunner(ctx, sandbox, backend_name)
+    def runner(self, ctx: RunContext, sandbox: Sandbox) -> RayRunner:
+        return RayRunner(ctx, sandbox, self.unfit)
+
+    def check_nodes(self, config: Config, backend: str, sandbox: Sandbox) -> list[str]:
+        """Which nodes cannot run ``backend`` (a warning each); a one-line UsageError if none can."""
+        from agentwaves.run.remote.preflight import unfit_nodes
+
+        self.unfit = unfit_nodes(backend, agent_settings(config, backend), _sandbox_name(sandbox))
+        return [f"{why}: it gets no tasks of this run" for why in self.unfit.values()]
+
+
+def _sandbox_name(sandbox: Sandbox) -> str:
+    return "bwrap" if isinstance(sandbox, BwrapSandbox) else "none"
 
 
 def connect(config: Config) -> RayConnection:
@@ -86,7 +99,7 @@ def _probe(address: str) -> None:
 
 
 class RayRunner:
-    def __init__(self, ctx: RunContext, sandbox: Sandbox, backend_name: str = "builtin") -> None:
+    def __init__(self, ctx: RunContext, sandbox: Sandbox, unfit: dict[str, str] | None = None) -> None:
         import ray
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -94,8 +107,9 @@ class RayRunner:
         from agentwaves.run.remote.channel import RunChannel
 
         self.ctx = ctx
-        self.backend = backend(backend_name)
-        self.sandbox = "bwrap" if isinstance(sandbox, BwrapSandbox) else "none"
+        self.backend = ctx.backend.name  # the node makes the same backend (run/remote/backends.py)
+        self.agent = agent_settings(ctx.config, self.backend)
+        self.sandbox = _sandbox_name(sandbox)
         self.repo_key = git(ctx.repo, "rev-list", "--max-parents=0", "-n", "1", ctx.store.state.base)
         here = ray.get_runtime_context().get_node_id()
         self._pin = NodeAffinitySchedulingStrategy
@@ -113,9 +127,11 @@ class RayRunner:
         self.group_locks: dict[str, threading.Lock] = {}
         self.placement: dict[str, str] = {}  # group -> node id
         self.node_has: dict[str, set[str]] = {}  # node id -> commits it is known to have
-        self.secrets = SecretEnv(
-            {n: os.environ[n] for n in self.backend.env_names(ctx.config.llm) if os.environ.get(n)}
-        )
+        self.unfit: dict[str, str] = dict(unfit or {})  # node id -> why it cannot run this run's agent
+        self.dead: set[str] = set()  # nodes a task of this run was lost on: no more tasks there
+        for node, why in self.unfit.items():  # found before the run: no task goes there
+            ctx.events.emit("node_unfit", task=None, group=None, node=self._label(node), error=why)
+        self.secrets = SecretEnv({n: os.environ[n] for n in remote_env(ctx.config) if os.environ.get(n)})
         self.llm = _llm_spec(ctx.config)
 
     # ------------------------------------------------------------------------------------ GroupRunner
@@ -150,8 +166,9 @@ class RayRunner:
             ts = mark_started(self.ctx, task.id)
             self.ctx.events.emit("task_started", task=task.id, group=rt.name, attempt=ts.attempts)
             result = self._attempt(task, rt, ts.attempts, wave_notes)
-            self.pump.drain()  # its last events (usage) before its outcome
-            record_result(self.ctx, task, rt, self.branches[rt.name], result)
+            self.pump.drain()  # its last events (usage, transcript) before its outcome
+            streamed = self.pump.streamed.pop(result.stream, 0)
+            record_result(self.ctx, task, rt, self.branches[rt.name], result, streamed)
             if result.status == "done" and result.commit:
                 with self.lock:
                     self.node_has.setdefault(self.placement.get(rt.name, ""), set()).add(result.commit)
@@ -167,9 +184,7 @@ class RayRunner:
         while True:
             node = self._place(rt.name, res.needs(), lost)
             if node is None:
-                why = f" (lost: {', '.join(lost)})" if lost else ""
-                need = ", ".join(f"{k}={v:g}" for k, v in res.needs().items())
-                return TaskResult("failed", "", error=f"no live Ray node offers {need}{why}")
+                return TaskResult("failed", "", error=self._no_node(res.needs(), lost))
             label = self._label(node)
             with self.ctx.store.lock:
                 self.ctx.store.state.task(task.id).node = label
@@ -189,6 +204,7 @@ class RayRunner:
                 return TaskResult("failed", label, error=f"node {label}: {str(exc).splitlines()[0]}")
             except RayError as exc:
                 lost.append(label)
+                self.dead.add(node)  # until Ray notices (seconds), it still lists the node as alive
                 self._forget(rt.name, node)
                 self.ctx.events.emit(
                     "node_lost", task=task.id, group=rt.name, node=label, error=type(exc).__name__
@@ -197,6 +213,14 @@ class RayRunner:
                     return TaskResult(
                         "failed", label, error=f"lost its Ray node {len(lost)} times: {', '.join(lost)}"
                     )
+                continue
+            if result.status == "unfit":  # its CLI or bwrap is missing: every other node may have it
+                with self.lock:
+                    self.unfit[node] = result.error or f"node {label} cannot run the task"
+                self._forget(rt.name, node)
+                self.ctx.events.emit(
+                    "node_unfit", task=task.id, group=rt.name, node=label, error=self.unfit[node]
+                )
                 continue
             if result.status == "missing_base" and not full:
                 full = True  # the node's cache lost what we thought it had: send everything
@@ -216,7 +240,8 @@ class RayRunner:
             port=rt.port,
             task=task.model_dump(),
             attempt=attempt,
-            backend=self.backend.name,
+            backend=self.backend,
+            agent=self.agent,
             llm=self.llm,
             feature=self.ctx.plan.feature,
             repo_map=self.ctx.repo_map,
@@ -225,6 +250,10 @@ class RayRunner:
             max_turns=c.max_turns,
             max_task_tokens=c.max_task_tokens,
             run_timeout=c.run_timeout,
+            stuck_after=c.stuck_after,
+            budget_left_usd=None
+            if c.budget_usd is None
+            else max(0.0, c.budget_usd - self.ctx.tracker.cost()),
             sandbox=self.sandbox,
             setup=c.setup,
             setup_timeout=c.setup_timeout,
@@ -241,6 +270,8 @@ class RayRunner:
             for nid, n in nodes.items()
             if all(n.get("Resources", {}).get(k, 0.0) >= v for k, v in needs.items())
             and self._label(nid, n) not in lost
+            and nid not in self.unfit
+            and nid not in self.dead
         ]
         with self.lock:
             current = self.placement.get(group)
@@ -255,6 +286,23 @@ class RayRunner:
             chosen = min(fits, key=lambda nid: (load[nid], nid))
             self.placement[group] = chosen
             return chosen
+
+    def _no_node(self, needs: dict[str, float], lost: list[str]) -> str:
+        """Why no node can take the task: the resources none offers, or each fit node's own reason."""
+        import ray
+
+        offer = {
+            n["NodeID"]
+            for n in ray.nodes()
+            if n.get("Alive") and all(n.get("Resources", {}).get(k, 0.0) >= v for k, v in needs.items())
+        }
+        with self.lock:
+            unfit = [why for nid, why in self.unfit.items() if nid in offer]
+        if unfit:
+            return f"no live Ray node can run the {self.backend} agent: {'; '.join(unfit)}"
+        why = f" (lost: {', '.join(lost)})" if lost else ""
+        need = ", ".join(f"{k}={v:g}" for k, v in needs.items())
+        return f"no live Ray node offers {need}{why}"
 
     def _forget(self, group: str, node: str) -> None:
         with self.lock:

@@ -16,14 +16,18 @@ from agentwaves.run.taskrun import GroupRuntime, task_usage, undeclared_writes
 from agentwaves.state.store import Handoff, atomic_write, now_iso
 
 
-def record_result(ctx: RunContext, task: Task, rt: GroupRuntime, branch: str, result: TaskResult) -> None:
-    """Never raises for a task failure: the state says ``failed`` with the reason."""
+def record_result(
+    ctx: RunContext, task: Task, rt: GroupRuntime, branch: str, result: TaskResult, streamed: int = 0
+) -> None:
+    """Never raises for a task failure: the state says ``failed`` with the reason. ``streamed``: the
+    characters of ``result.transcript`` already appended to the task's log as they came."""
     store = ctx.store
-    if result.transcript:
+    rest = result.transcript[streamed:]
+    if rest:
         log = ctx.log_path(task.id)
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "a", encoding="utf-8") as fh:
-            fh.write(ctx.redactor.redact(result.transcript))
+            fh.write(ctx.redactor.redact(rest))
     ts = store.state.task(task.id)
     if result.status == "stopped":
         ctx.stop_reason = result.error or "stopped"

@@ -62,6 +62,7 @@ class TaskSpec:
     task: dict[str, Any]  # Task.model_dump()
     attempt: int
     backend: str = "builtin"
+    agent: dict[str, Any] = field(default_factory=dict)  # the agent's settings (backends.AGENT_FIELDS)
     llm: LLMSpec = field(default_factory=lambda: LLMSpec("fake"))
     feature: str = ""
     repo_map: str = ""
@@ -70,6 +71,8 @@ class TaskSpec:
     max_turns: int = 40
     max_task_tokens: int = 2_000_000
     run_timeout: float = 120.0
+    stuck_after: float = 300.0
+    budget_left_usd: float | None = None
     sandbox: str = "none"  # "bwrap" when this machine confines commands: the node must too
     setup: str | None = None
     setup_timeout: float = 900.0
@@ -81,7 +84,8 @@ class TaskSpec:
 
 @dataclass
 class TaskResult:
-    """What a node sends back. ``status``: done, failed, stopped (budget or stop), missing_base."""
+    """What a node sends back. ``status``: done, failed, stopped (budget or stop), missing_base, unfit
+    (this node cannot run the task: its agent CLI or bubblewrap is missing; ``error`` says which)."""
 
     status: str
     node: str
@@ -90,6 +94,7 @@ class TaskResult:
     bundle: bytes | None = None
     handoff: dict[str, Any] | None = None
     transcript: str = ""
+    stream: str = ""  # the id of the transcript's live stream (the head already has a prefix of it)
     worktree: str = ""
     timings: dict[str, float] = field(default_factory=dict)
 

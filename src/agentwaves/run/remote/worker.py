@@ -2,9 +2,11 @@
 
 :func:`run_on_node` is what a Ray task runs on a node. It takes the repository from the bundle it is sent
 (or from its cache, when it already has the group's start), checks out the group branch in a worktree of
-its own scratch directory (never a path of the machine that runs agentwaves), runs the task through an
-agent backend by name, commits, and returns a bundle of that one commit. Scratch directory:
-``$AGENTWAVES_RAY_SCRATCH``, else ``<tmp>/agentwaves-ray/<node id>``.
+its own scratch directory (never a path of the machine that runs agentwaves), runs the task through the
+agents layer's backend for the run's agent (:mod:`.backends`), commits, and returns a bundle of that one
+commit. A node that cannot run the agent (its CLI or bubblewrap is missing) says so first, ``unfit``,
+before it fetches anything. Scratch directory: ``$AGENTWAVES_RAY_SCRATCH``, else
+``<tmp>/agentwaves-ray/<node id>``.
 """
 
 from __future__ import annotations
@@ -21,19 +23,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agentwaves.agents.loop import AgentFailed, Limits, Transcript
-from agentwaves.agents.tools import WorktreeTools
+from agentwaves.agents.backend import AgentBackend, TaskRequest
+from agentwaves.agents.loop import AgentFailed, Limits
 from agentwaves.errors import AgentwavesError
 from agentwaves.git.ops import GitError, git
-from agentwaves.llm.base import LLM, LLMError
+from agentwaves.llm.base import LLMError
 from agentwaves.plan.model import Task
 from agentwaves.redact import Redactor
 from agentwaves.run.context import BudgetReached
 from agentwaves.run.groups import setup_leftovers
 from agentwaves.run.remote import transport
-from agentwaves.run.remote.backends import AgentJob, backend
-from agentwaves.run.remote.channel import NodeHooks
-from agentwaves.run.remote.llm import node_llm
+from agentwaves.run.remote.backends import node_backend
+from agentwaves.run.remote.channel import NodeHooks, NodeTranscript
 from agentwaves.run.remote.spec import SecretEnv, TaskResult, TaskSpec
 from agentwaves.run.taskrun import TASK_TRAILER, GroupRuntime, commit_task
 from agentwaves.sandbox.bwrap import NoSandbox, Sandbox, resolve_sandbox
@@ -85,10 +86,7 @@ def commit_message(run_id: str, task: Task, handoff: Handoff) -> str:
 
 
 def check_node(spec: TaskSpec, label: str) -> tuple[Sandbox, str | None]:
-    """The node's sandbox, or a one-line reason naming the node why it cannot run the task."""
-    for exe in backend(spec.backend).executables:
-        if shutil.which(exe) is None:
-            return NoSandbox(), f"node {label}: {exe} is not installed (needed by the {spec.backend} agent)"
+    """The node's sandbox, or a one-line reason naming the node why it cannot confine the task."""
     if spec.sandbox != "bwrap":
         return NoSandbox(), None
     try:
@@ -97,14 +95,30 @@ def check_node(spec: TaskSpec, label: str) -> tuple[Sandbox, str | None]:
         return NoSandbox(), f"node {label}: {exc}"
 
 
+def probe_node(backend: str, agent: dict[str, Any], sandbox: str) -> str | None:
+    """Why this node cannot run the run's agent (one line naming the node), or None (a Ray task pinned
+    to the node, before the run exists; the builtin's model client is not made here)."""
+    node_id, label = node_identity()
+    spec = TaskSpec("", "", "", "", "", 0, {}, 0, backend=backend, agent=agent, sandbox=sandbox)
+    _, problem = check_node(spec, label)
+    if problem or backend == "builtin":
+        return problem
+    _, why = node_backend(spec, SecretEnv({}), lambda *args: None, scratch_dir(node_id))
+    return f"node {label}: {why}" if why else None
+
+
 def run_on_node(spec: TaskSpec, bundle: bytes | None, secrets: SecretEnv, channel: Any) -> TaskResult:
     """Run one task here (on a Ray node); see the module docstring."""
     node_id, label = node_identity()
     t0 = time.monotonic()
-    sandbox, problem = check_node(spec, label)
-    if problem:
-        return TaskResult("failed", label, error=problem)
     scratch = scratch_dir(node_id)
+    task = Task.model_validate(spec.task)
+    redactor = Redactor(dict(secrets.items()))
+    hooks = NodeHooks(channel, task.id, label, redactor)
+    sandbox, problem = check_node(spec, label)
+    agent, why = (None, None) if problem else node_backend(spec, secrets, hooks.on_retry, scratch)
+    if problem or agent is None:  # before the bundle is fetched: the head places the group elsewhere
+        return TaskResult("unfit", label, error=problem or f"node {label}: {why}")
     try:
         worktree = _prepare(spec, bundle, scratch)
     except transport.MissingBase as exc:
@@ -112,7 +126,7 @@ def run_on_node(spec: TaskSpec, bundle: bytes | None, secrets: SecretEnv, channe
     except (GitError, AgentwavesError, OSError, subprocess.SubprocessError) as exc:
         return TaskResult("failed", label, error=f"node {label}: could not prepare the worktree: {exc}")
     prepared = time.monotonic() - t0
-    result = _run_agent(spec, secrets, channel, label, worktree, sandbox, scratch)
+    result = _run_agent(spec, task, agent, secrets, hooks, label, worktree, sandbox, scratch)
     result.worktree = str(worktree)
     result.timings = {"prepare_s": round(prepared, 3), "total_s": round(time.monotonic() - t0, 3)}
     return result
@@ -171,47 +185,47 @@ def _setup(spec: TaskSpec, worktree: Path) -> None:
 
 def _run_agent(
     spec: TaskSpec,
+    task: Task,
+    agent: AgentBackend,
     secrets: SecretEnv,
-    channel: Any,
+    hooks: NodeHooks,
     label: str,
     worktree: Path,
     sandbox: Sandbox,
     scratch: Path,
 ) -> TaskResult:
-    task = Task.model_validate(spec.task)
-    redactor = Redactor(dict(secrets.items()))
-    hooks = NodeHooks(channel, task.id, label, redactor)
     log = scratch / "logs" / spec.run_id / f"{task.id}.{spec.attempt}.log"
     log.unlink(missing_ok=True)
-    transcript = Transcript(log, redactor)
+    transcript = NodeTranscript(log, hooks)
     transcript.write("attempt", spec.attempt)
     transcript.write("node", label)
     env = {"AGENTWAVES_PORT": str(spec.port), "AGENTWAVES_TASK": task.id}
-    tools = WorktreeTools(worktree, sandbox=sandbox, env=env, run_timeout=spec.run_timeout)
-
-    def llm() -> LLM:
-        return node_llm(spec.llm, secrets, hooks.on_retry, scratch)
-
-    job = AgentJob(
+    if spec.backend != "builtin":  # a CLI agent's process environment (the builtin's key is its client's)
+        env.update(secrets.items())
+    request = TaskRequest(
         task=task,
         worktree=worktree,
-        tools=tools,
-        llm=llm,
+        sandbox=sandbox,
+        events=hooks,
+        transcript=transcript,
         feature=spec.feature,
         repo_map=spec.repo_map,
         handoffs=[Handoff.model_validate(h) for h in spec.handoffs],
         wave_notes=spec.wave_notes,
         attempt=spec.attempt,
         limits=Limits(spec.max_turns, spec.max_task_tokens),
-        hooks=hooks,
-        transcript=transcript,
-        env={**env, **dict(secrets.items())},
+        env=env,
+        run_timeout=spec.run_timeout,
+        stuck_after=spec.stuck_after,
+        budget_left_usd=spec.budget_left_usd,
     )
     result = TaskResult("failed", label)
     try:
-        handoff = backend(spec.backend).run(job)
+        hooks.check_budget()
+        outcome = agent.implement(request)
+        handoff = outcome.handoff
         rt = GroupRuntime(spec.group, worktree, spec.port, threading.Lock(), unknown_writes=True)
-        sha = commit_task(rt, commit_message(spec.run_id, task, handoff), sorted(tools.written), True)
+        sha = commit_task(rt, commit_message(spec.run_id, task, handoff), sorted(outcome.written), True)
         with tempfile.TemporaryDirectory(dir=scratch) as tmp:
             out = Path(tmp) / "task.bundle"
             transport.bundle_back(worktree, spec.branch, spec.start, out)
@@ -221,11 +235,12 @@ def _run_agent(
     except BudgetReached as exc:
         result = TaskResult("stopped", label, error=str(exc))
     except (AgentFailed, LLMError, GitError, AgentwavesError, OSError) as exc:
-        reason = redactor.redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        reason = hooks.redactor.redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         transcript.write("failed", reason)
         result = TaskResult("failed", label, error=reason)
     finally:
         hooks.flush()
     with contextlib.suppress(OSError):
         result.transcript = log.read_text(encoding="utf-8")
+    result.stream = transcript.stream
     return result

@@ -1,0 +1,274 @@
+"""CLI agents on Ray nodes: the real pinned ``claude`` on two nodes of the shared cluster, against the
+scripted Messages API stub on 127.0.0.1 (the nodes run on this machine, so they reach it).
+
+This module adds its own nodes (``c1``, ``c2``: ``claude`` on PATH, their own HOME and scratch dir; ``c3``:
+no ``claude``) offering a ``claude`` resource the tasks ask for, and removes them at its end, so the other
+Ray tests see the cluster as they expect. The head passes only the API key and base URL, at call time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.agentcli import agent_cli
+from tests.agents.claude_support import bash, done, writes
+from tests.agents.stub_messages import Stub
+from tests.e2e.helpers import git, latest_state, tree_files, wave_commits
+from tests.raycluster.conftest import RayCluster
+from tests.reliability.support import agentwaves, events, make_workspace, run_dirs, spawn, tasks_of, wait_for
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+CONFIG = {"ray_resources": {"num_cpus": 0.5, "resources": {"claude": 1}}}
+NO_CLI_PATH = "/usr/local/bin:/usr/bin:/bin"  # git, bwrap and python's tools, but not the pinned claude
+
+
+@dataclass
+class ClaudeNodes:
+    cluster: RayCluster
+    stub: Stub
+    claude: Path
+    homes: dict[str, Path]
+
+    def env(self, key: str) -> dict[str, str]:
+        """The head's environment: the cluster, ``claude`` on PATH, the key and the stub's URL."""
+        return {
+            "RAY_ADDRESS": self.cluster.address,
+            "PATH": f"{self.claude.parent}:{os.environ['PATH']}",
+            "ANTHROPIC_BASE_URL": self.stub.url,
+            "ANTHROPIC_API_KEY": key,
+        }
+
+
+@pytest.fixture(scope="module")
+def claude_nodes(ray_cluster: RayCluster) -> Iterator[ClaudeNodes]:
+    claude = agent_cli("claude-code")
+    stub = Stub().start()
+    homes = {}
+    path = f"{claude.parent}:{os.environ['PATH']}"
+    for name in ("c1", "c2"):
+        homes[name] = ray_cluster.root / f"{name}-home"
+        homes[name].mkdir(exist_ok=True)
+        env = {"PATH": path, "HOME": str(homes[name])}
+        ray_cluster.add(name, resources={"claude": 10}, env=env, worker=False)
+    homes["c3"] = ray_cluster.root / "c3-home"
+    homes["c3"].mkdir(exist_ok=True)
+    env = {"PATH": NO_CLI_PATH, "HOME": str(homes["c3"])}
+    ray_cluster.add("c3", resources={"claude": 10, "bare": 10}, env=env, worker=False)
+    try:
+        yield ClaudeNodes(ray_cluster, stub, claude, homes)
+    finally:
+        stub.stop()
+        for name in ("c1", "c2", "c3"):
+            ray_cluster.kill(name)
+
+
+def _state_tasks(repo: Path) -> dict:
+    try:
+        return tasks_of(latest_state(repo))
+    except (OSError, ValueError, IndexError):
+        return {}
+
+
+def _execute(nodes: ClaudeNodes, repo: Path, plan: Path, key: str) -> subprocess.CompletedProcess[str]:
+    return agentwaves(
+        "execute", "--agent", "claude-code", "--executor", "ray", "--repo", repo, "--plan", plan,
+        env=nodes.env(key), timeout=300,
+    )  # fmt: skip
+
+
+def test_claude_code_runs_groups_on_two_nodes_one_commit_per_wave(
+    claude_nodes: ClaudeNodes, make_repo: Callable[..., Path], tmp_path: Path
+) -> None:
+    nodes, key = claude_nodes, f"sk-ant-canary-{uuid.uuid4()}"
+    ws = make_workspace(make_repo, tmp_path, files={"src/__init__.py": ""}, config=CONFIG)
+    plan = ws.plan(
+        [
+            {"id": "a", "title": "A", "files": ["src/a.py"]},
+            {"id": "b", "title": "B", "files": ["src/b.py"]},
+            {"id": "c", "title": "C", "files": ["src/c.py"], "depends_on": ["a", "b"]},
+        ]
+    )
+    nodes.stub.delay = 0.5  # a and b overlap: wave 1's groups go to both nodes
+    nodes.stub.script = {
+        "a": [writes("src/a.py", "A = 1\n"), *done("wrote src/a.py", "a is first")],
+        "b": [bash("printf 'B = 2\\n' > src/b.py"), *done("wrote src/b.py")],
+        "c": [writes("src/c.py", "C = 3\n"), *done("wrote src/c.py")],
+    }
+    res = _execute(nodes, ws.repo, plan, key)
+    assert res.returncode == 0, res.stderr + res.stdout
+    state = latest_state(ws.repo)
+    assert state["state"] == "done" and state["settings"]["executor"] == "ray"
+    tasks = tasks_of(state)
+    assert {nodes.cluster.name_of(tasks[t]["node"]) for t in "ab"} == {"c1", "c2"}
+    assert nodes.cluster.name_of(tasks["c"]["node"]) in ("c1", "c2")
+    assert [s.split()[2] for s, _ in wave_commits(ws.repo, state)] == ["1", "2"]  # one commit per wave
+    added = set(tree_files(ws.repo, state["branch"])) - set(tree_files(ws.repo, state["base"]))
+    assert added == {"src/a.py", "src/b.py", "src/c.py"}  # exactly the scripted files
+    for name, text in (("a", "A = 1"), ("b", "B = 2"), ("c", "C = 3")):
+        assert git(ws.repo, "show", f"{state['branch']}:src/{name}.py") == text
+    assert tasks["a"]["handoff"]["summary"] == "wrote src/a.py"
+    # c's prompt, on its node, carried a's handoff
+    assert "a is first" in json.dumps(nodes.stub.main_requests("c")[0]["messages"][0])
+    # the agents' tool calls reached events.jsonl live, with their node; usage and cost in status
+    evs = events(ws.repo)
+    tools = {(e["task"], e["tool"], e["node"]) for e in evs if e["type"] == "tool"}
+    assert ("a", "Write", tasks["a"]["node"]) in tools and ("b", "Bash", tasks["b"]["node"]) in tools
+    usage = [e for e in evs if e["type"] == "usage"]
+    assert {e["task"] for e in usage} == {"a", "b", "c"} and all(e["cost_known"] for e in usage)
+    status = json.loads(agentwaves("status", "--json", "--repo", ws.repo).stdout)
+    assert status["usage"]["cost_usd"] > 0 and status["usage"]["input_tokens"] > 0
+    assert {t["node"] for w in status["waves"] for g in w["groups"] for t in g["tasks"]} == {
+        tasks[t]["node"] for t in "abc"
+    }
+    # the key reached claude on the nodes (else it could not have called the API) and is on no disk:
+    # the run's files, the nodes' scratch dirs and homes, Ray's session logs
+    session = Path(nodes.cluster.nodes["head"].get_session_dir_path())
+    places = [ws.repo / ".agentwaves", session]
+    places += [nodes.cluster.scratch(n) for n in ("c1", "c2")] + [nodes.homes[n] for n in ("c1", "c2")]
+    found = subprocess.run(["grep", "-rlaF", key, *map(str, places)], capture_output=True, text=True)
+    assert found.stdout == "", found.stdout
+    assert key not in git(ws.repo, "log", "-p", "--all", "--format=%B")
+
+
+def test_a_node_without_the_agent_cli_is_skipped_and_named_when_no_other_can_run_the_task(
+    claude_nodes: ClaudeNodes, make_repo: Callable[..., Path], tmp_path: Path
+) -> None:
+    nodes, key = claude_nodes, f"sk-ant-canary-{uuid.uuid4()}"
+    ws = make_workspace(make_repo, tmp_path, files={"src/__init__.py": ""}, config=CONFIG)
+    plan = ws.plan(
+        [
+            *({"id": t, "title": t.upper(), "files": [f"src/{t}.py"]} for t in "xyz"),
+            # only c3, which has no claude, offers `bare`
+            {
+                "id": "w",
+                "title": "W",
+                "files": ["src/w.py"],
+                "depends_on": ["x"],
+                "ray": {"resources": {"bare": 1}},
+            },
+        ]
+    )
+    nodes.stub.delay = 0.5
+    nodes.stub.script = {
+        t: [writes(f"src/{t}.py", f"{t.upper()} = 1\n"), *done(f"wrote {t}")] for t in "xyzw"
+    }
+    res = _execute(nodes, ws.repo, plan, key)
+    c3 = next(f"/{n.node_id[:12]}" for name, n in nodes.cluster.nodes.items() if name == "c3")
+    state = latest_state(ws.repo)
+    tasks = tasks_of(state)
+    # wave 1 ran on the nodes that have claude, whichever node each group was first placed on
+    assert all(
+        tasks[t]["state"] == "done" and nodes.cluster.name_of(tasks[t]["node"]) in ("c1", "c2") for t in "xyz"
+    )
+    assert [s.split()[2] for s, _ in wave_commits(ws.repo, state)] == ["1"]  # finished work is kept
+    # found before the run (a probe on each node): every node but c1 and c2 lacks claude, gets no task
+    unfit = [e for e in events(ws.repo) if e["type"] == "node_unfit"]
+    assert sorted(nodes.cluster.name_of(e["node"]) for e in unfit) == ["c3", "head", "w1", "w2"]
+    assert all(e["task"] is None and e["node"].split("/")[1] in e["error"] for e in unfit)
+    assert f"{c3}: --agent claude-code: `claude` is not installed" in res.stderr
+    assert "it gets no tasks of this run" in res.stderr
+    # w: no node can run it; one line naming c3 and what it lacks; the task is failed and resumable
+    assert res.returncode != 0
+    error = tasks["w"]["error"]
+    assert tasks["w"]["state"] == "failed" and "\n" not in error
+    assert error.startswith("no live Ray node can run the claude-code agent: node ") and c3 in error
+    head = nodes.cluster.nodes["head"].node_id[:12]
+    assert head not in error  # only the nodes that offer w's resources are named
+    assert "`claude` is not installed or not on PATH" in error, error
+    assert "Traceback" not in res.stderr and c3 in res.stderr + res.stdout
+    assert not nodes.stub.main_requests("w")  # it never started anywhere
+
+
+def test_no_node_with_the_agent_cli_is_one_line_and_exit_2_before_any_run_exists(
+    claude_nodes: ClaudeNodes, make_repo: Callable[..., Path], tmp_path: Path
+) -> None:
+    codex = agent_cli("codex")  # here, not on any node's PATH
+    ws = make_workspace(make_repo, tmp_path, files={"src/__init__.py": ""}, config=CONFIG)
+    plan = ws.plan([{"id": "a", "title": "A", "files": ["src/a.py"]}])
+    env = {**claude_nodes.env("unused"), "PATH": f"{codex.parent}:{os.environ['PATH']}"}
+    branches_before = git(ws.repo, "branch", "--list")
+    res = agentwaves(
+        "execute", "--agent", "codex", "--executor", "ray", "--repo", ws.repo, "--plan", plan, env=env
+    )
+    assert res.returncode == 2, res.stderr + res.stdout
+    errors = [line for line in res.stderr.splitlines() if "error" in line or "Traceback" in line]
+    assert len(errors) == 1, res.stderr
+    start, _, why = errors[0].partition(": --agent codex: `codex` is not installed or not on PATH")
+    assert start.startswith("agentwaves: error: no Ray node can run the codex agent: nodes "), errors[0]
+    for name in ("c1", "c2", "c3", "head", "w1", "w2"):  # every node named once: they all lack codex
+        assert start.count(f"/{claude_nodes.cluster.nodes[name].node_id[:12]}") == 1, name
+    assert "npm install -g @openai/codex" in why and ";" not in why
+    assert run_dirs(ws.repo) == []  # no run
+    assert git(ws.repo, "branch", "--list") == branches_before  # no branch
+
+
+def test_a_node_that_loses_the_cli_after_the_probe_is_found_out_by_its_task_and_named(
+    claude_nodes: ClaudeNodes, make_repo: Callable[..., Path], tmp_path: Path
+) -> None:
+    cluster = claude_nodes.cluster
+    bindir = cluster.root / "c4-bin"
+    bindir.mkdir(exist_ok=True)
+    (bindir / "claude").symlink_to(claude_nodes.claude)
+    home = cluster.root / "c4-home"
+    home.mkdir(exist_ok=True)
+    env = {"PATH": f"{bindir}:{NO_CLI_PATH}", "HOME": str(home)}
+    cluster.add("c4", resources={"claude": 10, "late": 10}, env=env, worker=False)
+    try:
+        ws = make_workspace(make_repo, tmp_path, files={"src/__init__.py": ""}, config=CONFIG)
+        plan = ws.plan(
+            [
+                {"id": "x", "title": "X", "files": ["src/x.py"]},
+                # only c4 offers `late`; it has claude when the run starts, not when v is sent there
+                {
+                    "id": "v",
+                    "title": "V",
+                    "files": ["src/v.py"],
+                    "depends_on": ["x"],
+                    "ray": {"resources": {"late": 1}},
+                },
+            ]
+        )
+        claude_nodes.stub.delay = 0.5
+        claude_nodes.stub.script = {
+            t: [writes(f"src/{t}.py", f"{t.upper()} = 1\n"), *done(f"wrote {t}")] for t in "xv"
+        }
+        with claude_nodes.stub.lock:
+            claude_nodes.stub.requests.clear()  # earlier tests' task x called the stub too
+        argv = ["execute", "--agent", "claude-code", "--executor", "ray", "--repo", ws.repo, "--plan", plan]
+        proc = spawn(*argv, env=claude_nodes.env(f"sk-ant-canary-{uuid.uuid4()}"))
+        try:
+            # x's claude is running (on whichever node): only then does c4 lose claude
+            wait_for(
+                lambda: bool(claude_nodes.stub.main_requests("x")) or proc.poll() is not None,
+                "x's claude calling the API",
+                timeout=240,  # the probe of the new node may take its 60 s under load
+            )
+            assert proc.poll() is None, proc.communicate()
+            (bindir / "claude").unlink()
+            out, err = proc.communicate(timeout=240)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        c4 = f"/{cluster.nodes['c4'].node_id[:12]}"
+        tasks = tasks_of(latest_state(ws.repo))
+        assert proc.returncode != 0 and "Traceback" not in err, err + out
+        assert tasks["x"]["state"] == "done"  # finished work is kept
+        unfit = [e for e in events(ws.repo) if e["type"] == "node_unfit"]
+        found = [e for e in unfit if e["task"] == "v"]
+        assert len(found) == 1 and found[0]["node"].endswith(c4), (unfit, tasks["v"], err)
+        error = tasks["v"]["error"]
+        assert tasks["v"]["state"] == "failed" and "\n" not in error
+        assert error.startswith("no live Ray node can run the claude-code agent: node ") and c4 in error
+        assert "`claude` is not installed or not on PATH" in error
+        assert not claude_nodes.stub.main_requests("v")
+    finally:
+        cluster.kill("c4")
