@@ -226,7 +226,8 @@ def test_a_node_that_loses_the_cli_after_the_probe_is_found_out_by_its_task_and_
         ws = make_workspace(make_repo, tmp_path, files={"src/__init__.py": ""}, config=CONFIG)
         plan = ws.plan(
             [
-                {"id": "x", "title": "X", "files": ["src/x.py"]},
+                # x on c1, never on c4: c4 loses claude while x runs
+                {"id": "x", "title": "X", "files": ["src/x.py"], "ray": {"resources": {"node_c1": 1}}},
                 # only c4 offers `late`; it has claude when the run starts, not when v is sent there
                 {
                     "id": "v",
@@ -246,13 +247,13 @@ def test_a_node_that_loses_the_cli_after_the_probe_is_found_out_by_its_task_and_
         argv = ["execute", "--agent", "claude-code", "--executor", "ray", "--repo", ws.repo, "--plan", plan]
         proc = spawn(*argv, env=claude_nodes.env(f"sk-ant-canary-{uuid.uuid4()}"))
         try:
-            # x's claude is running (on whichever node): only then does c4 lose claude
+            # x's claude is running (on c1): only then does c4 lose claude
             wait_for(
                 lambda: bool(claude_nodes.stub.main_requests("x")) or proc.poll() is not None,
                 "x's claude calling the API",
                 timeout=240,  # the probe of the new node may take its 60 s under load
             )
-            assert proc.poll() is None, proc.communicate()
+            assert proc.poll() is None, "\n".join(proc.communicate())
             (bindir / "claude").unlink()
             out, err = proc.communicate(timeout=240)
         finally:
