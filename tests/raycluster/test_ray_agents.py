@@ -273,3 +273,64 @@ def test_a_node_that_loses_the_cli_after_the_probe_is_found_out_by_its_task_and_
         assert not claude_nodes.stub.main_requests("v")
     finally:
         cluster.kill("c4")
+
+
+def _path_without(program: str, root: Path) -> str:
+    """A PATH with every program of the system's PATH but ``program`` (symlinks in ``root``)."""
+    root.mkdir(exist_ok=True)
+    for folder in NO_CLI_PATH.split(":"):
+        for entry in Path(folder).iterdir() if Path(folder).is_dir() else ():
+            link = root / entry.name
+            if entry.name != program and not link.exists() and not link.is_symlink():
+                link.symlink_to(entry)
+    return str(root)
+
+
+def test_a_node_without_bubblewrap_is_skipped_and_named(
+    claude_nodes: ClaudeNodes, make_repo: Callable[..., Path], tmp_path: Path
+) -> None:
+    """c5 has claude but no bwrap: it gets no task of the run, the warning and the ``node_unfit`` event name
+    it and bubblewrap, and the task only c5 could take fails with one line naming it; wave 1 is kept."""
+    cluster, key = claude_nodes.cluster, f"sk-ant-canary-{uuid.uuid4()}"
+    path = f"{claude_nodes.claude.parent}:{_path_without('bwrap', cluster.root / 'c5-bin')}"
+    home = cluster.root / "c5-home"
+    home.mkdir(exist_ok=True)
+    cluster.add(
+        "c5", resources={"claude": 10, "nobwrap": 10}, env={"PATH": path, "HOME": str(home)}, worker=False
+    )
+    try:
+        ws = make_workspace(make_repo, tmp_path, files={"src/__init__.py": ""}, config=CONFIG)
+        plan = ws.plan(
+            [
+                {"id": "x", "title": "X", "files": ["src/x.py"], "ray": {"resources": {"node_c1": 1}}},
+                {
+                    "id": "u",
+                    "title": "U",
+                    "files": ["src/u.py"],
+                    "depends_on": ["x"],
+                    "ray": {"resources": {"nobwrap": 1}},  # only c5 offers it
+                },
+            ]
+        )
+        claude_nodes.stub.delay = 0.5
+        claude_nodes.stub.script = {
+            t: [writes(f"src/{t}.py", f"{t.upper()} = 1\n"), *done(f"wrote {t}")] for t in "xu"
+        }
+        with claude_nodes.stub.lock:
+            claude_nodes.stub.requests.clear()
+        res = _execute(claude_nodes, ws.repo, plan, key)
+        c5 = f"/{cluster.nodes['c5'].node_id[:12]}"
+        state = latest_state(ws.repo)
+        tasks = tasks_of(state)
+        assert res.returncode != 0 and "Traceback" not in res.stderr, res.stderr
+        assert tasks["x"]["state"] == "done" and cluster.name_of(tasks["x"]["node"]) == "c1"
+        assert [s.split()[2] for s, _ in wave_commits(ws.repo, state)] == ["1"]  # finished work is kept
+        unfit = [e for e in events(ws.repo) if e["type"] == "node_unfit" and c5 in e["node"]]
+        assert len(unfit) == 1 and "bubblewrap (bwrap) is not installed" in unfit[0]["error"], unfit
+        assert f"{c5}: bubblewrap (bwrap) is not installed" in res.stderr, res.stderr
+        error = tasks["u"]["error"]
+        assert tasks["u"]["state"] == "failed" and "\n" not in error and c5 in error, error
+        assert "bubblewrap (bwrap) is not installed" in error, error
+        assert not claude_nodes.stub.main_requests("u")  # it never started anywhere
+    finally:
+        cluster.kill("c5")
