@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -211,6 +212,16 @@ def test_no_node_with_the_agent_cli_is_one_line_and_exit_2_before_any_run_exists
     assert git(ws.repo, "branch", "--list") == branches_before  # no branch
 
 
+def _x_on_c1_then(
+    make_repo: Callable[..., Path], tmp_path: Path, task: str, resource: str
+) -> tuple[Any, Path]:
+    """A workspace and a plan: task x on node c1, then ``task`` (after x) asking for ``resource``."""
+    ws = make_workspace(make_repo, tmp_path, files={"src/__init__.py": ""}, config=CONFIG)
+    x = {"id": "x", "title": "X", "files": ["src/x.py"], "ray": {"resources": {"node_c1": 1}}}
+    then = {"id": task, "title": task.upper(), "files": [f"src/{task}.py"], "depends_on": ["x"]}
+    return ws, ws.plan([x, {**then, "ray": {"resources": {resource: 1}}}])
+
+
 def test_a_node_that_loses_the_cli_after_the_probe_is_found_out_by_its_task_and_named(
     claude_nodes: ClaudeNodes, make_repo: Callable[..., Path], tmp_path: Path
 ) -> None:
@@ -223,21 +234,9 @@ def test_a_node_that_loses_the_cli_after_the_probe_is_found_out_by_its_task_and_
     env = {"PATH": f"{bindir}:{NO_CLI_PATH}", "HOME": str(home)}
     cluster.add("c4", resources={"claude": 10, "late": 10}, env=env, worker=False)
     try:
-        ws = make_workspace(make_repo, tmp_path, files={"src/__init__.py": ""}, config=CONFIG)
-        plan = ws.plan(
-            [
-                # x on c1, never on c4: c4 loses claude while x runs
-                {"id": "x", "title": "X", "files": ["src/x.py"], "ray": {"resources": {"node_c1": 1}}},
-                # only c4 offers `late`; it has claude when the run starts, not when v is sent there
-                {
-                    "id": "v",
-                    "title": "V",
-                    "files": ["src/v.py"],
-                    "depends_on": ["x"],
-                    "ray": {"resources": {"late": 1}},
-                },
-            ]
-        )
+        # x on c1, never on c4 (c4 loses claude while x runs); v after x, on c4 only (`late`): c4 has
+        # claude when the run starts, not when v is sent there
+        ws, plan = _x_on_c1_then(make_repo, tmp_path, "v", "late")
         claude_nodes.stub.delay = 0.5
         claude_nodes.stub.script = {
             t: [writes(f"src/{t}.py", f"{t.upper()} = 1\n"), *done(f"wrote {t}")] for t in "xv"
@@ -299,19 +298,7 @@ def test_a_node_without_bubblewrap_is_skipped_and_named(
         "c5", resources={"claude": 10, "nobwrap": 10}, env={"PATH": path, "HOME": str(home)}, worker=False
     )
     try:
-        ws = make_workspace(make_repo, tmp_path, files={"src/__init__.py": ""}, config=CONFIG)
-        plan = ws.plan(
-            [
-                {"id": "x", "title": "X", "files": ["src/x.py"], "ray": {"resources": {"node_c1": 1}}},
-                {
-                    "id": "u",
-                    "title": "U",
-                    "files": ["src/u.py"],
-                    "depends_on": ["x"],
-                    "ray": {"resources": {"nobwrap": 1}},  # only c5 offers it
-                },
-            ]
-        )
+        ws, plan = _x_on_c1_then(make_repo, tmp_path, "u", "nobwrap")  # only c5 offers `nobwrap`
         claude_nodes.stub.delay = 0.5
         claude_nodes.stub.script = {
             t: [writes(f"src/{t}.py", f"{t.upper()} = 1\n"), *done(f"wrote {t}")] for t in "xu"
