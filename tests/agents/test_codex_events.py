@@ -74,8 +74,10 @@ def test_a_patch_codex_applies_is_a_tool_event_and_committed(make_repo, run_cli,
 
 def test_mcp_tool_calls_are_tool_events(make_repo, run_cli, codex_stub, tmp_path):
     home = Path(os.environ["CODEX_HOME"])
-    # the code inline: codex starts the server inside agentwaves' jail, whose /tmp is its own
-    entry = f'command = {json.dumps(sys.executable)}\nargs = ["-c", {json.dumps(MCP_SERVER)}]\n'
+    # the code inline and the interpreter itself, not a venv's link to it: codex starts the server inside
+    # agentwaves' jail, whose /tmp is its own (a venv there is not in it)
+    python = os.path.realpath(sys.executable)
+    entry = f'command = {json.dumps(python)}\nargs = ["-I", "-c", {json.dumps(MCP_SERVER)}]\n'
     with (home / "config.toml").open("a") as config:
         config.write(f'\n[mcp_servers.echo]\n{entry}default_tools_approval_mode = "approve"\n')
     codex_stub.script = {

@@ -250,7 +250,7 @@ class ClaudeCode:
             state=state,
             secrets=[config_dir / ".credentials.json", home / ".claude.json"],
             writable=not read_only,
-            readonly=[hook.dir] if hook is not None else [],
+            readonly=hook.jail_paths if hook is not None else [],
         )
         env = self._env(tmp, idle, extra_env)
         wrapper = jail.shell_wrapper(env)

@@ -64,12 +64,22 @@ class WriteHook:
     def __init__(self, worktree: Path, guard: Callable[[str], str | None], python: str | None = None) -> None:
         self.worktree = Path(os.path.realpath(worktree))
         self.guard = guard
-        self.python = python or sys.executable
+        # the interpreter itself, not a venv's link to it: with -I -S it needs only its own prefix, and a
+        # venv under /tmp is not in the jail (its /tmp is private)
+        self.python = python or os.path.realpath(sys.executable)
         self.dir = Path("/")
         self._server: socket.socket | None = None
         self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ what claude gets
+
+    @property
+    def jail_paths(self) -> list[Path]:
+        """What the jail must bind read-only for the hook to run: its directory, and the interpreter's
+        prefix when that lives under /tmp (which the jail replaces)."""
+        prefix = Path(os.path.realpath(sys.base_prefix))
+        under_tmp = Path(self.python).is_relative_to("/tmp") and prefix.is_relative_to("/tmp")
+        return [self.dir, *([prefix] if under_tmp else [])]
 
     @property
     def socket_path(self) -> Path:
