@@ -276,6 +276,11 @@ def run_sandboxed(
 _HIDDEN = (Path("/tmp"), Path("/run"), Path("/var/run"))
 
 
+def hidden_by_sandbox(path: Path) -> bool:
+    """Whether the sandbox replaces the folder ``path`` lies in (a private ``/tmp``, ``/run``)."""
+    return any(path.is_relative_to(h) and path != h for h in _HIDDEN)
+
+
 def tool_dirs(env: Mapping[str, str]) -> list[Path]:
     """Directories of the command's tools that the sandbox would hide: the venv (or conda env) and every
     ``PATH`` entry under ``/tmp`` or ``/run`` (a venv's ``bin`` brings its whole venv)."""
@@ -289,7 +294,7 @@ def tool_dirs(env: Mapping[str, str]) -> list[Path]:
             found.append(here.parent if (here.parent / "pyvenv.cfg").is_file() else here)
     out: list[Path] = []
     for d in dict.fromkeys(found):
-        if any(d.is_relative_to(h) and d != h for h in _HIDDEN) and d.is_dir() and not d.is_symlink():
+        if hidden_by_sandbox(d) and d.is_dir() and not d.is_symlink():
             out.append(d)
     return out
 

@@ -29,6 +29,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from agentwaves.sandbox.proc import hidden_by_sandbox
+
 MATCHER = "Write|Edit|MultiEdit|NotebookEdit"
 TIMEOUT = 30  # seconds: the hook's own limit in Claude Code, and the script's on the socket
 MAX_INPUT = 1 << 16  # bytes of one question read (the script sends only the path and cwd)
@@ -76,10 +78,9 @@ class WriteHook:
     @property
     def jail_paths(self) -> list[Path]:
         """What the jail must bind read-only for the hook to run: its directory, and the interpreter's
-        prefix when that lives under /tmp (which the jail replaces)."""
+        prefix when it lies where the jail replaces the host (a private /tmp)."""
         prefix = Path(os.path.realpath(sys.base_prefix))
-        under_tmp = Path(self.python).is_relative_to("/tmp") and prefix.is_relative_to("/tmp")
-        return [self.dir, *([prefix] if under_tmp else [])]
+        return [self.dir, *([prefix] if hidden_by_sandbox(prefix) else [])]
 
     @property
     def socket_path(self) -> Path:
