@@ -5,6 +5,7 @@ task predicts. The hook asks agentwaves, which refuses the write as it happens."
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,12 @@ from tests.agents.claude_support import bash, done, writes
 from tests.e2e.helpers import git, latest_state, write_yaml
 
 OWNER = "owner = 1\n"
+# finds the hook's URL in claude's command line (its --settings) and tries to connect to it
+REACH = (
+    "u=$(cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' '\\n' | grep -o '127.0.0.1:[0-9]*/' | head -1); "
+    "p=${u#127.0.0.1:}; p=${p%/}; echo port=$p; "
+    "(exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null && echo hook=reached || echo hook=unreachable"
+)
 REFUSAL = (
     "src/shared.py is being written by task owner in group {group}; record what you need in your "
     "handoff, or finish and let a later task do it"
@@ -49,8 +56,8 @@ def test_claude_codes_write_to_a_leased_path_is_refused_by_its_hook(
         "owner": [writes("src/shared.py", OWNER), *done("owner done")],
         "intruder": [
             writes("src/intruder.py", "x = 1\n"),
-            # the hook's files are out of the agent's reach: it cannot switch the hook off
-            bash("echo 'import sys' > /tmp/agentwaves-hook-*/hook.py; echo rc=$?"),
+            # the hook's server is out of the agent's commands' reach (no network, not even loopback)
+            bash(REACH),
             writes("src/shared.py", "intruder = 1\n"),
             *done("intruder done"),
         ],
@@ -69,7 +76,7 @@ def test_claude_codes_write_to_a_leased_path_is_refused_by_its_hook(
     last = results[-1]
     assert last.get("is_error") is True and refusal in _text(last), results
     bash_result = _text(results[-2])
-    assert "Read-only file system" in bash_result and "rc=1" in bash_result, bash_result
+    assert re.search(r"port=\d+", bash_result) and "hook=unreachable" in bash_result, bash_result
 
     events = read_events(repo / ".agentwaves" / "runs" / state["run_id"] / "events.jsonl")
     refused = [e for e in events if e["type"] == "write_refused"]

@@ -2,9 +2,8 @@
 
 Two layers, both built from the run's :class:`~agentwaves.sandbox.bwrap.BwrapSandbox` settings:
 
-- **the agent** (:meth:`AgentJail.wrap`): ``/`` read-only, a private ``/tmp`` (``readonly`` paths bound
-  into it read-only), the worktree, the agent's own state paths (``~/.claude``, ``~/.claude.json``, ...)
-  and its ``TMPDIR`` writable; the worktree's
+- **the agent** (:meth:`AgentJail.wrap`): ``/`` read-only, a private ``/tmp``, the worktree, the agent's
+  own state paths (``~/.claude``, ``~/.claude.json``, ...) and its ``TMPDIR`` writable; the worktree's
   ``.git`` and the repository's git directory read-only; the usual credential files hidden (the agent's
   own state is bound back); its own PID namespace; the network kept, since the agent calls its API.
 - **its shell commands** (:meth:`AgentJail.shell_wrapper`): a script the agent runs each command through
@@ -47,7 +46,6 @@ class AgentJail:
     secrets: list[Path] = field(default_factory=list)  # hidden from its commands
     hidden: list[Path] = field(default_factory=list)  # hidden from the agent itself (e.g. ~/.codex)
     writable: bool = True  # False: the worktree is read-only too (the planner)
-    readonly: list[Path] = field(default_factory=list)  # bound read-only (e.g. the write hook's directory)
 
     @property
     def confined(self) -> bool:
@@ -70,8 +68,6 @@ class AgentJail:
             args += ["--bind", str(path), str(path)]
         for gitdir in _git_dirs(cwd):
             args += ["--ro-bind", str(gitdir), str(gitdir)]
-        for path in existing(self.readonly):
-            args += ["--ro-bind", str(path), str(path)]
         args += ["--bind", str(self.tmpdir), str(self.tmpdir)]
         args += ["--bind" if self.writable else "--ro-bind", str(cwd), str(cwd)]
         if os.path.lexists(cwd / ".git"):

@@ -250,9 +250,10 @@ class ClaudeCode:
             state=state,
             secrets=[config_dir / ".credentials.json", home / ".claude.json"],
             writable=not read_only,
-            readonly=hook.jail_paths if hook is not None else [],
         )
         env = self._env(tmp, idle, extra_env)
+        if hook is not None:
+            env.update(hook.env(env))
         wrapper = jail.shell_wrapper(env)
         if wrapper is not None:
             env["CLAUDE_CODE_SHELL_PREFIX"] = str(wrapper)
