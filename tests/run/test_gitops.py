@@ -23,6 +23,7 @@ from agentwaves.git.ops import (
     find_repo_root,
     git,
     head_sha,
+    identity_args,
     is_dirty,
     update_ref,
 )
@@ -143,6 +144,28 @@ def test_commit_all_excludes_paths(make_repo: Callable[..., Path]) -> None:
     commit_all(repo, "work", exclude=[".env"])
     assert sh(repo, "ls-files") == "README.md\ncode.py"
     assert commit_all(repo, "again", exclude=[".env"]) is None
+
+
+def test_identity_is_asked_again_when_a_config_file_changes(
+    make_repo: Callable[..., Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    repo = make_repo()
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.delenv("GIT_CONFIG_GLOBAL", raising=False)
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    assert "user." not in (repo / ".git" / "config").read_text()
+    fallback = ["-c", "user.name=agentwaves", "-c", "user.email=agentwaves@localhost"]
+    assert identity_args(repo) == fallback
+    assert identity_args(repo) == fallback  # cached
+    (home / ".gitconfig").write_text("[user]\n\tname = Global\n")
+    assert identity_args(repo) == ["-c", "user.email=agentwaves@localhost"]
+    sh(repo, "config", "user.email", "local@example.com")
+    assert identity_args(repo) == []
+    (home / ".gitconfig").unlink()
+    assert identity_args(repo) == ["-c", "user.name=agentwaves"]
 
 
 def test_commit_all_falls_back_to_a_fixed_identity(

@@ -44,7 +44,7 @@ def git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return {**env, **(extra or {})}
 
 
-def _config_key(cwd: Path) -> str:
+def config_key(cwd: Path) -> str:
     """The repository's common git directory and its config file's mtime, found without running git
     (``.git`` directory, or a linked worktree's ``.git`` file and ``commondir``); else ``cwd`` itself."""
     here = Path(cwd)
@@ -59,8 +59,8 @@ def _config_key(cwd: Path) -> str:
                 common = gitdir / commondir.read_text().strip() if commondir.is_file() else gitdir
             else:
                 continue
-            config = (common / "config").stat().st_mtime_ns
-            return f"{os.path.realpath(common)}\0{config}"
+            st = (common / "config").stat()  # git rewrites it by rename: a new inode each time
+            return f"{os.path.realpath(common)}\0{st.st_mtime_ns}\0{st.st_ino}\0{st.st_size}"
         except OSError:
             break
     return str(cwd)
@@ -73,7 +73,7 @@ def _driver_overrides(cwd: Path) -> tuple[str, ...]:
     merge (``git merge-file``); textconv and external diff are switched off per command instead. Cached per
     repository and version of its config file (every worktree of a repository shares it; the sandbox
     cannot write it)."""
-    key = _config_key(cwd)
+    key = config_key(cwd)
     with _driver_lock:
         cached = _driver_cache.get(key)
     if cached is not None:

@@ -19,13 +19,15 @@ Ref writes are restricted to agentwaves' own namespaces (``refs/heads/agentwaves
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from agentwaves.errors import AgentwavesError, UsageError
-from agentwaves.git.harden import hardened_args, spawn
+from agentwaves.git.harden import config_key, hardened_args, spawn
 
 STATE_DIR = ".agentwaves"
 OWNED_REF_PREFIXES = ("refs/heads/agentwaves/", "refs/heads/agentwaves-groups/", "refs/agentwaves/")
@@ -169,7 +171,14 @@ def ensure_state_dir(repo: Path) -> Path:
 
 
 def identity_args(cwd: Path) -> list[str]:
-    """``-c user.name=… -c user.email=…`` for whichever of the two git has no value for; else nothing."""
+    """``-c user.name=… -c user.email=…`` for whichever of the two git has no value for; else nothing.
+
+    Asked once per repository and version of its config files (every task commit of a run asks)."""
+    key = _identity_key(cwd)
+    with _identity_lock:
+        cached = _identity_cache.get(key)
+    if cached is not None:
+        return list(cached)
     out = git(cwd, "config", "--get-regexp", r"^user\.(name|email)$", check=False)
     have = {line.split(" ", 1)[0].lower() for line in out.splitlines() if " " in line}
     args: list[str] = []
@@ -177,7 +186,29 @@ def identity_args(cwd: Path) -> list[str]:
         args += ["-c", f"user.name={FALLBACK_NAME}"]
     if "user.email" not in have:
         args += ["-c", f"user.email={FALLBACK_EMAIL}"]
+    with _identity_lock:
+        _identity_cache[key] = tuple(args)
     return args
+
+
+_identity_cache: dict[tuple[object, ...], tuple[str, ...]] = {}
+_identity_lock = threading.Lock()
+
+
+def _identity_key(cwd: Path) -> tuple[object, ...]:
+    """The repository's config (:func:`config_key`), and the version of each config file outside it."""
+    home = Path(os.environ.get("HOME") or Path.home())
+    xdg = Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config")
+    files = [os.environ.get("GIT_CONFIG_GLOBAL") or home / ".gitconfig", xdg / "git" / "config"]
+    files.append(os.environ.get("GIT_CONFIG_SYSTEM") or "/etc/gitconfig")
+    stamps: list[tuple[int, int, int] | None] = []
+    for f in files:
+        try:
+            st = os.stat(f)
+            stamps.append((st.st_mtime_ns, st.st_ino, st.st_size))
+        except OSError:
+            stamps.append(None)
+    return (config_key(cwd), os.environ.get("GIT_CONFIG_NOSYSTEM"), *map(str, files), *stamps)
 
 
 def literal_pathspecs(paths: Iterable[str]) -> list[str]:

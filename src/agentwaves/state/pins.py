@@ -3,12 +3,13 @@
 ``state.json`` records commits: the run's base, each task's commit, each group's base and head, each wave's
 commit. A commit that only ``state.json`` knows about is unreachable for git, and ``git gc --prune=now``
 (or a user deleting a branch, or ``clean --force``) would take it. So before each save of the state, every
-recorded commit gets a ref of its own, and the refs stay until the run is cleaned:
+recorded commit gets a ref (one per commit: the first of these names that records it), and the refs stay
+until the run is cleaned:
 
     refs/agentwaves/<run>/base               the commit the run started from
+    refs/agentwaves/<run>/task/<id>          task id's commit
     refs/agentwaves/<run>/wave/<n>           wave n's commit
     refs/agentwaves/<run>/group/<g>          group g's head      refs/agentwaves/<run>/group-base/<g>
-    refs/agentwaves/<run>/task/<id>          task id's commit
 
 One ``git update-ref --stdin`` per save that recorded a new commit; nothing when nothing changed.
 """
@@ -28,20 +29,26 @@ def pin_prefix(run_id: str) -> str:
 
 
 def wanted_pins(state: RunState) -> dict[str, str]:
-    """ref -> commit for every commit ``state`` records."""
+    """ref -> commit for every commit ``state`` records, one ref per commit: a group's head that is its
+    last task's commit, or a base that is the run's, is pinned once (one ``update-ref`` fewer per task)."""
     pre = pin_prefix(state.run_id)
-    out = {f"{pre}base": state.base}
+    refs = [(f"{pre}base", state.base)]
+    for w in state.waves:
+        refs += [(f"{pre}task/{t.id}", t.commit) for g in w.groups for t in g.tasks if t.commit]
     for w in state.waves:
         if w.commit:
-            out[f"{pre}wave/{w.index}"] = w.commit
+            refs.append((f"{pre}wave/{w.index}", w.commit))
         for g in w.groups:
             if g.head:
-                out[f"{pre}group/{g.name}"] = g.head
+                refs.append((f"{pre}group/{g.name}", g.head))
             if g.base:
-                out[f"{pre}group-base/{g.name}"] = g.base
-            for t in g.tasks:
-                if t.commit:
-                    out[f"{pre}task/{t.id}"] = t.commit
+                refs.append((f"{pre}group-base/{g.name}", g.base))
+    out: dict[str, str] = {}
+    pinned: set[str] = set()
+    for ref, sha in refs:
+        if sha not in pinned:
+            out[ref] = sha
+            pinned.add(sha)
     return out
 
 

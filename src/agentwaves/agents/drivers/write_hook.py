@@ -20,11 +20,15 @@ import contextlib
 import json
 import os
 import secrets
+import selectors
+import socket
 import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from http.server import ThreadingHTTPServer
 
 MATCHER = "Write|Edit|MultiEdit|NotebookEdit"
 TIMEOUT = 30  # seconds: the hook's own limit in Claude Code
@@ -68,6 +72,8 @@ class WriteHook:
     # ------------------------------------------------------------------ serving
 
     def __enter__(self) -> WriteHook:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # 20 ms: only when used
+
         hook = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -89,19 +95,37 @@ class WriteHook:
 
         self._server = ThreadingHTTPServer((LOOPBACK, 0), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.2}, name="agentwaves-write-hook"
-        )
-        self._thread.daemon = True
+        self._wake = socket.socketpair()
+        self._thread = threading.Thread(target=self._serve, name="agentwaves-write-hook", daemon=True)
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+        # wakes the serving thread at once (``serve_forever`` would only notice a shutdown at its next
+        # poll, up to its interval later, after every task)
         if self._thread is not None:
+            self._wake[1].send(b"x")
             self._thread.join(5)
+            for end in self._wake:
+                end.close()
+        if self._server is not None:
+            self._server.server_close()
+
+    def _serve(self) -> None:
+        server = self._server
+        assert server is not None
+        with selectors.DefaultSelector() as selector:
+            selector.register(server.socket, selectors.EVENT_READ)
+            selector.register(self._wake[0], selectors.EVENT_READ)
+            while True:
+                ready = [key.fileobj for key, _ in selector.select()]
+                if self._wake[0] in ready:
+                    return
+                try:
+                    conn, address = server.get_request()
+                except OSError:
+                    continue
+                server.process_request(conn, address)  # a thread per request (ThreadingHTTPServer)
 
     def answer(self, data: bytes) -> bytes:
         """The hook's JSON output for one hook input: a deny decision, or ``{}`` (the write may go ahead)."""
