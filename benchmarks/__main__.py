@@ -190,10 +190,13 @@ def text_report(res: dict[str, Any]) -> str:
     elif "agents" in res:
         a = res["agents"]
         out.append(
-            f"Agents: execute --agent claude-code {a['agentwaves_s_per_task']} s/task vs bare claude -p "
-            f"{a['bare_claude_s']} s per round: ratio {a['overhead_ratio']} (goal <= {a['goal_ratio']}); "
-            f"of which the run's start {a.get('run_start_s')} s and finish {a.get('run_finish_s')} s, "
-            f"the tasks {a.get('in_run_s_per_task')} s each: ratio {a.get('marginal_ratio')}; "
+            f"Agents: each task through execute --agent claude-code {a.get('in_run_s_per_task')} s vs bare "
+            f"claude -p {a['bare_claude_s']} s per round: ratio {a.get('marginal_ratio')} (goal <= "
+            f"{a['goal_ratio']}); once per run: start {a.get('run_start_s')} s, "
+            f"finish {a.get('run_finish_s')} s; "
+            f"whole run of {a['tasks_per_round']} tasks {a['agentwaves_s_per_task']} s/task: ratio "
+            f"{a['overhead_ratio']} (at most the goal from {a.get('tasks_for_goal')} tasks a run); "
+            f"agentwaves' own CPU {a.get('agentwaves_cpu_s_per_task')} s/task; "
             f"8 concurrent agents: peak RSS {a['peak_rss_mib']} MiB ({a['peak_rss_mib_per_agent']} MiB each)"
         )
     if "ray" in res:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+GOAL = 1.15  # issue 15: each task through agentwaves at most 1.15 times a bare `claude -p`
 SCHEMA = {"type": "object", "properties": {"summary": {"type": "string"}}, "required": ["summary"]}
 
 
@@ -126,6 +128,7 @@ def agentwaves(
     argv = [sys.executable, "-m", "agentwaves", "execute", "--agent", "claude-code", "--repo", str(repo)]
     argv += ["--plan", str(plan), "--max-agents", str(agents), "--json"]
     env = _env(work / f"home-{name}", stub, claude)
+    cpu0 = _children_cpu()
     wall0, t0 = time.time(), time.perf_counter()
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     peak = [0]
@@ -144,7 +147,14 @@ def agentwaves(
     if proc.returncode != 0:
         raise SystemExit(f"execute failed: {err.decode()[-500:]}")
     events = next((repo / ".agentwaves" / "runs").glob("*/events.jsonl"))
-    return elapsed, peak[0], phases(events, wall0, wall0 + elapsed)
+    return elapsed, peak[0], {**phases(events, wall0, wall0 + elapsed), "cpu_s": _children_cpu() - cpu0}
+
+
+def _children_cpu() -> float:
+    """CPU seconds of the waited-for children so far. bubblewrap's PID namespace keeps claude's own CPU out
+    of it, so for ``execute`` it is agentwaves' own: its process and the git and bwrap processes it ran."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def phases(events: Path, start: float, end: float) -> dict[str, float]:
@@ -185,7 +195,7 @@ def tree_rss(root: int) -> int:
 def run(quick: bool) -> dict[str, Any]:
     """Rounds of (n bare runs, one execute of n tasks), interleaved so that a load change on the machine
     affects both sides alike; the ratios are the medians of the rounds' ratios."""
-    n, rounds = (4, 1) if quick else (6, 3)
+    n, rounds = (4, 1) if quick else (8, 3)
     claude = _claude()
     if claude is None:
         return {"skipped": "the pinned claude is not installed: python -m tests.agentcli install"}
@@ -212,6 +222,11 @@ def run(quick: bool) -> dict[str, Any]:
     ratios = [a / b for a, b in zip(per_task, bare_s, strict=True)]
     extra_ms = statistics.median(a - b for a, b in zip(per_task, bare_s, strict=True)) * 1000
     in_run = [p["tasks_s"] / n for p in split]
+    marginal = statistics.median(a / b for a, b in zip(in_run, bare_s, strict=True))
+    fixed = statistics.median(p["start_s"] + p["finish_s"] for p in split)
+    bare_median = statistics.median(bare_s)
+    # tasks per run from which the whole run's ratio is at most the goal: fixed / ((goal - marginal) * bare)
+    room = (GOAL - marginal) * bare_median
     return {
         "tasks_per_round": n,
         "rounds": rounds,
@@ -222,16 +237,20 @@ def run(quick: bool) -> dict[str, Any]:
         "run_start_s": [round(p["start_s"], 3) for p in split],
         "run_finish_s": [round(p["finish_s"], 3) for p in split],
         "in_run_s_per_task": [round(t, 3) for t in in_run],
-        "marginal_ratio": round(statistics.median(a / b for a, b in zip(in_run, bare_s, strict=True)), 3),
+        "marginal_ratio": round(marginal, 3),
         "marginal_ms_per_task": round(
             statistics.median(a - b for a, b in zip(in_run, bare_s, strict=True)) * 1000
         ),
+        "run_fixed_s": round(fixed, 3),
+        "tasks_for_goal": round(fixed / room, 1) if room > 0 else None,
+        "agentwaves_cpu_s_per_task": [round(p["cpu_s"] / n, 3) for p in split],
+        "goal_met_per_task": marginal <= GOAL,
         "concurrent_agents": 8,
         "concurrent_total_s": round(conc_s, 3),
         "peak_rss_mib": round(peak / 2**20, 1),
         "peak_rss_mib_per_agent": round(peak / 2**20 / 8, 1),
         "load_average": [round(x, 2) for x in os.getloadavg()],
-        "goal_ratio": 1.15,
+        "goal_ratio": GOAL,
     }
 
 

@@ -110,7 +110,8 @@ class Executor:
 
     # ------------------------------------------------------------------------------------------ main
     def run(self) -> None:
-        self.recover()
+        if self.state.started is not None:  # else no task ever ran: nothing to bring in line with git
+            self.recover()
         run_pending_revisions(self.ctx, self.pool, self.sandbox)  # `agentwaves revise` comments
         with self.cond:
             self.state.state, self.state.started = "running", self.state.started or now_iso()
