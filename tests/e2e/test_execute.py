@@ -367,3 +367,17 @@ def test_prompt_cache_setting_reaches_the_agents(make_repo, run_cli, tmp_path) -
         usage = latest_state(repo)["waves"][0]["groups"][0]["tasks"][0]["usage"]
         reads[cache] = usage["cache_read_input_tokens"]
     assert reads[True] > 0 and reads[False] == 0
+
+
+def test_the_builtin_implementer_is_shown_the_repository_map(make_repo, run_cli, tmp_path) -> None:
+    """The builtin's system prompt lists the repository (agents that read it themselves get no map, and the
+    run does not list the repository for them)."""
+    repo = make_repo({"README.md": "# app\n", "src/billing_ledger.py": "x = 1\n"})
+    plan = write_yaml(
+        tmp_path / "plan.yaml", {"feature": "f", "tasks": [{"id": "a", "title": "A", "files": ["a.py"]}]}
+    )
+    res = run_cli("execute", "--repo", repo, "--plan", plan, "--llm", "fake")
+    assert res.exit_code == 0, res.stderr + res.stdout
+    log = repo / ".agentwaves" / "runs" / latest_state(repo)["run_id"] / "logs" / "a.log"
+    system = [line for line in log.read_text().splitlines() if line.startswith('{"kind": "system"')]
+    assert len(system) == 1 and "src/billing_ledger.py" in system[0]

@@ -29,6 +29,7 @@ class BuiltinBackend:
     """Runs the planner, implementer and resolver loops with ``llm`` and agentwaves' confined tools."""
 
     name = "builtin"
+    wants_repo_map = True  # its prompts carry the repository's map (agents that read the repository do not)
 
     def __init__(self, llm: LLM) -> None:
         self.llm = llm

@@ -219,7 +219,7 @@ def _execute(
             events=events,
             tracker=tracker,
             slots=slots,
-            repo_map=repo_map(root),
+            repo_map=repo_map(root) if getattr(backend, "wants_repo_map", False) is True else "",
         )
         wt_root = state_dir / "worktrees" / run_id
         integration = add_worktree(
