@@ -58,3 +58,25 @@ def test_next_wave_reuses_the_worktree_and_sees_only_its_base(
     # read-tree + update-ref ("agentwaves: acquire") instead of reset --hard
     reflog = git(repo, "reflog", "show", "--format=%gs", f"refs/heads/{b['branch']}")
     assert "agentwaves: acquire" in reflog and "reset: moving" not in reflog
+
+
+def test_one_agent_s_groups_of_a_wave_take_turns_with_one_worktree(
+    make_repo, run_cli, tmp_path: Path
+) -> None:
+    """With one agent, each group after the first gets the worktree the previous one gave back (released
+    to the pool before the next group is started), rather than a new checkout of the repository."""
+    repo = make_repo({"README.md": "# r\n"})
+    tasks = [{"id": t, "title": t.upper(), "files": [f"{t}.py"]} for t in ("a", "b", "c", "d")]
+    plan = write_yaml(tmp_path / "plan.yaml", {"tasks": tasks})
+    res = run_cli("execute", "--repo", repo, "--plan", plan, "--llm", "fake", "--max-agents", "1",
+                  "--sandbox", "none")  # fmt: skip
+    assert res.exit_code == 0, res.stderr + res.stdout
+    state = latest_state(repo)
+    (wave,) = state["waves"]
+    assert len(wave["groups"]) == 4
+    acquired = [
+        g["name"]
+        for g in wave["groups"]
+        if "agentwaves: acquire" in git(repo, "reflog", "show", "--format=%gs", f"refs/heads/{g['branch']}")
+    ]
+    assert len(acquired) == 3, acquired  # moved and switched by read-tree, not checked out anew

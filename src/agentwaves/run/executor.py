@@ -342,9 +342,14 @@ class Executor:
                     self.opening.discard(group.name)  # it could not be opened
                 released = self._settle_group(group)
                 release_group(self.ctx, group, keep=group.name in self.runtimes or group.name in self.opening)
-                self.cond.notify_all()
-            if released is not None:  # git processes: not under the lock
-                self.runner.release(released)
+                if released is None:
+                    self.cond.notify_all()
+            if released is not None:  # git processes: not under the lock; then the next group reuses it
+                try:
+                    self.runner.release(released)
+                finally:
+                    with self.cond:
+                        self.cond.notify_all()
             self.commits.pending()
 
     def _settle_group(self, group: Group) -> GroupRuntime | None:
