@@ -67,3 +67,34 @@ assert "tenacity" in sys.modules, "the call ran without the retry library"
 def test_tenacity_is_imported_only_by_a_retrying_call() -> None:
     done = subprocess.run([sys.executable, "-c", TENACITY], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_a_command_line_naming_a_command_builds_only_its_module() -> None:
+    """`agentwaves status` imports its own CLI module, not the nine others (nor the demo); the help still
+    lists every command, in one order, whichever was run first in the process."""
+    probe = """
+import sys
+from agentwaves.cli import app
+try:
+    app.main(["status", "--help"])
+except SystemExit:
+    pass
+print("LOADED", sorted(m for m in sys.modules if m.startswith("agentwaves.cli.") or m == "agentwaves.demo"))
+try:
+    app.main(["--help"])
+except SystemExit:
+    pass
+names = [c.name for c in app.app.registered_commands]
+assert set(names) == set(app.COMMANDS), (names, sorted(app.COMMANDS))
+print("NAMES", names)
+"""
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    loaded = next(line for line in done.stdout.splitlines() if line.startswith("LOADED "))
+    assert loaded == "LOADED ['agentwaves.cli.app', 'agentwaves.cli.options', 'agentwaves.cli.runs']"
+    names = next(line for line in done.stdout.splitlines() if line.startswith("NAMES "))
+    assert names.startswith("NAMES ['analyze', 'plan', 'execute', 'resume', 'status', 'runs'"), names
+    version = subprocess.run(
+        [sys.executable, "-m", "agentwaves", "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert version.stdout.strip().startswith("agentwaves ") and version.returncode == 0
