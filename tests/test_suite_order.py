@@ -1,0 +1,53 @@
+"""The suite's scheduling (tests/suite_order.py), on a small project run by real pytest-xdist workers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+RECORD = """import os
+from pathlib import Path
+
+
+def _record(name):
+    Path(os.environ["ORDER_LOG"], f"{{name}}-{{os.environ['PYTEST_XDIST_WORKER']}}").touch()
+
+{tests}
+"""
+
+
+def _module(prefix: str, n: int) -> str:
+    return RECORD.format(
+        tests="\n".join(f"def test_{prefix}{i}():\n    _record('{prefix}{i}')\n" for i in range(n))
+    )
+
+
+def test_the_ray_tests_run_on_one_worker_and_the_slow_modules_first(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    (project / "tests" / "raycluster").mkdir(parents=True)
+    (project / "tests" / "e2e").mkdir()
+    (project / "pytest.ini").write_text("[pytest]\n")
+    (project / "tests" / "raycluster" / "test_ray.py").write_text(_module("ray", 8))
+    (project / "tests" / "test_other.py").write_text(_module("other", 8))
+    (project / "tests" / "e2e" / "test_crash_sweep.py").write_text(_module("sweep", 1))
+    log = tmp_path / "log"
+    log.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "ORDER_LOG": str(log)}
+    argv = [sys.executable, "-m", "pytest", "-p", "tests.suite_order", "-p", "no:cacheprovider"]
+    res = subprocess.run(
+        [*argv, "-n", "2", "--dist", "loadgroup", "-v", "tests"],
+        cwd=project, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stdout + res.stderr
+    ran = dict(p.name.split("-", 1) for p in log.iterdir())
+    assert len(ran) == 17
+    assert len({ran[f"ray{i}"] for i in range(8)}) == 1, ran  # one worker, so one cluster
+    assert len(set(ran.values())) == 2, ran  # and the other tests on both
+    # the Ray unit (most tests) is sent first, then the slow module, then the rest in collection order
+    order = [line.split()[-1] for line in res.stdout.splitlines() if "PASSED" in line]
+    started = [next(i for i, name in enumerate(order) if key in name) for key in ("ray", "sweep", "other")]
+    assert started[1] < started[2], order
