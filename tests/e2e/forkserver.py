@@ -17,11 +17,13 @@ from __future__ import annotations
 import atexit
 import importlib
 import json
+import math
 import os
 import queue
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import traceback
 from collections.abc import Iterator
@@ -54,7 +56,7 @@ def _child(request: dict[str, Any]) -> None:
             os.dup2(fd, target)
             os.close(fd)
         sys.argv = ["agentwaves", *request["argv"]]
-        signal.alarm(TIMEOUT)
+        signal.alarm(request.get("timeout", TIMEOUT))
         from agentwaves.cli.app import main
 
         try:
@@ -89,6 +91,7 @@ def serve() -> None:
         learned = Path(request["out"] + ".modules")
         if learned.exists():
             preload(learned.read_text().splitlines())
+            learned.unlink()
 
 
 class ForkServer:
@@ -109,18 +112,27 @@ class ForkServer:
             text=True,
         )
 
-    def run(self, argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, argv: list[str], env: dict[str, str], timeout: float = TIMEOUT
+    ) -> subprocess.CompletedProcess[str]:
+        """Raises :class:`subprocess.TimeoutExpired` as ``subprocess.run(timeout=...)`` would."""
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self._n += 1
         out, err = self.scratch / f"{self._n}.out", self.scratch / f"{self._n}.err"
         request = {"argv": argv, "env": env, "cwd": os.getcwd(), "out": str(out), "err": str(err)}
+        request["timeout"] = max(1, math.ceil(timeout))
         self.proc.stdin.write(json.dumps(request) + "\n")
         self.proc.stdin.flush()
         reply = self.proc.stdout.readline()
         if not reply:
             raise RuntimeError(f"the fork server exited ({self.proc.wait()})")
         code = json.loads(reply)["returncode"]
-        return subprocess.CompletedProcess(argv, code, out.read_text(), err.read_text())
+        stdout, stderr = out.read_text(), err.read_text()
+        out.unlink()
+        err.unlink()
+        if code == -signal.SIGALRM:
+            raise subprocess.TimeoutExpired(["agentwaves", *argv], timeout, stdout, stderr)
+        return subprocess.CompletedProcess(argv, code, stdout, stderr)
 
     def close(self) -> None:
         if self.proc.stdin is not None:
@@ -146,6 +158,29 @@ def fork_servers(scratch: Path, n: int) -> Iterator[queue.Queue[ForkServer]]:
     finally:
         for server in servers:
             server.close()
+
+
+_shared: queue.Queue[ForkServer] | None = None
+_shared_lock = threading.Lock()
+
+
+def forked(
+    *args: str | Path, env: dict[str, str], timeout: float = TIMEOUT
+) -> subprocess.CompletedProcess[str]:
+    """``agentwaves ARGS`` with exactly ``env``, from this process's pool of fork servers (one more each time
+    every server is busy; they exit with this process, when their stdin closes)."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = queue.Queue()
+    try:
+        server = _shared.get_nowait()
+    except queue.Empty:
+        server = ForkServer(Path(tempfile.mkdtemp(prefix="aw-forkserver-")))
+    try:
+        return server.run([str(a) for a in args], env, timeout)
+    finally:
+        _shared.put(server)
 
 
 if __name__ == "__main__":
