@@ -36,8 +36,24 @@ def test_the_ray_tests_run_on_one_worker_and_the_slow_modules_first(tmp_path: Pa
     (project / "tests" / "e2e" / "test_crash_sweep.py").write_text(_module("sweep", 1))
     log = tmp_path / "log"
     log.mkdir()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "ORDER_LOG": str(log)}
-    argv = [sys.executable, "-m", "pytest", "-p", "tests.suite_order", "-p", "no:cacheprovider"]
+    # only the plugins it needs: workers that also load hypothesis, anyio ... start seconds later
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "ORDER_LOG": str(log),
+        "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
+    }
+    argv = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-p",
+        "xdist",
+        "-p",
+        "tests.suite_order",
+        "-p",
+        "no:cacheprovider",
+    ]
     res = subprocess.run(
         [*argv, "-n", "2", "--dist", "loadgroup", "-v", "tests"],
         cwd=project, env=env, capture_output=True, text=True, timeout=120,
