@@ -29,6 +29,9 @@ SLOW_FIRST = (
     "tests/reliability/test_kill_resume.py",
     "tests/reliability/test_secrets.py",
     "tests/reliability/test_hostile.py",
+    "tests/benchmarks/test_benchmarks_smoke.py",
+    "tests/agents/test_claude_code.py",
+    "tests/security/test_escapes.py",
 )
 
 
