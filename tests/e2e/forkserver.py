@@ -20,6 +20,7 @@ import json
 import math
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import sys
@@ -176,7 +177,9 @@ def forked(
     try:
         server = _shared.get_nowait()
     except queue.Empty:
-        server = ForkServer(Path(tempfile.mkdtemp(prefix="aw-forkserver-")))
+        scratch = tempfile.mkdtemp(prefix="aw-forkserver-")
+        atexit.register(shutil.rmtree, scratch, True)
+        server = ForkServer(Path(scratch))
     try:
         return server.run([str(a) for a in args], env, timeout)
     finally:
