@@ -14,7 +14,8 @@ from pathlib import Path
 
 
 def _record(name):
-    Path(os.environ["ORDER_LOG"], f"{{name}}-{{os.environ['PYTEST_XDIST_WORKER']}}").touch()
+    with Path(os.environ["ORDER_LOG"], os.environ["PYTEST_XDIST_WORKER"]).open("a") as log:
+        log.write(name + "\\n")
 
 {tests}
 """
@@ -32,7 +33,8 @@ def test_the_ray_tests_run_on_one_worker_and_the_slow_modules_first(tmp_path: Pa
     (project / "tests" / "e2e").mkdir()
     (project / "pytest.ini").write_text("[pytest]\n")
     (project / "tests" / "raycluster" / "test_ray.py").write_text(_module("ray", 8))
-    (project / "tests" / "test_other.py").write_text(_module("other", 8))
+    (project / "tests" / "aaa").mkdir()  # collected before e2e/
+    (project / "tests" / "aaa" / "test_other.py").write_text(_module("other", 8))
     (project / "tests" / "e2e" / "test_crash_sweep.py").write_text(_module("sweep", 1))
     log = tmp_path / "log"
     log.mkdir()
@@ -59,11 +61,11 @@ def test_the_ray_tests_run_on_one_worker_and_the_slow_modules_first(tmp_path: Pa
         cwd=project, env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert res.returncode == 0, res.stdout + res.stderr
-    ran = dict(p.name.split("-", 1) for p in log.iterdir())
+    order = {p.name: p.read_text().split() for p in log.iterdir()}  # worker -> its tests, in order
+    ran = {name: worker for worker, names in order.items() for name in names}
     assert len(ran) == 17
-    assert len({ran[f"ray{i}"] for i in range(8)}) == 1, ran  # one worker, so one cluster
-    assert len(set(ran.values())) == 2, ran  # and the other tests on both
-    # the Ray unit (most tests) is sent first, then the slow module, then the rest in collection order
-    order = [line.split()[-1] for line in res.stdout.splitlines() if "PASSED" in line]
-    started = [next(i for i, name in enumerate(order) if key in name) for key in ("ray", "sweep", "other")]
-    assert started[1] < started[2], order
+    assert len({ran[f"ray{i}"] for i in range(8)}) == 1, order  # one worker, so one cluster
+    # the Ray unit (most tests) is sent first; the other worker starts with the slow module, not with the
+    # tests collected before it
+    other = next(worker for worker in order if worker != ran["ray0"])
+    assert order[other][0] == "sweep0", order
