@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.suite_order import pytest_collection_modifyitems, pytest_xdist_make_scheduler  # noqa: F401
+
 
 def pytest_configure(config: pytest.Config) -> None:
     """Let the many ``python -m agentwaves`` subprocesses of the suite read compiled bytecode.

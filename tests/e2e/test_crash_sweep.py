@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.forkserver import ForkServer, fork_servers
 from tests.e2e.helpers import git, sweep_points, tree_files, user_snapshot, wave_commits, write_yaml
 
 PLAN = {
@@ -35,6 +36,13 @@ def agentwaves(repo: Path, *args: str, env: dict[str, str] | None = None) -> sub
         text=True,
         timeout=120,
     )
+
+
+def forked(
+    server: ForkServer, repo: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """:func:`agentwaves` from a preloaded fork server (the same CLI in a new process, minus the start-up)."""
+    return server.run([*args, "--repo", str(repo)], {**os.environ, **(env or {})})
 
 
 def task_trailers(repo: Path) -> Counter[str]:
@@ -75,10 +83,17 @@ def test_crash_point_sweep(make_repo, tmp_path: Path, schedule: str) -> None:
 
     def attempt(n: int) -> str | None:
         """Crash at point n, recover, check; returns None if the run never reached point n."""
+        server = servers.get()
+        try:
+            return crash_and_resume(server, n)
+        finally:
+            servers.put(server)
+
+    def crash_and_resume(server: ForkServer, n: int) -> str | None:
         repo = tmp_path / f"crash-{n}"
         shutil.copytree(template, repo)
         before = user_snapshot(repo)
-        crashed = agentwaves(repo, "execute", *args, env={"AGENTWAVES_CRASH_AT": str(n)})
+        crashed = forked(server, repo, "execute", *args, env={"AGENTWAVES_CRASH_AT": str(n)})
         where = f"crash point {n} ({points[n - 1]})"
         if crashed.returncode == 0:  # thread timing made this run reach fewer points
             shutil.rmtree(repo)
@@ -86,7 +101,10 @@ def test_crash_point_sweep(make_repo, tmp_path: Path, schedule: str) -> None:
         assert crashed.returncode == -9, f"{where}: {crashed.stderr}{crashed.stdout[-2000:]}"
         state = run_state(repo)  # never unreadable
         # killed before the run existed: start it again; else resume it
-        res = agentwaves(repo, "execute", *args) if state is None else agentwaves(repo, "resume", *args[2:])
+        if state is None:
+            res = forked(server, repo, "execute", *args)
+        else:
+            res = forked(server, repo, "resume", *args[2:])
         assert res.returncode == 0, f"{where}: {res.stderr}"
         state = run_state(repo)
         assert state is not None and state["state"] == "done", where
@@ -98,7 +116,7 @@ def test_crash_point_sweep(make_repo, tmp_path: Path, schedule: str) -> None:
         shutil.rmtree(repo)
         return where
 
-    with ThreadPoolExecutor(max_workers=2) as pool:
+    with fork_servers(tmp_path / "forkserver", 2) as servers, ThreadPoolExecutor(max_workers=2) as pool:
         results = list(pool.map(attempt, chosen))
     survived = [r for r in results if r]
     print(f"{schedule}: crash points survived: {len(survived)}/{len(survived)} (of {len(chosen)} swept)")
@@ -171,15 +189,22 @@ def test_crash_sweep_culprit_search_and_repair(make_repo, tmp_path: Path) -> Non
     assert git(reference, "show", f"{ref_state['branch']}:c.py") == "c = 'fixed'"
 
     def attempt(n: int) -> str | None:
+        server = servers.get()
+        try:
+            return crash_and_resume(server, n)
+        finally:
+            servers.put(server)
+
+    def crash_and_resume(server: ForkServer, n: int) -> str | None:
         repo = tmp_path / f"crash-{n}"
         shutil.copytree(template, repo)
-        crashed = agentwaves(repo, "execute", *args, env={"AGENTWAVES_CRASH_AT": str(n)})
+        crashed = forked(server, repo, "execute", *args, env={"AGENTWAVES_CRASH_AT": str(n)})
         where = f"crash point {n} ({points[n - 1]})"
         if crashed.returncode == 0:
             shutil.rmtree(repo)
             return None
         assert crashed.returncode == -9, f"{where}: {crashed.stderr}"
-        res = agentwaves(repo, "resume")
+        res = forked(server, repo, "resume")
         assert res.returncode == 0, f"{where}: {res.stderr}"
         state = run_state(repo)
         assert state is not None and state["state"] == "done", where
@@ -191,7 +216,7 @@ def test_crash_sweep_culprit_search_and_repair(make_repo, tmp_path: Path) -> Non
         return where
 
     chosen = sweep_points(names, 4, first=first)
-    with ThreadPoolExecutor(max_workers=2) as pool:
+    with fork_servers(tmp_path / "forkserver", 2) as servers, ThreadPoolExecutor(max_workers=2) as pool:
         results = list(pool.map(attempt, chosen))
     survived = [r for r in results if r]
     print(f"feedback: crash points survived: {len(survived)}/{len(survived)} (of {len(chosen)} swept)")

@@ -57,7 +57,10 @@ class RayCluster:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Every Ray test on one pytest-xdist worker, so the suite starts one cluster, not one per worker."""
+    """Every Ray test on one pytest-xdist worker, so the suite starts one cluster, not one per worker.
+
+    pytest-xdist 3.8 no longer reads this mark under pytest 9.2; ``tests/suite_order.py`` groups the Ray
+    tests by their path instead (the mark stays for an xdist that reads it again)."""
     for item in items:
         if "raycluster" in item.path.parts:
             item.add_marker(pytest.mark.xdist_group("ray"))

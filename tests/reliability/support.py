@@ -197,6 +197,19 @@ def agentwaves(
     )
 
 
+def agentwaves_forked(
+    *args: str | Path,
+    env: dict[str, str] | None = None,
+    timeout: float = SUBPROCESS_TIMEOUT,
+) -> subprocess.CompletedProcess[str]:
+    """:func:`agentwaves`, in a new process forked from a preloaded interpreter (``tests/e2e/forkserver.py``):
+    the same CLI without Python's start-up. For tests that do not look at the process itself (its
+    ``/proc`` entries, its command line or its initial environment)."""
+    from tests.e2e.forkserver import forked
+
+    return forked(*args, env=cli_env(env), timeout=timeout)
+
+
 def spawn(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "agentwaves", *map(str, args)],

@@ -13,7 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.e2e.helpers import git, latest_state
-from tests.reliability.support import agentwaves, make_workspace, run_dirs, tasks_of, transcript
+from tests.reliability.support import agentwaves_forked as agentwaves
+from tests.reliability.support import make_workspace, run_dirs, tasks_of, transcript
 
 FILES = 20_000
 MANY = f"mkdir -p many && cd many && seq {FILES} | xargs touch && cd .."

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.reliability.support import Workspace, agentwaves, make_workspace, run_dirs
+from tests.reliability.support import Workspace, make_workspace, run_dirs
+from tests.reliability.support import agentwaves_forked as agentwaves
 
 
 def one_line(res: object, code: int, *needles: str) -> None:

@@ -17,13 +17,13 @@ import pytest
 from tests.e2e.helpers import git, latest_state, shared_file_calls, tree_files, wave_commits
 from tests.reliability.support import (
     Workspace,
-    agentwaves,
     events,
     make_workspace,
     spawn,
     tasks_of,
     wait_for,
 )
+from tests.reliability.support import agentwaves_forked as agentwaves
 from tests.reliability.test_kill_resume import blocking_task
 
 

@@ -12,7 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.e2e.helpers import git, latest_state, tree_files
-from tests.reliability.support import Fingerprint, agentwaves, make_workspace, tool_results
+from tests.reliability.support import Fingerprint, make_workspace, tool_results
+from tests.reliability.support import agentwaves_forked as agentwaves
 
 
 def test_land_never_overwrites_ignored_or_untracked_files_and_a_run_adds_nothing_under_agentwaves(
