@@ -36,7 +36,8 @@ How a new driver plugs in
    :func:`agentwaves.plan.load.plan_from_data` and ask again with the problem, at most
    ``MAX_SUBMISSIONS`` times (:func:`agentwaves.agents.drivers.runner.plan_with_retries` does this).
 5. ``resolve``: let the agent edit the conflicted files in ``request.worktree``; report what still has
-   markers (:func:`agentwaves.agents.resolver.remaining_markers`).
+   markers: :func:`agentwaves.agents.resolver.resolution` runs the agent's job and does that (a failed
+   agent becomes the summary).
 6. ``doctor(config) -> agentwaves.agents.doctor.Check`` in the module: installed, version, how it would
    authenticate (``agentwaves doctor`` lists every driver that has one).
 7. Tests: real CLIs from the pinned npm cache (``tests/agentcli.py``) against a stub API on 127.0.0.1.

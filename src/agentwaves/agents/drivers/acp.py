@@ -42,7 +42,7 @@ from agentwaves.agents.drivers.runner import Hang, handoff_data, last_line, plan
 from agentwaves.agents.implementer import task_message
 from agentwaves.agents.loop import AgentFailed, Transcript
 from agentwaves.agents.records import bounded_handoff
-from agentwaves.agents.resolver import remaining_markers
+from agentwaves.agents.resolver import resolution
 from agentwaves.config import Config
 from agentwaves.errors import UsageError
 from agentwaves.git.ops import worktree_changes
@@ -136,16 +136,14 @@ class Acp:
     def resolve(self, request: ResolveRequest) -> Resolution:
         system = render("agent_resolver", feature=request.feature or "(not stated)")
         prompt = f"{system}\n{HANDOFF_ANSWER}\n\n{conflict_prompt(request.group, request.conflicts)}."
-        usage, cost, summary = Usage(), None, ""
-        try:
+
+        def attempt() -> tuple[str, Usage, float | None]:
             done = self._run(prompt, request.worktree, request.sandbox, request.events, request.transcript,
                              idle=request.stuck_after)  # fmt: skip
-            usage, cost = done.usage, done.cost_usd
             summary = str(handoff_data(done.client.final_message()).get("summary") or "")
-        except AgentFailed as exc:
-            summary = f"resolver failed: {exc}"
-        remaining = remaining_markers(request.worktree, request.conflicts)
-        return Resolution(not remaining, remaining, summary, usage, cost)
+            return summary, done.usage, done.cost_usd
+
+        return resolution(request.worktree, request.conflicts, attempt)
 
     # ------------------------------------------------------------------ one agent process
 

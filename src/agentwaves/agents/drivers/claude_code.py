@@ -49,7 +49,7 @@ from agentwaves.agents.drivers.write_hook import WriteHook
 from agentwaves.agents.implementer import task_message
 from agentwaves.agents.loop import AgentFailed, Transcript
 from agentwaves.agents.records import bounded_handoff
-from agentwaves.agents.resolver import remaining_markers
+from agentwaves.agents.resolver import resolution
 from agentwaves.config import Config
 from agentwaves.git.ops import worktree_changes
 from agentwaves.llm.base import Usage
@@ -144,8 +144,8 @@ class ClaudeCode:
 
     def resolve(self, request: ResolveRequest) -> Resolution:
         prompt = f"{conflict_prompt(request.group, request.conflicts)}."
-        usage, cost, summary = Usage(), None, ""
-        try:
+
+        def attempt() -> tuple[str, Usage, float | None]:
             stream = self._run(
                 prompt,
                 system=render("agent_resolver", feature=request.feature or "(not stated)"),
@@ -156,13 +156,11 @@ class ClaudeCode:
                 max_turns=request.limits.max_turns,
                 idle=request.stuck_after,
             )
-            usage, cost = stream.usage(), stream.cost()
             answer = stream.answer()
             summary = str(answer.get("summary") if isinstance(answer, dict) else answer)
-        except AgentFailed as exc:
-            summary = f"resolver failed: {exc}"
-        remaining = remaining_markers(request.worktree, request.conflicts)
-        return Resolution(not remaining, remaining, summary, usage, cost)
+            return summary, stream.usage(), stream.cost()
+
+        return resolution(request.worktree, request.conflicts, attempt)
 
     # ------------------------------------------------------------------ one claude process
 

@@ -51,7 +51,7 @@ from agentwaves.agents.drivers.runner import (
 from agentwaves.agents.implementer import task_message
 from agentwaves.agents.loop import AgentFailed, Transcript
 from agentwaves.agents.records import bounded_handoff
-from agentwaves.agents.resolver import remaining_markers
+from agentwaves.agents.resolver import resolution
 from agentwaves.config import Config
 from agentwaves.git.ops import worktree_changes
 from agentwaves.llm.base import Usage
@@ -130,8 +130,8 @@ class Codex:
     def resolve(self, request: ResolveRequest) -> Resolution:
         system = render("agent_resolver", feature=request.feature or "(not stated)")
         prompt = f"{system}\n\n{conflict_prompt(request.group, request.conflicts)}."
-        usage, summary = Usage(), ""
-        try:
+
+        def attempt() -> tuple[str, Usage, float | None]:
             stream = self._run(
                 prompt,
                 cwd=request.worktree,
@@ -140,12 +140,9 @@ class Codex:
                 transcript=request.transcript,
                 idle=request.stuck_after,
             )
-            usage = stream.usage()
-            summary = str(handoff_data(stream.last_message).get("summary") or "")
-        except AgentFailed as exc:
-            summary = f"resolver failed: {exc}"
-        remaining = remaining_markers(request.worktree, request.conflicts)
-        return Resolution(not remaining, remaining, summary, usage)
+            return str(handoff_data(stream.last_message).get("summary") or ""), stream.usage(), None
+
+        return resolution(request.worktree, request.conflicts, attempt)
 
     # ------------------------------------------------------------------ one codex process
 
