@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from agentwaves.agents.backend import (
-    AgentEvents,
     BackendSetup,
     PlanRequest,
     PlanResult,
@@ -38,9 +37,10 @@ from agentwaves.agents.backend import (
     plan_prompt,
 )
 from agentwaves.agents.drivers.acp_client import AcpClient
+from agentwaves.agents.drivers.call import AgentCall
 from agentwaves.agents.drivers.runner import Hang, handoff_data, last_line, plan_data, plan_with_retries
 from agentwaves.agents.implementer import task_message
-from agentwaves.agents.loop import AgentFailed, Transcript
+from agentwaves.agents.loop import AgentFailed
 from agentwaves.agents.records import bounded_handoff
 from agentwaves.agents.resolver import resolution
 from agentwaves.config import Config
@@ -49,7 +49,7 @@ from agentwaves.git.ops import worktree_changes
 from agentwaves.llm.base import Usage
 from agentwaves.prompts import render
 from agentwaves.sandbox.agent import AgentJail, existing
-from agentwaves.sandbox.bwrap import Sandbox, resolve_sandbox
+from agentwaves.sandbox.bwrap import resolve_sandbox
 
 if TYPE_CHECKING:
     from agentwaves.agents.doctor import Check
@@ -104,8 +104,7 @@ class Acp:
         system = render("agent_implementer", feature=request.feature or "(not stated)")
         prompt = f"{system}\n{HANDOFF_ANSWER}\n\n"
         prompt += task_message(request.task, request.handoffs, request.wave_notes)
-        done = self._run(prompt, request.worktree, request.sandbox, request.events, request.transcript,
-                         idle=request.stuck_after, env=request.env)  # fmt: skip
+        done = self._run(AgentCall.task(request, prompt))
         data = handoff_data(done.client.final_message())
         summary = str(data.get("summary") or "").strip()
         if not summary:
@@ -127,8 +126,7 @@ class Acp:
 
         def ask(prompt: str) -> tuple[object, Usage, float | None]:
             text = f"{render('agent_planner')}\n{PLAN_ANSWER}\n\n{prompt}"
-            done = self._run(text, request.repo, sandbox, request.events, request.transcript,
-                             idle=self.config.stuck_after, read_only=True)  # fmt: skip
+            done = self._run(AgentCall.planner(request, text, sandbox, self.config.stuck_after))
             return plan_data(done.client.final_message()), done.usage, done.cost_usd
 
         return plan_with_retries(ask, plan_prompt(request), request.feature)
@@ -138,8 +136,7 @@ class Acp:
         prompt = f"{system}\n{HANDOFF_ANSWER}\n\n{conflict_prompt(request.group, request.conflicts)}."
 
         def attempt() -> tuple[str, Usage, float | None]:
-            done = self._run(prompt, request.worktree, request.sandbox, request.events, request.transcript,
-                             idle=request.stuck_after)  # fmt: skip
+            done = self._run(AgentCall.resolver(request, prompt))
             summary = str(handoff_data(done.client.final_message()).get("summary") or "")
             return summary, done.usage, done.cost_usd
 
@@ -147,29 +144,19 @@ class Acp:
 
     # ------------------------------------------------------------------ one agent process
 
-    def _run(
-        self,
-        prompt: str,
-        cwd: Path,
-        sandbox: Sandbox,
-        events: AgentEvents,
-        transcript: Transcript,
-        *,
-        idle: float,
-        env: dict[str, str] | None = None,
-        read_only: bool = False,
-    ) -> Session:
+    def _run(self, call: AgentCall) -> Session:
+        cwd, events, transcript, read_only = call.cwd, call.events, call.transcript, call.read_only
         events.check_budget()
         tmp = Path(tempfile.mkdtemp(prefix="agentwaves-acp-"))
         try:
             state = existing(state_dirs(self.argv[0]))
-            jail = AgentJail(sandbox, cwd, tmp, state=state, writable=not read_only)
+            jail = AgentJail(call.sandbox, cwd, tmp, state=state, writable=not read_only)
             argv = jail.wrap(self.argv)
             transcript.write("acp:argv", self.argv)
-            transcript.write("user", prompt)
+            transcript.write("user", call.prompt)
             client = AcpClient(cwd, events, transcript, writable=not read_only)
-            full_env = {**os.environ, **(env or {}), "TMPDIR": str(tmp)}
-            done = asyncio.run(self._session(argv, cwd, full_env, client, prompt, idle, read_only, tmp))
+            env = {**os.environ, **call.env, "TMPDIR": str(tmp)}
+            done = asyncio.run(self._session(argv, cwd, env, client, call.prompt, call.idle, read_only, tmp))
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         if done.usage != Usage() or done.cost_usd is not None:
