@@ -47,23 +47,25 @@ class AgentCall:
     @classmethod
     def task(cls, request: TaskRequest, prompt: str, system: str = "") -> AgentCall:
         """An implementer's call: in the task's worktree, with its turn limit, budget, env and leases."""
-        return cls(
-            prompt,
-            request.worktree,
-            request.sandbox,
-            request.events,
-            request.transcript,
-            request.stuck_after,
-            system=system,
-            max_turns=request.limits.max_turns,
-            budget=request.budget_left_usd,
-            env=request.env,
-            guard=request.write_guard,
-        )
+        budget, env, guard = request.budget_left_usd, request.env, request.write_guard
+        return cls.in_worktree(request, prompt, system, budget=budget, env=env, guard=guard)
 
     @classmethod
     def resolver(cls, request: ResolveRequest, prompt: str, system: str = "") -> AgentCall:
         """A resolver's call: in the merge's worktree."""
+        return cls.in_worktree(request, prompt, system)
+
+    @classmethod
+    def in_worktree(
+        cls,
+        request: TaskRequest | ResolveRequest,
+        prompt: str,
+        system: str,
+        *,
+        budget: float | None = None,
+        env: dict[str, str] | None = None,
+        guard: Callable[[str], str | None] | None = None,
+    ) -> AgentCall:
         return cls(
             prompt,
             request.worktree,
@@ -73,6 +75,9 @@ class AgentCall:
             request.stuck_after,
             system=system,
             max_turns=request.limits.max_turns,
+            budget=budget,
+            env=env or {},
+            guard=guard,
         )
 
     @classmethod
