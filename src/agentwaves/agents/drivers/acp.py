@@ -7,8 +7,9 @@ a session mode that edits without asking when the agent offers one, ``session/pr
 callbacks through :class:`~agentwaves.agents.drivers.acp_client.AcpClient`: tool calls become ``tool`` events,
 permission requests are decided by policy, file reads and writes go through the path gate. The handoff is
 the agent's final message. Usage and cost are kept when the agent reports them (the protocol's prompt
-usage and ``usage_update`` cost are optional). No output for ``stuck_after`` seconds: the process group is
-killed. See docs/agents.md and the "Per agent" section of docs/security.md.
+usage and ``usage_update`` cost are optional); an agent that reports neither has an unknown cost. No
+output for ``stuck_after`` seconds: the process group is killed. See docs/agents.md and the "Per agent"
+section of docs/security.md.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ PLAN_ANSWER = "Answer with the whole plan as one JSON object, and nothing else."
 WRITE_MODES = ("auto", "acceptEdits", "accept-edits", "code", "default")  # never a "full access" mode
 READ_MODES = ("read-only", "plan", "ask")
 SHUTDOWN_GRACE = 2.0
+UNREPORTED = "unreported"  # the model a usage is counted on when the agent reports none: no price
 STDERR_TAIL = 4000
 
 
@@ -161,6 +163,8 @@ class Acp:
             shutil.rmtree(tmp, ignore_errors=True)
         if done.usage != Usage() or done.cost_usd is not None:
             events.usage(done.usage, done.cost_usd, self.model)
+        else:  # nothing reported: its cost is unknown (an unpriced model), not a known $0
+            events.usage(Usage(), None, UNREPORTED)
         if done.stop_reason in ("max_tokens", "max_turn_requests"):
             raise AgentFailed(f"the ACP agent stopped at its limit ({done.stop_reason})")
         if done.stop_reason in ("refusal", "cancelled"):
