@@ -5,20 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from agentwaves.agents.backend import NoEvents
 from agentwaves.agents.drivers.call import Overloaded, rerun_overloaded
 from agentwaves.agents.loop import AgentFailed
-
-
-class Recorder(NoEvents):
-    def __init__(self) -> None:
-        self.seen: list[tuple[str, object]] = []
-
-    def rate_limited(self, detail: str = "") -> None:
-        self.seen.append(("rate_limited", detail))
-
-    def retrying(self, kind: str, attempt: int, wait_s: float) -> None:
-        self.seen.append(("retrying", (kind, attempt, wait_s)))
+from tests.agents.events_support import Recorder
 
 
 def test_reruns_after_overload_lowering_concurrency_then_succeeds() -> None:
@@ -36,7 +25,7 @@ def test_reruns_after_overload_lowering_concurrency_then_succeeds() -> None:
         return "ok"
 
     assert rerun_overloaded(once, events, initial_wait=0.001) == "ok"
-    assert events.seen == [
+    assert events.calls == [
         ("rate_limited", "x: HTTP 529 after its own retries"),
         ("retrying", ("overloaded", 1, 0.001)),
         ("retrying", ("rate_limit", 2, 0.002)),
@@ -54,7 +43,7 @@ def test_gives_up_after_the_reruns_with_the_last_one_line_failure() -> None:
         rerun_overloaded(once, events, initial_wait=0.0, reruns=2)
     assert len(calls) == 3 and str(failed.value) == "x failed (HTTP 503) #3"
     assert not isinstance(failed.value, Overloaded)  # the run layer sees a plain failure
-    assert [k for k, _ in events.seen].count("rate_limited") == 2
+    assert [k for k, _ in events.calls].count("rate_limited") == 2
 
 
 def test_other_failures_are_not_rerun() -> None:

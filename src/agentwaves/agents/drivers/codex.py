@@ -159,6 +159,7 @@ class Codex:
                 idle_timeout=idle,
                 exit_grace=min(30.0, max(5.0, idle / 4)),
             )
+            stream.close()
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         if stream.usage_data is not None:
