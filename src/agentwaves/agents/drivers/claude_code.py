@@ -280,23 +280,14 @@ def make(setup: BackendSetup) -> ClaudeCode:
 
 def doctor(config: Config) -> Check:
     """Installed? Which version? Can it authenticate: a key in the environment, or its own login."""
-    from agentwaves.agents.doctor import Check, env_auth, file_auth
-    from agentwaves.errors import UsageError
+    from agentwaves.agents.doctor import cli_check, env_auth, file_auth
 
-    command = config.agent_command if config.agent == SPEC.agent else None
-    try:
-        program = find_program(SPEC, command)
-    except UsageError:
-        return Check(SPEC.agent, "agent", False, False, detail=SPEC.install)
-    try:
-        version = check_version(SPEC, program)
-    except UsageError as exc:
-        return Check(SPEC.agent, "agent", True, False, None, program, detail=str(exc).split(": ", 1)[-1])
-    home = Path(os.environ.get("HOME") or Path.home())
-    config_dir = Path(os.environ.get("CLAUDE_CONFIG_DIR") or home / ".claude")
-    auth = env_auth(
-        "ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN",
-        "CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX",
-    ) or file_auth(config_dir / ".credentials.json")  # fmt: skip
-    detail = "" if auth else "log in with `claude`, or set ANTHROPIC_API_KEY"
-    return Check(SPEC.agent, "agent", True, auth is not None, version, program, auth, detail)
+    def auth() -> str | None:
+        home = Path(os.environ.get("HOME") or Path.home())
+        config_dir = Path(os.environ.get("CLAUDE_CONFIG_DIR") or home / ".claude")
+        return env_auth(
+            "ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN",
+            "CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX",
+        ) or file_auth(config_dir / ".credentials.json")  # fmt: skip
+
+    return cli_check(SPEC, config, auth, "log in with `claude`, or set ANTHROPIC_API_KEY")

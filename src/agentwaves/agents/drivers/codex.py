@@ -236,18 +236,9 @@ def make(setup: BackendSetup) -> Codex:
 
 def doctor(config: Config) -> Check:
     """Installed? Which version? Can it authenticate: a key in the environment, or its own login."""
-    from agentwaves.agents.doctor import Check, env_auth, file_auth
-    from agentwaves.errors import UsageError
+    from agentwaves.agents.doctor import cli_check, env_auth, file_auth
 
-    command = config.agent_command if config.agent == SPEC.agent else None
-    try:
-        program = find_program(SPEC, command)
-    except UsageError:
-        return Check(SPEC.agent, "agent", False, False, detail=SPEC.install)
-    try:
-        version = check_version(SPEC, program)
-    except UsageError as exc:
-        return Check(SPEC.agent, "agent", True, False, None, program, detail=str(exc).split(": ", 1)[-1])
-    auth = env_auth("OPENAI_API_KEY", "CODEX_API_KEY") or file_auth(user_codex_home() / "auth.json")
-    detail = "" if auth else "log in with `codex login`, or set OPENAI_API_KEY"
-    return Check(SPEC.agent, "agent", True, auth is not None, version, program, auth, detail)
+    def auth() -> str | None:
+        return env_auth("OPENAI_API_KEY", "CODEX_API_KEY") or file_auth(user_codex_home() / "auth.json")
+
+    return cli_check(SPEC, config, auth, "log in with `codex login`, or set OPENAI_API_KEY")
