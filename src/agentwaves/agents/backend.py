@@ -29,7 +29,8 @@ How a new driver plugs in
    and stuck detection read them), ``usage`` once the agent reports tokens and cost, ``alive`` on any
    other output, ``rate_limited`` when the agent says it is throttled, ``retrying`` for each retried
    API call. Write the
-   transcript (redacted) to ``request.transcript``. Return a :class:`TaskResult`; on failure raise
+   transcript (redacted) to ``request.transcript``. Return a :class:`TaskResult`
+   (:func:`~agentwaves.agents.drivers.runner.task_result` makes it from the agent's handoff); on failure raise
    :class:`~agentwaves.agents.loop.AgentFailed` with one line (the task is then failed and resumable).
    Call ``request.events.check_budget()`` before starting; it raises when the budget is spent.
 4. ``plan``: let the agent read ``request.repo`` only and return the plan data; validate it with

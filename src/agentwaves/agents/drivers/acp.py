@@ -39,14 +39,19 @@ from agentwaves.agents.backend import (
 )
 from agentwaves.agents.drivers.acp_client import AcpClient
 from agentwaves.agents.drivers.call import AgentCall
-from agentwaves.agents.drivers.runner import Hang, handoff_data, last_line, plan_data, plan_with_retries
+from agentwaves.agents.drivers.runner import (
+    Hang,
+    handoff_data,
+    last_line,
+    plan_data,
+    plan_with_retries,
+    task_result,
+)
 from agentwaves.agents.implementer import task_message
 from agentwaves.agents.loop import AgentFailed
-from agentwaves.agents.records import bounded_handoff
 from agentwaves.agents.resolver import resolution
 from agentwaves.config import Config
 from agentwaves.errors import UsageError
-from agentwaves.git.ops import worktree_changes
 from agentwaves.llm.base import Usage
 from agentwaves.prompts import render
 from agentwaves.sandbox.agent import AgentJail, existing
@@ -108,20 +113,8 @@ class Acp:
         prompt += task_message(request.task, request.handoffs, request.wave_notes)
         done = self._run(AgentCall.task(request, prompt))
         data = handoff_data(done.client.final_message())
-        summary = str(data.get("summary") or "").strip()
-        if not summary:
-            raise AgentFailed("the ACP agent finished without a final message (the handoff)")
-        notes = str(data.get("notes") or "")
-        handoff, files = bounded_handoff(request.task.id, summary, notes, worktree_changes(request.worktree))
-        return TaskResult(
-            handoff=handoff,
-            usage=done.usage,
-            turns=done.client.tools,
-            cost_usd=done.cost_usd,
-            written=files,
-            all_files=files,
-            exact=False,
-        )
+        missing = "the ACP agent finished without a final message (the handoff)"
+        return task_result(request, data, missing, done.usage, done.client.tools, done.cost_usd)
 
     def plan(self, request: PlanRequest) -> PlanResult:
         sandbox = request.sandbox or resolve_sandbox(self.config.sandbox)[0]

@@ -42,14 +42,13 @@ from agentwaves.agents.drivers.runner import (
     last_line,
     plan_with_retries,
     run_jsonl,
+    task_result,
 )
 from agentwaves.agents.drivers.write_hook import WriteHook
 from agentwaves.agents.implementer import task_message
 from agentwaves.agents.loop import AgentFailed
-from agentwaves.agents.records import bounded_handoff
 from agentwaves.agents.resolver import resolution
 from agentwaves.config import Config
-from agentwaves.git.ops import worktree_changes
 from agentwaves.llm.base import Usage
 from agentwaves.plan.model import Plan
 from agentwaves.prompts import render
@@ -90,21 +89,9 @@ class ClaudeCode:
         stream = self._run(AgentCall.task(request, prompt, system))
         answer = stream.answer()
         data = answer if isinstance(answer, dict) else {"summary": str(answer)}
-        summary = str(data.get("summary") or "").strip()
-        if not summary:
-            raise AgentFailed("claude-code finished without a summary")
-        notes = str(data.get("notes") or "")
-        handoff, files = bounded_handoff(request.task.id, summary, notes, worktree_changes(request.worktree))
-        result = stream.result or {}
-        return TaskResult(
-            handoff=handoff,
-            usage=stream.usage(),
-            turns=int(result.get("num_turns") or 0),
-            cost_usd=stream.cost(),
-            written=files,
-            all_files=files,
-            exact=False,
-        )
+        turns = int((stream.result or {}).get("num_turns") or 0)
+        missing = "claude-code finished without a summary"
+        return task_result(request, data, missing, stream.usage(), turns, stream.cost())
 
     def plan(self, request: PlanRequest) -> PlanResult:
         sandbox = request.sandbox or resolve_sandbox(self.config.sandbox)[0]

@@ -46,13 +46,12 @@ from agentwaves.agents.drivers.runner import (
     plan_data,
     plan_with_retries,
     run_jsonl,
+    task_result,
 )
 from agentwaves.agents.implementer import task_message
 from agentwaves.agents.loop import AgentFailed
-from agentwaves.agents.records import bounded_handoff
 from agentwaves.agents.resolver import resolution
 from agentwaves.config import Config
-from agentwaves.git.ops import worktree_changes
 from agentwaves.llm.base import Usage
 from agentwaves.prompts import render
 from agentwaves.sandbox.agent import AgentJail
@@ -91,14 +90,8 @@ class Codex:
         prompt = f"{system}\n\n{task_message(request.task, request.handoffs, request.wave_notes)}"
         stream = self._run(AgentCall.task(request, prompt))
         data = handoff_data(stream.last_message)
-        summary = str(data.get("summary") or "").strip()
-        if not summary:
-            raise AgentFailed("codex finished without a final message (the handoff)")
-        notes = str(data.get("notes") or "")
-        handoff, files = bounded_handoff(request.task.id, summary, notes, worktree_changes(request.worktree))
-        return TaskResult(
-            handoff=handoff, usage=stream.usage(), turns=1, written=files, all_files=files, exact=False
-        )
+        missing = "codex finished without a final message (the handoff)"
+        return task_result(request, data, missing, stream.usage(), 1, None)
 
     def plan(self, request: PlanRequest) -> PlanResult:
         sandbox = request.sandbox or resolve_sandbox(self.config.sandbox)[0]
