@@ -65,6 +65,14 @@ def test_two_waves_through_the_codex_acp_adapter(make_repo, run_cli, codex_acp_s
     updates = [r["data"] for r in map(json.loads, transcript.splitlines()) if r["kind"] == "acp:usage_update"]
     assert updates and all(u["used"] > 0 and u["size"] > u["used"] and "cost" not in u for u in updates)
     assert done_tasks["a"]["usage"]["input_tokens"] == done_tasks["a"]["usage"]["output_tokens"] == 0
+    # so its cost is unknown, not a known $0: per task, for the run, and in `status --json`
+    assert done_tasks["a"]["usage"]["cost_known"] is False and state["usage"]["cost_known"] is False
+    status = json.loads(run_cli("status", state["run_id"], "--repo", repo, "--json").stdout)
+    listed = {t["id"]: t for w in status["waves"] for g in w["groups"] for t in g["tasks"]}
+    assert listed["a"]["usage"]["cost_known"] is False and listed["b"]["usage"]["cost_known"] is False
+    report = (repo / ".agentwaves" / "runs" / state["run_id"] / "report.md").read_text()
+    assert "| `a` | 0 | 0 | 0 | 0 | unknown |" in report
+    assert "| **Run total** | 0 | 0 | 0 | 0 | unknown |" in report
 
 
 def test_a_silent_acp_agent_is_killed_with_its_process_group(

@@ -4,30 +4,19 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import time
 from pathlib import Path
 
 import yaml
 
 from tests.agents.claude_support import bash, done, writes
-from tests.e2e.helpers import git, latest_state, wave_commits, write_yaml
-from tests.reliability.support import events, spawn, tasks_of, wait_for
-
-
-def plan(tmp_path: Path, *tasks: dict) -> Path:
-    return write_yaml(tmp_path / "plan.yaml", {"feature": "f", "tasks": list(tasks)})
+from tests.agents.run_support import kill_9_mid_task_then_resume, leftover, plan
+from tests.e2e.helpers import git, latest_state
+from tests.reliability.support import events, tasks_of
 
 
 def settings(**kw: object) -> str:
     return yaml.safe_dump(kw)
-
-
-def leftover(path: Path) -> list[str]:
-    """Processes whose command line names ``path`` (the agent's bubblewrap and claude)."""
-    out = subprocess.run(["pgrep", "-af", str(path)], capture_output=True, text=True).stdout
-    return [line for line in out.splitlines() if "pgrep" not in line]
 
 
 def test_writes_and_commands_outside_the_worktree_are_contained(make_repo, run_cli, claude_stub, tmp_path):
@@ -132,25 +121,8 @@ def test_kill_9_mid_task_then_resume(make_repo, claude_stub, tmp_path, run_cli):
     repo = make_repo()
     claude_stub.script = {t: [writes(f"{t}.txt", t.upper()), *done(f"{t} done")] for t in "ab"}
     claude_stub.faults = {"b": ["hang"]}
-    p = plan(
-        tmp_path,
-        {"id": "a", "title": "A", "files": ["a.txt"]},
-        {"id": "b", "title": "B", "files": ["b.txt"], "depends_on": ["a"]},
-    )
-    proc = spawn("execute", "--agent", "claude-code", "--repo", repo, "--plan", p)
-    try:
-        wait_for(lambda: len(claude_stub.main_requests("b")) >= 1, "b's first API call", timeout=60)
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate(timeout=60)
-    wait_for(lambda: leftover(repo / ".agentwaves" / "worktrees") == [], "the agent to die", timeout=10)
-    assert tasks_of(latest_state(repo))["b"]["state"] == "running"
-    res = run_cli("resume", "--repo", repo)
-    assert res.exit_code == 0, res.stderr + res.stdout
-    state = latest_state(repo)
-    assert [t["state"] for t in tasks_of(state).values()] == ["done", "done"]
-    assert len(wave_commits(repo, state)) == 2
-    assert git(repo, "show", f"{state['branch']}:b.txt") == "B"
+    called = lambda: len(claude_stub.main_requests("b")) >= 1  # noqa: E731
+    kill_9_mid_task_then_resume(repo, tmp_path, run_cli, "claude-code", called)
 
 
 def test_missing_or_old_cli_is_one_line_exit_2_before_any_run(make_repo, run_cli, tmp_path, monkeypatch):

@@ -2,26 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from agentwaves.agents.backend import NoEvents
 from agentwaves.agents.drivers.claude_stream import ClaudeStream
 from agentwaves.agents.loop import Transcript
 from agentwaves.redact import Redactor
-
-
-class Recorder(NoEvents):
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, Any]] = []
-
-    def rate_limited(self, detail: str = "") -> None:
-        self.calls.append(("rate_limited", detail))
-
-    def retrying(self, kind: str, attempt: int, wait_s: float) -> None:
-        self.calls.append(("retrying", (kind, attempt, wait_s)))
-
-    def tool_call(self, name: str, args: Any, error: bool = False) -> None:
-        self.calls.append(("tool", (name, error)))
+from tests.agents.events_support import Recorder
 
 
 def test_rate_limit_events_retries_and_tool_results() -> None:

@@ -74,3 +74,33 @@ def test_stderr_tail_is_kept(tmp_path: Path) -> None:
         program(tmp_path, body), cwd=tmp_path, env=os.environ, on_event=lambda e: False, idle_timeout=10
     )
     assert out.returncode == 3 and out.stderr.endswith("last words\n") and len(out.stderr) <= 4000
+
+
+def test_the_doctor_line_of_a_cli_too_old_or_not_logged_in(tmp_path: Path, monkeypatch) -> None:
+    """doctor.cli_check, what claude-code's and codex's doctor lines share."""
+    from agentwaves.agents.doctor import cli_check
+    from agentwaves.agents.drivers.runner import AgentProgram
+    from agentwaves.config import Config
+
+    spec = AgentProgram("demo", "demo-agent", "@example/demo", "2.0.0")
+    old = tmp_path / "demo-agent"
+    old.write_text("#!/bin/sh\necho 'demo 1.9.9'\n")
+    old.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+    config = Config(agent="builtin")
+    check = cli_check(spec, config, lambda: "DEMO_KEY", "log in with `demo login`")
+    assert (check.installed, check.ok, check.path) == (True, False, str(old))
+    assert "older than 2.0.0" in check.detail and "npm install -g @example/demo" in check.detail
+    old.write_text("#!/bin/sh\necho 'demo 2.1.0'\n")
+    check = cli_check(spec, config, lambda: None, "log in with `demo login`")
+    assert (check.ok, check.version, check.auth, check.detail) == (
+        False,
+        "2.1.0",
+        None,
+        "log in with `demo login`",
+    )
+    check = cli_check(spec, config, lambda: "DEMO_KEY", "log in with `demo login`")
+    assert (check.ok, check.auth, check.detail) == (True, "DEMO_KEY", "")
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    check = cli_check(spec, config, lambda: "DEMO_KEY", "")
+    assert (check.installed, check.ok, check.detail) == (False, False, "npm install -g @example/demo")

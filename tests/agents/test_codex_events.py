@@ -85,8 +85,8 @@ def test_mcp_tool_calls_are_tool_events(make_repo, run_cli, codex_stub, tmp_path
     }
     repo, _ = one_task(make_repo, run_cli, tmp_path)
     tools = [(e["tool"], e["error"]) for e in events(repo) if e["type"] == "tool"]
-    # one event per call, when it starts (so its `error` is False); how it ended is in the transcript
-    assert tools == [("mcp:echo.say", False)] * 2
+    # one event per call, when it completed, with how it ended (the server said isError to "fail")
+    assert tools == [("mcp:echo.say", False), ("mcp:echo.say", True)]
     # codex sent the server's answer back to the model: the call really went through the MCP server
     assert "echo: hi" in json.dumps(codex_stub.requests_of("a")[-1]["input"])
     log = next((repo / ".agentwaves" / "runs").glob("*/logs/a.log")).read_text().splitlines()
@@ -95,3 +95,13 @@ def test_mcp_tool_calls_are_tool_events(make_repo, run_cli, codex_stub, tmp_path
         ("mcp:echo.say", "echo: hi", False),
         ("mcp:echo.say", "echo: fail", True),
     ]
+
+
+def test_a_failing_shell_command_is_one_tool_event_with_its_error(make_repo, run_cli, codex_stub, tmp_path):
+    codex_stub.script = {"a": [shell("ls no-such-file"), shell("echo ok > ok.txt"), done("ok")]}
+    repo, state = one_task(make_repo, run_cli, tmp_path)
+    tools = [(e["tool"], e["arg"], e["error"]) for e in events(repo) if e["type"] == "tool"]
+    # exactly one event per command, emitted when it completed: the failed one says so
+    assert [(name, error) for name, _, error in tools] == [("shell", True), ("shell", False)], tools
+    assert "no-such-file" in tools[0][1] and "ok.txt" in tools[1][1]
+    assert git(repo, "show", f"{state['branch']}:ok.txt") == "ok"

@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-import signal
-import subprocess
-from pathlib import Path
-
 import yaml
 
 from tests.agents.codex_support import done, shell
-from tests.e2e.helpers import git, latest_state, wave_commits, write_yaml
-from tests.reliability.support import events, spawn, tasks_of, wait_for
-
-
-def plan(tmp_path: Path, *tasks: dict) -> Path:
-    return write_yaml(tmp_path / "plan.yaml", {"feature": "f", "tasks": list(tasks)})
-
-
-def leftover(path: Path) -> list[str]:
-    out = subprocess.run(["pgrep", "-af", str(path)], capture_output=True, text=True).stdout
-    return [line for line in out.splitlines() if "pgrep" not in line]
+from tests.agents.run_support import a_then_b, kill_9_mid_task_then_resume, plan
+from tests.e2e.helpers import latest_state
+from tests.reliability.support import events, tasks_of
 
 
 def test_429_reruns_codex_lowering_concurrency_then_gives_up(make_repo, run_cli, codex_stub, tmp_path):
@@ -45,35 +33,14 @@ def test_kill_9_mid_task_then_resume(make_repo, codex_stub, tmp_path, run_cli):
     repo = make_repo()
     codex_stub.script = {t: [shell(f"printf '{t.upper()}\\n' > {t}.txt"), done(f"{t} done")] for t in "ab"}
     codex_stub.faults = {"b": ["hang"]}
-    p = plan(
-        tmp_path,
-        {"id": "a", "title": "A", "files": ["a.txt"]},
-        {"id": "b", "title": "B", "files": ["b.txt"], "depends_on": ["a"]},
-    )
-    proc = spawn("execute", "--agent", "codex", "--repo", repo, "--plan", p)
-    try:
-        wait_for(lambda: len(codex_stub.requests_of("b")) >= 1, "b's first API call", timeout=60)
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate(timeout=60)
-    wait_for(lambda: leftover(repo / ".agentwaves" / "worktrees") == [], "the agent to die", timeout=10)
-    assert tasks_of(latest_state(repo))["b"]["state"] == "running"
-    res = run_cli("resume", "--repo", repo)
-    assert res.exit_code == 0, res.stderr + res.stdout
-    state = latest_state(repo)
-    assert [t["state"] for t in tasks_of(state).values()] == ["done", "done"]
-    assert len(wave_commits(repo, state)) == 2
-    assert git(repo, "show", f"{state['branch']}:b.txt") == "B"
+    called = lambda: len(codex_stub.requests_of("b")) >= 1  # noqa: E731
+    kill_9_mid_task_then_resume(repo, tmp_path, run_cli, "codex", called)
 
 
 def test_the_budget_stops_the_run_cleanly_before_the_next_codex_job(make_repo, run_cli, codex_stub, tmp_path):
     repo = make_repo()
     codex_stub.script = {t: [shell(f"echo {t} > {t}.txt"), done(f"{t} done")] for t in "ab"}
-    p = plan(
-        tmp_path,
-        {"id": "a", "title": "A", "files": ["a.txt"]},
-        {"id": "b", "title": "B", "files": ["b.txt"], "depends_on": ["a"]},
-    )
+    p = a_then_b(tmp_path)
     # a costs about $0.0025 (two responses of the stub on gpt-5.1-codex): b must not start
     res = run_cli("execute", "--agent", "codex", "--repo", repo, "--plan", p, "--budget-usd", "0.001")
     assert res.exit_code != 0 and "budget" in (res.stderr + res.stdout).lower()

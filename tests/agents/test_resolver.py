@@ -46,3 +46,27 @@ def test_markers_left_behind_are_reported(make_repo: Callable[..., Path]) -> Non
     repo = make_repo({"README.md": "# r\n", "NOTES.md": CONFLICTED})
     idle = FakeScript.model_validate({"resolver": {"g": [{"tool": "finish", "input": {"summary": "no"}}]}})
     assert _resolve(repo, ["NOTES.md"], FakeLLM(idle)) == (False, ["NOTES.md"])
+
+
+def test_every_resolver_ends_the_same_way(make_repo: Callable[..., Path]) -> None:
+    """resolution(), how every resolver ends: a failed agent is the summary; the markers decide."""
+    from agentwaves.agents.loop import AgentFailed
+    from agentwaves.agents.resolver import resolution
+    from agentwaves.llm.base import Usage
+
+    repo = make_repo({"README.md": "# r\n", "NOTES.md": CONFLICTED})
+
+    def fails() -> tuple[str, Usage, float | None]:
+        raise AgentFailed("claude-code hung (no output for 5 s)")
+
+    out = resolution(repo, ["NOTES.md"], fails)
+    assert (out.resolved, out.remaining, out.usage, out.cost_usd) == (False, ["NOTES.md"], Usage(), None)
+    assert out.summary == "resolver failed: claude-code hung (no output for 5 s)"
+
+    def fixes() -> tuple[str, Usage, float | None]:
+        (repo / "NOTES.md").write_text("# Notes\nfrom a\nfrom b\n")
+        return "kept both", Usage(input_tokens=7), 0.25
+
+    out = resolution(repo, ["NOTES.md"], fixes)
+    assert (out.resolved, out.remaining, out.summary) == (True, [], "kept both")
+    assert (out.usage, out.cost_usd) == (Usage(input_tokens=7), 0.25)

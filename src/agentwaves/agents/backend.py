@@ -29,14 +29,16 @@ How a new driver plugs in
    and stuck detection read them), ``usage`` once the agent reports tokens and cost, ``alive`` on any
    other output, ``rate_limited`` when the agent says it is throttled, ``retrying`` for each retried
    API call. Write the
-   transcript (redacted) to ``request.transcript``. Return a :class:`TaskResult`; on failure raise
+   transcript (redacted) to ``request.transcript``. Return a :class:`TaskResult`
+   (:func:`~agentwaves.agents.drivers.runner.task_result` makes it from the agent's handoff); on failure raise
    :class:`~agentwaves.agents.loop.AgentFailed` with one line (the task is then failed and resumable).
    Call ``request.events.check_budget()`` before starting; it raises when the budget is spent.
 4. ``plan``: let the agent read ``request.repo`` only and return the plan data; validate it with
    :func:`agentwaves.plan.load.plan_from_data` and ask again with the problem, at most
    ``MAX_SUBMISSIONS`` times (:func:`agentwaves.agents.drivers.runner.plan_with_retries` does this).
 5. ``resolve``: let the agent edit the conflicted files in ``request.worktree``; report what still has
-   markers (:func:`agentwaves.agents.resolver.remaining_markers`).
+   markers: :func:`agentwaves.agents.resolver.resolution` runs the agent's job and does that (a failed
+   agent becomes the summary).
 6. ``doctor(config) -> agentwaves.agents.doctor.Check`` in the module: installed, version, how it would
    authenticate (``agentwaves doctor`` lists every driver that has one).
 7. Tests: real CLIs from the pinned npm cache (``tests/agentcli.py``) against a stub API on 127.0.0.1.

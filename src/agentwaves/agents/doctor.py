@@ -12,12 +12,15 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from agentwaves.agents.backend import DRIVERS
+from agentwaves.agents.drivers.runner import AgentProgram, check_version, find_program
 from agentwaves.config import Config
+from agentwaves.errors import UsageError
 
 MIN_GIT = (2, 38)
 
@@ -87,6 +90,22 @@ def agent_checks(config: Config) -> list[Check]:
         if probe is not None:
             checks.append(probe(config))
     return checks
+
+
+def cli_check(spec: AgentProgram, config: Config, auth: Callable[[], str | None], hint: str) -> Check:
+    """An agent CLI's check: installed (``agent_command`` when it is the chosen agent), recent enough,
+    and how it would authenticate: ``auth()`` (a key in the environment, its own login), else ``hint``."""
+    command = config.agent_command if config.agent == spec.agent else None
+    try:
+        program = find_program(spec, command)
+    except UsageError:
+        return Check(spec.agent, "agent", False, False, detail=spec.install)
+    try:
+        version = check_version(spec, program)
+    except UsageError as exc:
+        return Check(spec.agent, "agent", True, False, None, program, detail=str(exc).split(": ", 1)[-1])
+    how = auth()
+    return Check(spec.agent, "agent", True, how is not None, version, program, how, "" if how else hint)
 
 
 def env_auth(*names: str) -> str | None:

@@ -7,6 +7,7 @@ commit it), never through the working tree: a conflicted path may be a symlink t
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from agentwaves.agents.backend import Resolution, conflict_prompt
@@ -47,6 +48,25 @@ def remaining_markers(worktree: Path, conflicts: list[str]) -> list[str]:
     return [p for p in conflicts if has_markers(after.get(p, ""))]
 
 
+ResolveAttempt = Callable[[], tuple[str, Usage, float | None]]
+"""One resolving job of an agent: returns its summary, the usage and the cost it reported (None: priced
+by agentwaves' table); raises :class:`AgentFailed` when the agent failed."""
+
+
+def resolution(worktree: Path, conflicts: list[str], attempt: ResolveAttempt) -> Resolution:
+    """Run ``attempt`` and report what still has markers in ``worktree``: what every resolver (the builtin
+    and each driver) ends with. A failed agent is a summary (``resolver failed: ...``), not an error: the
+    markers left decide."""
+    usage: Usage = Usage()
+    cost: float | None = None
+    try:
+        summary, usage, cost = attempt()
+    except AgentFailed as exc:
+        summary = f"resolver failed: {exc}"
+    remaining = remaining_markers(worktree, conflicts)
+    return Resolution(not remaining, remaining, summary, usage, cost)
+
+
 def resolve(
     llm: LLM,
     worktree: Path,
@@ -74,9 +94,8 @@ def resolve(
         return ToolReply(out.content, out.is_error, out.finished, data)
 
     first = f"{conflict_prompt(group, conflicts)}, then call `finish`."
-    usage = Usage()
-    summary = ""
-    try:
+
+    def attempt() -> tuple[str, Usage, float | None]:
         result = run_loop(
             llm,
             system=render("resolver", feature=feature or "(not stated)"),
@@ -88,9 +107,6 @@ def resolve(
             hooks=hooks,
             transcript=transcript,
         )
-        usage = result.usage
-        summary = str(result.finish.data.get("summary") or "")
-    except AgentFailed as exc:
-        summary = f"resolver failed: {exc}"
-    remaining = remaining_markers(worktree, conflicts)
-    return Resolution(resolved=not remaining, remaining=remaining, summary=summary, usage=usage)
+        return str(result.finish.data.get("summary") or ""), result.usage, None
+
+    return resolution(worktree, conflicts, attempt)

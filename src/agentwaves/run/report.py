@@ -215,11 +215,19 @@ def _usage_rows(state: RunState) -> list[str]:
     for t in state.tasks():
         if t.usage:
             counts = " | ".join(f"{int(t.usage.get(k) or 0):,}" for k in keys)
-            out.append(f"| `{md_cell(t.id)}` | {counts} | {float(t.usage.get('cost_usd') or 0):.4f} |")
+            out.append(f"| `{md_cell(t.id)}` | {counts} | {_cost(t.usage)} |")
     total = state.usage or sum_usage(t.usage for t in state.tasks())
     counts = " | ".join(f"{int(total.get(k) or 0):,}" for k in keys)
-    out.append(f"| **Run total** | {counts} | {float(total.get('cost_usd') or 0):.4f} |")
+    out.append(f"| **Run total** | {counts} | {_cost(total)} |")
     return out
+
+
+def _cost(usage: dict[str, Any]) -> str:
+    """The cost cell: unknown (an unpriced model, an agent that reports nothing) is not $0."""
+    cost = float(usage.get("cost_usd") or 0)
+    if usage.get("cost_known") is False:
+        return "unknown" if cost == 0 else f"{cost:.4f} + unknown"
+    return f"{cost:.4f}"
 
 
 def _text(value: Any) -> str:

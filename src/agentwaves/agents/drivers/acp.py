@@ -7,8 +7,9 @@ a session mode that edits without asking when the agent offers one, ``session/pr
 callbacks through :class:`~agentwaves.agents.drivers.acp_client.AcpClient`: tool calls become ``tool`` events,
 permission requests are decided by policy, file reads and writes go through the path gate. The handoff is
 the agent's final message. Usage and cost are kept when the agent reports them (the protocol's prompt
-usage and ``usage_update`` cost are optional). No output for ``stuck_after`` seconds: the process group is
-killed. See docs/agents.md and the "Per agent" section of docs/security.md.
+usage and ``usage_update`` cost are optional); an agent that reports neither has an unknown cost. No
+output for ``stuck_after`` seconds: the process group is killed. See docs/agents.md and the "Per agent"
+section of docs/security.md.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from agentwaves.agents.backend import (
-    AgentEvents,
     BackendSetup,
     PlanRequest,
     PlanResult,
@@ -38,18 +38,24 @@ from agentwaves.agents.backend import (
     plan_prompt,
 )
 from agentwaves.agents.drivers.acp_client import AcpClient
-from agentwaves.agents.drivers.runner import Hang, handoff_data, last_line, plan_data, plan_with_retries
+from agentwaves.agents.drivers.call import AgentCall
+from agentwaves.agents.drivers.runner import (
+    Hang,
+    handoff_data,
+    last_line,
+    plan_data,
+    plan_with_retries,
+    task_result,
+)
 from agentwaves.agents.implementer import task_message
-from agentwaves.agents.loop import AgentFailed, Transcript
-from agentwaves.agents.records import bounded_handoff
-from agentwaves.agents.resolver import remaining_markers
+from agentwaves.agents.loop import AgentFailed
+from agentwaves.agents.resolver import resolution
 from agentwaves.config import Config
 from agentwaves.errors import UsageError
-from agentwaves.git.ops import worktree_changes
 from agentwaves.llm.base import Usage
 from agentwaves.prompts import render
 from agentwaves.sandbox.agent import AgentJail, existing
-from agentwaves.sandbox.bwrap import Sandbox, resolve_sandbox
+from agentwaves.sandbox.bwrap import resolve_sandbox
 
 if TYPE_CHECKING:
     from agentwaves.agents.doctor import Check
@@ -62,6 +68,7 @@ PLAN_ANSWER = "Answer with the whole plan as one JSON object, and nothing else."
 WRITE_MODES = ("auto", "acceptEdits", "accept-edits", "code", "default")  # never a "full access" mode
 READ_MODES = ("read-only", "plan", "ask")
 SHUTDOWN_GRACE = 2.0
+UNREPORTED = "unreported"  # the model a usage is counted on when the agent reports none: no price
 STDERR_TAIL = 4000
 
 
@@ -104,31 +111,17 @@ class Acp:
         system = render("agent_implementer", feature=request.feature or "(not stated)")
         prompt = f"{system}\n{HANDOFF_ANSWER}\n\n"
         prompt += task_message(request.task, request.handoffs, request.wave_notes)
-        done = self._run(prompt, request.worktree, request.sandbox, request.events, request.transcript,
-                         idle=request.stuck_after, env=request.env)  # fmt: skip
+        done = self._run(AgentCall.task(request, prompt))
         data = handoff_data(done.client.final_message())
-        summary = str(data.get("summary") or "").strip()
-        if not summary:
-            raise AgentFailed("the ACP agent finished without a final message (the handoff)")
-        notes = str(data.get("notes") or "")
-        handoff, files = bounded_handoff(request.task.id, summary, notes, worktree_changes(request.worktree))
-        return TaskResult(
-            handoff=handoff,
-            usage=done.usage,
-            turns=done.client.tools,
-            cost_usd=done.cost_usd,
-            written=files,
-            all_files=files,
-            exact=False,
-        )
+        missing = "the ACP agent finished without a final message (the handoff)"
+        return task_result(request, data, missing, done.usage, done.client.tools, done.cost_usd)
 
     def plan(self, request: PlanRequest) -> PlanResult:
         sandbox = request.sandbox or resolve_sandbox(self.config.sandbox)[0]
 
         def ask(prompt: str) -> tuple[object, Usage, float | None]:
             text = f"{render('agent_planner')}\n{PLAN_ANSWER}\n\n{prompt}"
-            done = self._run(text, request.repo, sandbox, request.events, request.transcript,
-                             idle=self.config.stuck_after, read_only=True)  # fmt: skip
+            done = self._run(AgentCall.planner(request, text, sandbox, self.config.stuck_after))
             return plan_data(done.client.final_message()), done.usage, done.cost_usd
 
         return plan_with_retries(ask, plan_prompt(request), request.feature)
@@ -136,46 +129,35 @@ class Acp:
     def resolve(self, request: ResolveRequest) -> Resolution:
         system = render("agent_resolver", feature=request.feature or "(not stated)")
         prompt = f"{system}\n{HANDOFF_ANSWER}\n\n{conflict_prompt(request.group, request.conflicts)}."
-        usage, cost, summary = Usage(), None, ""
-        try:
-            done = self._run(prompt, request.worktree, request.sandbox, request.events, request.transcript,
-                             idle=request.stuck_after)  # fmt: skip
-            usage, cost = done.usage, done.cost_usd
+
+        def attempt() -> tuple[str, Usage, float | None]:
+            done = self._run(AgentCall.resolver(request, prompt))
             summary = str(handoff_data(done.client.final_message()).get("summary") or "")
-        except AgentFailed as exc:
-            summary = f"resolver failed: {exc}"
-        remaining = remaining_markers(request.worktree, request.conflicts)
-        return Resolution(not remaining, remaining, summary, usage, cost)
+            return summary, done.usage, done.cost_usd
+
+        return resolution(request.worktree, request.conflicts, attempt)
 
     # ------------------------------------------------------------------ one agent process
 
-    def _run(
-        self,
-        prompt: str,
-        cwd: Path,
-        sandbox: Sandbox,
-        events: AgentEvents,
-        transcript: Transcript,
-        *,
-        idle: float,
-        env: dict[str, str] | None = None,
-        read_only: bool = False,
-    ) -> Session:
+    def _run(self, call: AgentCall) -> Session:
+        cwd, events, transcript, read_only = call.cwd, call.events, call.transcript, call.read_only
         events.check_budget()
         tmp = Path(tempfile.mkdtemp(prefix="agentwaves-acp-"))
         try:
             state = existing(state_dirs(self.argv[0]))
-            jail = AgentJail(sandbox, cwd, tmp, state=state, writable=not read_only)
+            jail = AgentJail(call.sandbox, cwd, tmp, state=state, writable=not read_only)
             argv = jail.wrap(self.argv)
             transcript.write("acp:argv", self.argv)
-            transcript.write("user", prompt)
+            transcript.write("user", call.prompt)
             client = AcpClient(cwd, events, transcript, writable=not read_only)
-            full_env = {**os.environ, **(env or {}), "TMPDIR": str(tmp)}
-            done = asyncio.run(self._session(argv, cwd, full_env, client, prompt, idle, read_only, tmp))
+            env = {**os.environ, **call.env, "TMPDIR": str(tmp)}
+            done = asyncio.run(self._session(argv, cwd, env, client, call.prompt, call.idle, read_only, tmp))
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         if done.usage != Usage() or done.cost_usd is not None:
             events.usage(done.usage, done.cost_usd, self.model)
+        else:  # nothing reported: its cost is unknown (an unpriced model), not a known $0
+            events.usage(Usage(), None, UNREPORTED)
         if done.stop_reason in ("max_tokens", "max_turn_requests"):
             raise AgentFailed(f"the ACP agent stopped at its limit ({done.stop_reason})")
         if done.stop_reason in ("refusal", "cancelled"):

@@ -17,13 +17,10 @@ import json
 import os
 import shutil
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agentwaves.agents.backend import (
-    AgentEvents,
     BackendSetup,
     BudgetReached,
     PlanRequest,
@@ -35,6 +32,7 @@ from agentwaves.agents.backend import (
     conflict_prompt,
     plan_prompt,
 )
+from agentwaves.agents.drivers.call import AgentCall, Overloaded, rerun_overloaded
 from agentwaves.agents.drivers.claude_stream import ClaudeStream
 from agentwaves.agents.drivers.runner import (
     AgentProgram,
@@ -44,19 +42,18 @@ from agentwaves.agents.drivers.runner import (
     last_line,
     plan_with_retries,
     run_jsonl,
+    task_result,
 )
 from agentwaves.agents.drivers.write_hook import WriteHook
 from agentwaves.agents.implementer import task_message
-from agentwaves.agents.loop import AgentFailed, Transcript
-from agentwaves.agents.records import bounded_handoff
-from agentwaves.agents.resolver import remaining_markers
+from agentwaves.agents.loop import AgentFailed
+from agentwaves.agents.resolver import resolution
 from agentwaves.config import Config
-from agentwaves.git.ops import worktree_changes
 from agentwaves.llm.base import Usage
 from agentwaves.plan.model import Plan
 from agentwaves.prompts import render
 from agentwaves.sandbox.agent import AgentJail
-from agentwaves.sandbox.bwrap import Sandbox, resolve_sandbox
+from agentwaves.sandbox.bwrap import resolve_sandbox
 
 if TYPE_CHECKING:
     from agentwaves.agents.doctor import Check
@@ -71,8 +68,7 @@ DISALLOWED = ["WebFetch", "WebSearch", "EnterWorktree", "ExitWorktree", "CronCre
 DISALLOWED += ["ScheduleWakeup", "RemoteTrigger"]
 READ_ONLY_DENIED = ["Write", "Edit", "NotebookEdit", "Bash"]
 SECRET_HOME = (".ssh", ".gnupg", ".aws", ".azure", ".kube", ".docker", ".netrc", ".git-credentials")
-OVERLOAD = {429, 529}
-MAX_RERUNS = 2  # after Claude Code's own retries: runs again after a 429/529, lowering concurrency
+OVERLOAD = {429, 529}  # after Claude Code's own retries: run again (drivers.call.rerun_overloaded)
 
 
 class ClaudeCode:
@@ -90,187 +86,96 @@ class ClaudeCode:
     def implement(self, request: TaskRequest) -> TaskResult:
         prompt = task_message(request.task, request.handoffs, request.wave_notes)
         system = render("agent_implementer", feature=request.feature or "(not stated)")
-        stream = self._run(
-            prompt,
-            system=system,
-            cwd=request.worktree,
-            sandbox=request.sandbox,
-            events=request.events,
-            transcript=request.transcript,
-            max_turns=request.limits.max_turns,
-            idle=request.stuck_after,
-            budget=request.budget_left_usd,
-            env=request.env,
-            guard=request.write_guard,
-        )
+        stream = self._run(AgentCall.task(request, prompt, system))
         answer = stream.answer()
         data = answer if isinstance(answer, dict) else {"summary": str(answer)}
-        summary = str(data.get("summary") or "").strip()
-        if not summary:
-            raise AgentFailed("claude-code finished without a summary")
-        notes = str(data.get("notes") or "")
-        handoff, files = bounded_handoff(request.task.id, summary, notes, worktree_changes(request.worktree))
-        result = stream.result or {}
-        return TaskResult(
-            handoff=handoff,
-            usage=stream.usage(),
-            turns=int(result.get("num_turns") or 0),
-            cost_usd=stream.cost(),
-            written=files,
-            all_files=files,
-            exact=False,
-        )
+        turns = int((stream.result or {}).get("num_turns") or 0)
+        missing = "claude-code finished without a summary"
+        return task_result(request, data, missing, stream.usage(), turns, stream.cost())
 
     def plan(self, request: PlanRequest) -> PlanResult:
         sandbox = request.sandbox or resolve_sandbox(self.config.sandbox)[0]
         schema = Plan.model_json_schema()
 
         def ask(prompt: str) -> tuple[object, Usage, float | None]:
-            stream = self._run(
-                prompt,
-                system=render("agent_planner"),
-                cwd=request.repo,
-                sandbox=sandbox,
-                events=request.events,
-                transcript=request.transcript,
-                max_turns=request.limits.max_turns,
-                idle=self.config.stuck_after,
-                schema=schema,
-                read_only=True,
+            call = AgentCall.planner(
+                request, prompt, sandbox, self.config.stuck_after, render("agent_planner"), schema
             )
+            stream = self._run(call)
             return stream.answer(), stream.usage(), stream.cost()
 
         return plan_with_retries(ask, plan_prompt(request), request.feature)
 
     def resolve(self, request: ResolveRequest) -> Resolution:
         prompt = f"{conflict_prompt(request.group, request.conflicts)}."
-        usage, cost, summary = Usage(), None, ""
-        try:
-            stream = self._run(
-                prompt,
-                system=render("agent_resolver", feature=request.feature or "(not stated)"),
-                cwd=request.worktree,
-                sandbox=request.sandbox,
-                events=request.events,
-                transcript=request.transcript,
-                max_turns=request.limits.max_turns,
-                idle=request.stuck_after,
-            )
-            usage, cost = stream.usage(), stream.cost()
+        system = render("agent_resolver", feature=request.feature or "(not stated)")
+
+        def attempt() -> tuple[str, Usage, float | None]:
+            stream = self._run(AgentCall.resolver(request, prompt, system))
             answer = stream.answer()
             summary = str(answer.get("summary") if isinstance(answer, dict) else answer)
-        except AgentFailed as exc:
-            summary = f"resolver failed: {exc}"
-        remaining = remaining_markers(request.worktree, request.conflicts)
-        return Resolution(not remaining, remaining, summary, usage, cost)
+            return summary, stream.usage(), stream.cost()
+
+        return resolution(request.worktree, request.conflicts, attempt)
 
     # ------------------------------------------------------------------ one claude process
 
-    def _run(
-        self,
-        prompt: str,
-        *,
-        system: str,
-        cwd: Path,
-        sandbox: Sandbox,
-        events: AgentEvents,
-        transcript: Transcript,
-        max_turns: int,
-        idle: float,
-        budget: float | None = None,
-        env: dict[str, str] | None = None,
-        schema: dict[str, Any] | None = None,
-        read_only: bool = False,
-        guard: Callable[[str], str | None] | None = None,
-    ) -> ClaudeStream:
-        """Run claude once (again after a 429/529 it could not get past); report usage; raise on failure."""
-        for rerun in range(MAX_RERUNS + 1):
-            events.check_budget()
-            tmp = Path(tempfile.mkdtemp(prefix="agentwaves-claude-"))
-            try:
-                with contextlib.ExitStack() as stack:
-                    hook = stack.enter_context(WriteHook(cwd, guard)) if guard is not None else None
-                    stream = self._once(
-                        prompt,
-                        system,
-                        cwd,
-                        sandbox,
-                        events,
-                        transcript,
-                        max_turns,
-                        idle,
-                        budget,
-                        env or {},
-                        schema or HANDOFF_SCHEMA,
-                        read_only,
-                        tmp,
-                        hook,
-                    )
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
-            result = stream.result or {}
-            if stream.result is not None:
-                failed = bool(result.get("is_error"))
-                events.usage(stream.usage(), stream.cost(), stream.model or self.model, failed=failed)
-            status = result.get("api_error_status")
-            if result.get("is_error") and status in OVERLOAD and rerun < MAX_RERUNS:
-                events.rate_limited(f"claude-code: HTTP {status} after its own retries")
-                wait = self.config.retry_initial_wait * 2**rerun
-                events.retrying("rate_limit" if status == 429 else "overloaded", rerun + 1, wait)
-                time.sleep(wait)
-                continue
-            failure(stream, max_turns)
-            return stream
-        raise AssertionError("unreachable")  # pragma: no cover
+    def _run(self, call: AgentCall) -> ClaudeStream:
+        """Run claude (again after a 429/529 it could not get past); report usage; raise on failure."""
+        return rerun_overloaded(lambda: self._attempt(call), call.events, self.config.retry_initial_wait)
 
-    def _once(
-        self,
-        prompt: str,
-        system: str,
-        cwd: Path,
-        sandbox: Sandbox,
-        events: AgentEvents,
-        transcript: Transcript,
-        max_turns: int,
-        idle: float,
-        budget: float | None,
-        extra_env: dict[str, str],
-        schema: dict[str, Any],
-        read_only: bool,
-        tmp: Path,
-        hook: WriteHook | None = None,
-    ) -> ClaudeStream:
+    def _attempt(self, call: AgentCall) -> ClaudeStream:
+        """One claude process in a fresh TMPDIR; its usage reported; :class:`Overloaded` or the failure
+        its result reports raised."""
+        call.events.check_budget()
+        cwd, guard = call.cwd, call.guard
+        tmp = Path(tempfile.mkdtemp(prefix="agentwaves-claude-"))
+        try:
+            with contextlib.ExitStack() as stack:
+                hook = stack.enter_context(WriteHook(cwd, guard)) if guard is not None else None
+                stream = self._once(call, tmp, hook)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        result = stream.result or {}
+        if stream.result is not None:
+            failed = bool(result.get("is_error"))
+            call.events.usage(stream.usage(), stream.cost(), stream.model or self.model, failed=failed)
+        failure(stream, call.max_turns)
+        return stream
+
+    def _once(self, call: AgentCall, tmp: Path, hook: WriteHook | None = None) -> ClaudeStream:
+        cwd, transcript = call.cwd, call.transcript
         home = Path(os.environ.get("HOME") or Path.home())
         config_dir = Path(os.environ.get("CLAUDE_CONFIG_DIR") or home / ".claude")
         state = agent_state(home, config_dir)
         jail = AgentJail(
-            sandbox,
+            call.sandbox,
             cwd,
             tmp,
             state=state,
             secrets=[config_dir / ".credentials.json", home / ".claude.json"],
-            writable=not read_only,
+            writable=not call.read_only,
         )
-        env = self._env(tmp, idle, extra_env)
+        env = self._env(tmp, call.idle, call.env)
         if hook is not None:
             env.update(hook.env(env))
         wrapper = jail.shell_wrapper(env)
         if wrapper is not None:
             env["CLAUDE_CODE_SHELL_PREFIX"] = str(wrapper)
-        argv = self._argv(prompt, system, cwd, max_turns, budget, schema, read_only, home)
+        argv = self._argv(call, home)
         if hook is not None:  # live write leases: claude asks agentwaves before each file write
             argv = with_settings(argv, {"hooks": hook.settings()})
-        transcript.write("user", prompt)
+        transcript.write("user", call.prompt)
         transcript.write("claude:argv", [a if len(a) < 300 else a[:300] + "…" for a in argv])
-        stream = ClaudeStream(events, transcript, model=self.model)
+        stream = ClaudeStream(call.events, transcript, model=self.model)
         outcome = run_jsonl(
             jail.wrap(argv),
             cwd=cwd,
             env=env,
             on_event=stream,
             on_text=stream.text,
-            idle_timeout=idle,
-            exit_grace=min(30.0, max(5.0, idle / 4)),
+            idle_timeout=call.idle,
+            exit_grace=min(30.0, max(5.0, call.idle / 4)),
         )
         if outcome.killed:
             transcript.write("claude:killed", outcome.killed)
@@ -294,33 +199,24 @@ class ClaudeCode:
             "API_TIMEOUT_MS": str(int(max(idle, 10.0) * 1000)),
         }
 
-    def _argv(
-        self,
-        prompt: str,
-        system: str,
-        cwd: Path,
-        max_turns: int,
-        budget: float | None,
-        schema: dict[str, Any],
-        read_only: bool,
-        home: Path,
-    ) -> list[str]:
+    def _argv(self, call: AgentCall, home: Path) -> list[str]:
         deny = [f"Read(~/{p}/**)" for p in SECRET_HOME] + [f"Edit(~/{p}/**)" for p in SECRET_HOME]
         deny += ["Read(~/.claude/.credentials.json)", "Edit(~/.claude/**)", "Edit(~/.claude.json)"]
         settings = {"permissions": {"deny": deny}, "cleanupPeriodDays": 1}
-        argv = [self.program, "-p", prompt, "--output-format", "stream-json", "--verbose"]
-        argv += ["--include-partial-messages", "--no-session-persistence", "--max-turns", str(max_turns)]
-        argv += ["--append-system-prompt", system, "--json-schema", json.dumps(schema)]
+        schema = call.schema or HANDOFF_SCHEMA
+        argv = [self.program, "-p", call.prompt, "--output-format", "stream-json", "--verbose"]
+        argv += ["--include-partial-messages", "--no-session-persistence", "--max-turns", str(call.max_turns)]
+        argv += ["--append-system-prompt", call.system, "--json-schema", json.dumps(schema)]
         argv += ["--settings", json.dumps(settings)]
-        if read_only:
+        if call.read_only:
             argv += ["--permission-mode", "default", "--disallowedTools", *DISALLOWED, *READ_ONLY_DENIED]
         else:
             argv += ["--permission-mode", "acceptEdits", "--allowedTools", "Bash"]
             argv += ["--disallowedTools", *DISALLOWED]
         if self.model:
             argv += ["--model", self.model]
-        if budget is not None:
-            argv += ["--max-budget-usd", f"{max(budget, 0.0001):.4f}"]
+        if call.budget is not None:
+            argv += ["--max-budget-usd", f"{max(call.budget, 0.0001):.4f}"]
         return [*argv, *self.config.agent_args]
 
 
@@ -331,9 +227,16 @@ def with_settings(argv: list[str], extra: dict[str, Any]) -> list[str]:
 
 
 def failure(stream: ClaudeStream, max_turns: int) -> None:
-    """Raise the one-line failure a result reports, if any."""
+    """Raise the one-line failure a result reports, if any: :class:`Overloaded` for a 429/529 that Claude
+    Code's own retries could not get past."""
     result = stream.result or {}
     subtype = str(result.get("subtype") or "")
+    status = result.get("api_error_status")
+    text = last_line(str(result.get("result") or "")) or subtype
+    if result.get("is_error") and status in OVERLOAD:
+        kind = "rate_limit" if status == 429 else "overloaded"
+        detail = f"claude-code: HTTP {status} after its own retries"
+        raise Overloaded(f"claude-code failed (HTTP {status}): {text}", kind, detail=detail)
     if subtype == "error_max_budget_usd":
         raise BudgetReached(
             "budget reached inside claude-code: resume with a higher --budget-usd to continue"
@@ -342,8 +245,6 @@ def failure(stream: ClaudeStream, max_turns: int) -> None:
         raise AgentFailed(f"claude-code reached the turn limit ({max_turns} turns)")
     if not result.get("is_error") and not subtype.startswith("error"):
         return
-    status = result.get("api_error_status")
-    text = last_line(str(result.get("result") or "")) or subtype
     if status == 401:
         raise AgentFailed(
             "claude-code could not authenticate (HTTP 401): run `claude` and log in, or set ANTHROPIC_API_KEY"
@@ -367,23 +268,14 @@ def make(setup: BackendSetup) -> ClaudeCode:
 
 def doctor(config: Config) -> Check:
     """Installed? Which version? Can it authenticate: a key in the environment, or its own login."""
-    from agentwaves.agents.doctor import Check, env_auth, file_auth
-    from agentwaves.errors import UsageError
+    from agentwaves.agents.doctor import cli_check, env_auth, file_auth
 
-    command = config.agent_command if config.agent == SPEC.agent else None
-    try:
-        program = find_program(SPEC, command)
-    except UsageError:
-        return Check(SPEC.agent, "agent", False, False, detail=SPEC.install)
-    try:
-        version = check_version(SPEC, program)
-    except UsageError as exc:
-        return Check(SPEC.agent, "agent", True, False, None, program, detail=str(exc).split(": ", 1)[-1])
-    home = Path(os.environ.get("HOME") or Path.home())
-    config_dir = Path(os.environ.get("CLAUDE_CONFIG_DIR") or home / ".claude")
-    auth = env_auth(
-        "ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN",
-        "CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX",
-    ) or file_auth(config_dir / ".credentials.json")  # fmt: skip
-    detail = "" if auth else "log in with `claude`, or set ANTHROPIC_API_KEY"
-    return Check(SPEC.agent, "agent", True, auth is not None, version, program, auth, detail)
+    def auth() -> str | None:
+        home = Path(os.environ.get("HOME") or Path.home())
+        config_dir = Path(os.environ.get("CLAUDE_CONFIG_DIR") or home / ".claude")
+        return env_auth(
+            "ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN",
+            "CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX",
+        ) or file_auth(config_dir / ".credentials.json")  # fmt: skip
+
+    return cli_check(SPEC, config, auth, "log in with `claude`, or set ANTHROPIC_API_KEY")

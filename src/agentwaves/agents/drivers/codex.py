@@ -19,13 +19,11 @@ import os
 import re
 import shutil
 import tempfile
-import time
 import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agentwaves.agents.backend import (
-    AgentEvents,
     BackendSetup,
     PlanRequest,
     PlanResult,
@@ -36,6 +34,7 @@ from agentwaves.agents.backend import (
     conflict_prompt,
     plan_prompt,
 )
+from agentwaves.agents.drivers.call import AgentCall, Overloaded, rerun_overloaded
 from agentwaves.agents.drivers.codex_stream import CodexStream
 from agentwaves.agents.drivers.runner import (
     AgentProgram,
@@ -47,17 +46,16 @@ from agentwaves.agents.drivers.runner import (
     plan_data,
     plan_with_retries,
     run_jsonl,
+    task_result,
 )
 from agentwaves.agents.implementer import task_message
-from agentwaves.agents.loop import AgentFailed, Transcript
-from agentwaves.agents.records import bounded_handoff
-from agentwaves.agents.resolver import remaining_markers
+from agentwaves.agents.loop import AgentFailed
+from agentwaves.agents.resolver import resolution
 from agentwaves.config import Config
-from agentwaves.git.ops import worktree_changes
 from agentwaves.llm.base import Usage
 from agentwaves.prompts import render
 from agentwaves.sandbox.agent import AgentJail
-from agentwaves.sandbox.bwrap import Sandbox, resolve_sandbox
+from agentwaves.sandbox.bwrap import resolve_sandbox
 
 if TYPE_CHECKING:
     from agentwaves.agents.doctor import Check
@@ -71,7 +69,6 @@ HANDOFF_SCHEMA = {
 }
 COPIED = ("auth.json", "config.toml")  # from the user's CODEX_HOME into the run's
 AUTH_HINT = "run `codex login`, or set OPENAI_API_KEY"
-MAX_RERUNS = 2
 # "exceeded retry limit, last status: 429 Too Many Requests", "unexpected status 503 Service Unavailable"
 OVERLOAD = re.compile(r"status:? (429|5\d\d)\b")
 PLAN_ANSWER = "Answer with the whole plan as one JSON object, and nothing else."
@@ -91,38 +88,17 @@ class Codex:
     def implement(self, request: TaskRequest) -> TaskResult:
         system = render("agent_implementer", feature=request.feature or "(not stated)")
         prompt = f"{system}\n\n{task_message(request.task, request.handoffs, request.wave_notes)}"
-        stream = self._run(
-            prompt,
-            cwd=request.worktree,
-            sandbox=request.sandbox,
-            events=request.events,
-            transcript=request.transcript,
-            idle=request.stuck_after,
-            env=request.env,
-        )
+        stream = self._run(AgentCall.task(request, prompt))
         data = handoff_data(stream.last_message)
-        summary = str(data.get("summary") or "").strip()
-        if not summary:
-            raise AgentFailed("codex finished without a final message (the handoff)")
-        notes = str(data.get("notes") or "")
-        handoff, files = bounded_handoff(request.task.id, summary, notes, worktree_changes(request.worktree))
-        return TaskResult(
-            handoff=handoff, usage=stream.usage(), turns=1, written=files, all_files=files, exact=False
-        )
+        missing = "codex finished without a final message (the handoff)"
+        return task_result(request, data, missing, stream.usage(), 1, None)
 
     def plan(self, request: PlanRequest) -> PlanResult:
         sandbox = request.sandbox or resolve_sandbox(self.config.sandbox)[0]
 
         def ask(prompt: str) -> tuple[object, Usage, float | None]:
-            stream = self._run(
-                f"{render('agent_planner')}\n{PLAN_ANSWER}\n\n{prompt}",
-                cwd=request.repo,
-                sandbox=sandbox,
-                events=request.events,
-                transcript=request.transcript,
-                idle=self.config.stuck_after,
-                read_only=True,
-            )
+            text = f"{render('agent_planner')}\n{PLAN_ANSWER}\n\n{prompt}"
+            stream = self._run(AgentCall.planner(request, text, sandbox, self.config.stuck_after))
             return plan_data(stream.last_message), stream.usage(), None
 
         return plan_with_retries(ask, plan_prompt(request), request.feature)
@@ -130,63 +106,23 @@ class Codex:
     def resolve(self, request: ResolveRequest) -> Resolution:
         system = render("agent_resolver", feature=request.feature or "(not stated)")
         prompt = f"{system}\n\n{conflict_prompt(request.group, request.conflicts)}."
-        usage, summary = Usage(), ""
-        try:
-            stream = self._run(
-                prompt,
-                cwd=request.worktree,
-                sandbox=request.sandbox,
-                events=request.events,
-                transcript=request.transcript,
-                idle=request.stuck_after,
-            )
-            usage = stream.usage()
-            summary = str(handoff_data(stream.last_message).get("summary") or "")
-        except AgentFailed as exc:
-            summary = f"resolver failed: {exc}"
-        remaining = remaining_markers(request.worktree, request.conflicts)
-        return Resolution(not remaining, remaining, summary, usage)
+
+        def attempt() -> tuple[str, Usage, float | None]:
+            stream = self._run(AgentCall.resolver(request, prompt))
+            return str(handoff_data(stream.last_message).get("summary") or ""), stream.usage(), None
+
+        return resolution(request.worktree, request.conflicts, attempt)
 
     # ------------------------------------------------------------------ one codex process
 
-    def _run(
-        self,
-        prompt: str,
-        *,
-        cwd: Path,
-        sandbox: Sandbox,
-        events: AgentEvents,
-        transcript: Transcript,
-        idle: float,
-        env: dict[str, str] | None = None,
-        read_only: bool = False,
-    ) -> CodexStream:
+    def _run(self, call: AgentCall) -> CodexStream:
         """Run codex (again after a 429/5xx its own retries did not get past, lowering the run's
-        concurrency, at most ``MAX_RERUNS`` times); report usage; raise :class:`AgentFailed` on failure."""
-        for rerun in range(MAX_RERUNS + 1):
-            try:
-                return self._once(prompt, cwd, sandbox, events, transcript, idle, env, read_only)
-            except Overloaded as exc:
-                if rerun == MAX_RERUNS:
-                    raise AgentFailed(str(exc)) from None
-                if not exc.reported:  # else the stream lowered the concurrency already
-                    events.rate_limited(f"codex: {exc}")
-                wait = self.config.retry_initial_wait * 2**rerun
-                events.retrying(exc.kind, rerun + 1, wait)
-                time.sleep(wait)
-        raise AssertionError("unreachable")  # pragma: no cover
+        concurrency: :func:`~agentwaves.agents.drivers.call.rerun_overloaded`); report usage; raise
+        :class:`AgentFailed` on failure."""
+        return rerun_overloaded(lambda: self._once(call), call.events, self.config.retry_initial_wait)
 
-    def _once(
-        self,
-        prompt: str,
-        cwd: Path,
-        sandbox: Sandbox,
-        events: AgentEvents,
-        transcript: Transcript,
-        idle: float,
-        env: dict[str, str] | None,
-        read_only: bool,
-    ) -> CodexStream:
+    def _once(self, call: AgentCall) -> CodexStream:
+        cwd, events, transcript, idle = call.cwd, call.events, call.transcript, call.idle
         events.check_budget()
         scratch = Path(tempfile.mkdtemp(prefix="agentwaves-codex-"))
         try:
@@ -197,25 +133,26 @@ class Codex:
             schema = scratch / "handoff-schema.json"
             schema.write_text(json.dumps(HANDOFF_SCHEMA))
             jail = AgentJail(
-                sandbox,
+                call.sandbox,
                 cwd,
                 scratch,
                 hidden=[user_codex_home()],
-                writable=not read_only,
+                writable=not call.read_only,
             )
-            argv = self._argv(prompt, cwd, None if read_only else schema, read_only)
+            argv = self._argv(call, None if call.read_only else schema)
             transcript.write("codex:argv", [a if len(a) < 300 else a[:300] + "…" for a in argv])
-            transcript.write("user", prompt)
+            transcript.write("user", call.prompt)
             stream = CodexStream(events, transcript, cwd=str(cwd))
             outcome = run_jsonl(
                 jail.wrap(argv),
                 cwd=cwd,
-                env={**os.environ, **(env or {}), "CODEX_HOME": str(home), "TMPDIR": str(tmp)},
+                env={**os.environ, **call.env, "CODEX_HOME": str(home), "TMPDIR": str(tmp)},
                 on_event=stream,
                 on_text=stream.text,
                 idle_timeout=idle,
                 exit_grace=min(30.0, max(5.0, idle / 4)),
             )
+            stream.close()
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         if stream.usage_data is not None:
@@ -230,24 +167,15 @@ class Codex:
         failure(stream, 0 if outcome.killed else outcome.returncode, outcome.stderr)
         return stream
 
-    def _argv(self, prompt: str, cwd: Path, schema: Path | None, read_only: bool) -> list[str]:
+    def _argv(self, call: AgentCall, schema: Path | None) -> list[str]:
         argv = [self.program, "exec", "--json", "--ephemeral", "--color", "never", "--skip-git-repo-check"]
-        argv += ["-s", "read-only" if read_only else "workspace-write", "-C", str(cwd)]
+        argv += ["-s", "read-only" if call.read_only else "workspace-write", "-C", str(call.cwd)]
         argv += ["-c", 'approval_policy="never"']
         if schema is not None:
             argv += ["--output-schema", str(schema)]
         if self.config.model:
             argv += ["-m", self.config.model]
-        return [*argv, *self.config.agent_args, "--", prompt]
-
-
-class Overloaded(AgentFailed):
-    """A 429 or 5xx that Codex's own retries did not get past: worth running again, more slowly."""
-
-    def __init__(self, message: str, kind: str, reported: bool) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.reported = reported
+        return [*argv, *self.config.agent_args, "--", call.prompt]
 
 
 def failure(stream: CodexStream, returncode: int | None, stderr: str) -> None:
@@ -269,7 +197,7 @@ def failure(stream: CodexStream, returncode: int | None, stderr: str) -> None:
     if status:
         kind = "rate_limit" if status.group(1) == "429" else "overloaded"
         message = f"codex failed (HTTP {status.group(1)} after its own retries): {text}"
-        raise Overloaded(message, kind, stream.rate_limited)
+        raise Overloaded(message, kind, stream.rate_limited, detail=f"codex: {message}")
     if stream.failed is None:
         raise AgentFailed(f"codex exited {returncode} without completing its turn: {text}")
     raise AgentFailed(f"codex failed: {text}")
@@ -301,18 +229,9 @@ def make(setup: BackendSetup) -> Codex:
 
 def doctor(config: Config) -> Check:
     """Installed? Which version? Can it authenticate: a key in the environment, or its own login."""
-    from agentwaves.agents.doctor import Check, env_auth, file_auth
-    from agentwaves.errors import UsageError
+    from agentwaves.agents.doctor import cli_check, env_auth, file_auth
 
-    command = config.agent_command if config.agent == SPEC.agent else None
-    try:
-        program = find_program(SPEC, command)
-    except UsageError:
-        return Check(SPEC.agent, "agent", False, False, detail=SPEC.install)
-    try:
-        version = check_version(SPEC, program)
-    except UsageError as exc:
-        return Check(SPEC.agent, "agent", True, False, None, program, detail=str(exc).split(": ", 1)[-1])
-    auth = env_auth("OPENAI_API_KEY", "CODEX_API_KEY") or file_auth(user_codex_home() / "auth.json")
-    detail = "" if auth else "log in with `codex login`, or set OPENAI_API_KEY"
-    return Check(SPEC.agent, "agent", True, auth is not None, version, program, auth, detail)
+    def auth() -> str | None:
+        return env_auth("OPENAI_API_KEY", "CODEX_API_KEY") or file_auth(user_codex_home() / "auth.json")
+
+    return cli_check(SPEC, config, auth, "log in with `codex login`, or set OPENAI_API_KEY")

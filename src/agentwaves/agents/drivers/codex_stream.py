@@ -31,6 +31,7 @@ class CodexStream:
     errors: list[str] = field(default_factory=list)  # error lines and error items
     last_message: str = ""
     reported: set[str] = field(default_factory=set)  # item ids already shown as a tool event
+    running: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)  # started, not completed
     notes: list[str] = field(default_factory=list)  # non-JSON output lines
     rate_limited: bool = False  # an error line said 429: the run's concurrency was lowered
     cwd: str = ""  # the worktree: file_change paths inside it are shown relative to it
@@ -55,6 +56,14 @@ class CodexStream:
         self.notes.append(line[:500])
         self.transcript.write("codex:text", line[:2000])
 
+    def close(self) -> None:
+        """The process ended: each item that started and never completed (killed, or cut off by a failed
+        turn) is its one ``tool`` event, an error."""
+        for item_id, (name, args) in self.running.items():
+            self.reported.add(item_id)
+            self.events.tool_call(name, args, error=True)
+        self.running.clear()
+
     def _error(self, message: str) -> None:
         self.errors.append(message[:500])
         if not self.rate_limited and any(word in message.lower() for word in RATE_LIMIT_WORDS):
@@ -78,11 +87,15 @@ class CodexStream:
                 self.transcript.write(f"codex:{itype or 'item'}", item)
             return
         failed = item.get("status") == "failed" or (item.get("exit_code") not in (None, 0))
-        # one tool event per item: when it starts, or when it completes if it never said it started
-        if kind == "item.started" or (kind == "item.completed" and item_id not in self.reported):
-            self.reported.add(item_id)
-            self.events.tool_call(tool[0], tool[1], error=bool(failed and kind == "item.completed"))
+        # one tool event per item, when it completed, with how it ended; while it runs, its lines are
+        # signs of life (``alive``) for stuck detection
+        if kind == "item.started" and item_id not in self.reported:
+            self.running[item_id] = tool
         if kind == "item.completed":
+            self.running.pop(item_id, None)
+            if item_id not in self.reported:
+                self.reported.add(item_id)
+                self.events.tool_call(tool[0], tool[1], error=bool(failed))
             output = item.get("aggregated_output") or mcp_result(item) or item.get("status") or ""
             result = str(output)[-4000:]
             record = {"name": tool[0], "input": tool[1], "result": result, "is_error": bool(failed)}

@@ -23,9 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agentwaves.agents.backend import PlanResult
+from agentwaves.agents.backend import PlanResult, TaskRequest, TaskResult
 from agentwaves.agents.loop import AgentFailed
+from agentwaves.agents.records import bounded_handoff
 from agentwaves.errors import UsageError
+from agentwaves.git.ops import worktree_changes
 from agentwaves.llm.base import Usage
 from agentwaves.plan.model import Plan
 
@@ -211,6 +213,19 @@ def handoff_data(message: str) -> dict[str, Any]:
         if isinstance(data, dict):
             return data
     return {"summary": text, "notes": ""}
+
+
+def task_result(
+    request: TaskRequest, data: dict[str, Any], missing: str, usage: Usage, turns: int, cost: float | None
+) -> TaskResult:
+    """A driver's finished task: the handoff from the agent's ``data`` (``summary``, ``notes``), bounded,
+    with the files git sees changed in the worktree; :class:`AgentFailed` (``missing``) without a summary."""
+    summary = str(data.get("summary") or "").strip()
+    if not summary:
+        raise AgentFailed(missing)
+    notes = str(data.get("notes") or "")
+    handoff, files = bounded_handoff(request.task.id, summary, notes, worktree_changes(request.worktree))
+    return TaskResult(handoff, usage, turns, cost, written=files, exact=False, all_files=files)
 
 
 def last_line(text: str) -> str:
