@@ -318,3 +318,18 @@ def test_commit_all_makes_the_first_commit(tmp_path: Path) -> None:
     (repo / "a.txt").write_text("a\n")
     sha = commit_all(repo, "first")
     assert sha == head_sha(repo) and sh(repo, "rev-list", "--count", "HEAD") == "1"
+
+
+def test_git_sees_the_environment_as_it_is_now(monkeypatch: pytest.MonkeyPatch) -> None:
+    """git's environment is filtered once per version of ours, never an older one: a variable set or
+    removed since the last git call is seen, and a secret never is."""
+    from agentwaves.git.harden import git_env
+
+    monkeypatch.setenv("AW_PLAIN_VALUE", "1")
+    monkeypatch.setenv("AW_SERVICE_TOKEN", "canary")
+    assert git_env()["AW_PLAIN_VALUE"] == "1" and "AW_SERVICE_TOKEN" not in git_env()
+    monkeypatch.setenv("AW_PLAIN_VALUE", "2")
+    assert git_env()["AW_PLAIN_VALUE"] == "2"
+    monkeypatch.delenv("AW_PLAIN_VALUE")
+    assert "AW_PLAIN_VALUE" not in git_env()
+    assert git_env({"EXTRA": "x"})["EXTRA"] == "x" and "EXTRA" not in git_env()

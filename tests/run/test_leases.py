@@ -142,3 +142,28 @@ def test_resume_restores_the_leases_of_started_groups_of_uncommitted_waves() -> 
         ctx.leases = LeaseTable()
         restore_leases(ctx, lambda index: index == 1)  # type: ignore[arg-type]  # wave 1 committed
         assert ctx.leases.holders() == {}
+
+
+def test_the_end_of_task_check_takes_the_drivers_listing_of_the_worktree(tmp_path) -> None:
+    """A CLI driver lists the worktree's changes as its agent ends (``TaskResult.changed``); the end-of-task
+    check uses that listing instead of asking git again (a real repository, clean here: git itself would
+    list nothing), less what already differed at the task's start."""
+    import subprocess
+    from types import SimpleNamespace
+
+    from agentwaves.agents.backend import TaskResult
+    from agentwaves.llm.base import Usage
+    from agentwaves.run.leases.fallback import baseline, intrusions
+    from agentwaves.state.store import Handoff
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    before = baseline(tmp_path)
+    assert before == {}
+    leases = LeaseTable()
+    leases.take("owner", {"t": ["src/shared.py"]})
+    ctx = SimpleNamespace(leases=leases)
+    listed = TaskResult(Handoff(task="i", summary="s"), Usage(), changed={"src/shared.py", "src/mine.py"})
+    found = intrusions(ctx, "intruder", tmp_path, listed, False, before)  # type: ignore[arg-type]
+    assert [(path, lease.group) for path, lease in found] == [("src/shared.py", "owner")]
+    unlisted = TaskResult(Handoff(task="i", summary="s"), Usage())  # no listing: git is asked
+    assert intrusions(ctx, "intruder", tmp_path, unlisted, False, before) == []  # type: ignore[arg-type]

@@ -171,6 +171,7 @@ class TaskResult:
     written: list[str] = field(default_factory=list)
     exact: bool = False
     all_files: list[str] | None = None  # every file the task changed (the handoff names the first ones)
+    changed: set[str] | None = None  # the worktree's changes as git listed them when the agent ended
 
 
 @dataclass

@@ -34,14 +34,24 @@ _driver_lock = threading.Lock()
 
 
 def git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The fixed environment of every git call: the user's, without secrets and foreign ``GIT_*``."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not is_secret_name(k) and (not k.startswith("GIT_") or KEPT_GIT_ENV.fullmatch(k))
-    }
-    env.update(GIT_TERMINAL_PROMPT="0", GIT_NO_REPLACE_OBJECTS="1")
-    return {**env, **(extra or {})}
+    """The fixed environment of every git call: the user's, without secrets and foreign ``GIT_*``.
+
+    Filtered once per version of the process's environment (every git call asks: ~0.15 ms each)."""
+    global _env_cache
+    current = tuple(os.environ.items())
+    cached = _env_cache
+    if cached is None or cached[0] != current:
+        env = {
+            k: v
+            for k, v in current
+            if not is_secret_name(k) and (not k.startswith("GIT_") or KEPT_GIT_ENV.fullmatch(k))
+        }
+        env.update(GIT_TERMINAL_PROMPT="0", GIT_NO_REPLACE_OBJECTS="1")
+        cached = _env_cache = (current, env)
+    return {**cached[1], **(extra or {})}
+
+
+_env_cache: tuple[tuple[tuple[str, str], ...], dict[str, str]] | None = None
 
 
 def config_key(cwd: Path) -> str:

@@ -224,8 +224,11 @@ def task_result(
     if not summary:
         raise AgentFailed(missing)
     notes = str(data.get("notes") or "")
-    handoff, files = bounded_handoff(request.task.id, summary, notes, worktree_changes(request.worktree))
-    return TaskResult(handoff, usage, turns, cost, written=files, exact=False, all_files=files)
+    changed = worktree_changes(request.worktree)
+    handoff, files = bounded_handoff(request.task.id, summary, notes, changed)
+    return TaskResult(
+        handoff, usage, turns, cost, written=files, exact=False, all_files=files, changed=changed
+    )
 
 
 def last_line(text: str) -> str:

@@ -86,9 +86,10 @@ def intrusions(
     before: dict[str, Signature] | None = None,
 ) -> list[tuple[str, Lease]]:
     """The paths the task changed that another group leases, with the lease. The changes come
-    from ``git status`` in the worktree, less those ``before`` holds unchanged (they were there when the
-    task started: not its writes), unless the live guard saw every write (it was on and the agent ran no
-    command): then from the task's own record. Nothing is asked while no other group leases."""
+    from ``git status`` in the worktree (the driver's, ``result.changed``, when it took one), less those
+    ``before`` holds unchanged (they were there when the task started: not its writes), unless the
+    live guard saw every write (it was on and the agent ran no command): then from the task's own
+    record. Nothing is asked while no other group leases."""
     if not ctx.leases.others_hold(group):
         return []
     seen_all = live and result.exact
@@ -96,7 +97,9 @@ def intrusions(
         changed = set(result.written)
     else:
         old = before or {}
-        changed = {p for p in worktree_changes(worktree) if p not in old or signature(worktree, p) != old[p]}
+        # the driver's own listing when it made one as the agent ended (one `git status` fewer a task)
+        listed = result.changed if result.changed is not None else worktree_changes(worktree)
+        changed = {p for p in listed if p not in old or signature(worktree, p) != old[p]}
     found = []
     for path in sorted(changed):
         lease = ctx.leases.check(group, path)
