@@ -276,6 +276,12 @@ async def shutdown(conn: Any, proc: asyncio.subprocess.Process) -> None:
     kill_group(proc)  # whatever it left in its group goes too
     with contextlib.suppress(asyncio.TimeoutError, ProcessLookupError):
         await asyncio.wait_for(proc.wait(), 10)
+    # close the pipes' transport while the loop runs: left to the garbage collector, it tries to close
+    # itself on the closed loop ("Exception ignored in BaseSubprocessTransport.__del__")
+    transport = getattr(proc, "_transport", None)
+    if transport is not None:
+        with contextlib.suppress(Exception):
+            transport.close()
 
 
 def pick_mode(modes: Any, preferred: tuple[str, ...]) -> str | None:
