@@ -3,7 +3,8 @@ peak memory of 8 Claude Code agents at once.
 
 Both sides run the real pinned ``claude`` (tests/agentcli.py; ``python -m tests.agentcli install``)
 against the scripted Messages API stub of the tests on 127.0.0.1, in one session, with the same scripted
-task (write one file, hand off): the bare side runs ``claude -p`` directly in a git repository, N times
+task (write one file, hand off), and one HOME (claude's own state, warmed by a first bare run, as a user's
+is): the bare side runs ``claude -p`` directly in a git repository, N times
 in a row; the agentwaves side executes a plan of N independent tasks with ``--max-agents 1`` (so one
 claude at a time, each in its own worktree, inside bubblewrap, then merged and committed), its wall time
 (Python start-up and the wave's merge and commit included) divided by N; rounds of both alternate. Memory: 8
@@ -19,6 +20,7 @@ removing the worktrees) and the span of the tasks themselves, whose per-task sha
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import resource
@@ -95,7 +97,7 @@ def bare(work: Path, stub: Any, claude: Path, n: int) -> list[float]:
     times = []
     for i in range(n):
         tmp = Path(tempfile.mkdtemp(dir=work))
-        env = {**_env(work / "home-bare", stub, claude), "TMPDIR": str(tmp)}
+        env = {**_env(work / "home", stub, claude), "TMPDIR": str(tmp)}
         env["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] = "1"
         argv = [
             str(claude),
@@ -127,7 +129,7 @@ def agentwaves(
     plan = _plan(work / f"{name}.json", n)
     argv = [sys.executable, "-m", "agentwaves", "execute", "--agent", "claude-code", "--repo", str(repo)]
     argv += ["--plan", str(plan), "--max-agents", str(agents), "--json"]
-    env = _env(work / f"home-{name}", stub, claude)
+    env = _env(work / "home", stub, claude)  # the bare side's HOME: claude's own state as warm
     cpu0 = _children_cpu()
     wall0, t0 = time.time(), time.perf_counter()
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -192,10 +194,62 @@ def tree_rss(root: int) -> int:
     return total
 
 
+def own_cost(work: Path, stub: Any, claude: Path, n: int) -> dict[str, float]:
+    """agentwaves' own time per task, from one ``execute`` of ``n`` tasks in this process (``--max-agents
+    1``): each task's time in ``run_task`` less its claude process's (bubblewrap included), and the gap
+    between one task's end and the next one's start. Timers only wrap the two functions."""
+    import contextlib
+    import io
+
+    from agentwaves.agents.drivers import claude_code
+    from agentwaves.cli.app import main
+    from agentwaves.run import groups
+
+    claude_s: list[float] = []
+    spans: list[tuple[float, float]] = []
+    real_run, real_task = claude_code.run_jsonl, groups.run_task
+
+    def timed_run(argv: list[str], **kw: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return real_run(argv, **kw)
+        finally:
+            claude_s.append(time.perf_counter() - t0)
+
+    def timed_task(*args: Any, **kw: Any) -> None:
+        t0 = time.perf_counter()
+        try:
+            real_task(*args, **kw)
+        finally:
+            spans.append((t0, time.perf_counter()))
+
+    repo = _repo(work / "own")
+    plan = _plan(work / "own.json", n)
+    saved = dict(os.environ)
+    claude_code.run_jsonl, groups.run_task = timed_run, timed_task  # type: ignore[assignment]
+    try:
+        os.environ.update(_env(work / "home", stub, claude))
+        argv = ["execute", "--agent", "claude-code", "--repo", str(repo), "--plan", str(plan)]
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
+            main([*argv, "--max-agents", "1", "--json"])
+    finally:
+        claude_code.run_jsonl, groups.run_task = real_run, real_task  # type: ignore[assignment]
+        os.environ.clear()
+        os.environ.update(saved)
+    spans.sort()
+    in_task = [(end - start) - c for (start, end), c in zip(spans, claude_s, strict=True)]
+    gaps = [b[0] - a[1] for a, b in itertools.pairwise(spans)]
+    return {
+        "claude_s": round(statistics.median(claude_s), 3),
+        "in_task_ms": round(statistics.median(in_task) * 1000, 1),
+        "between_tasks_ms": round(statistics.median(gaps) * 1000, 1) if gaps else 0.0,
+    }
+
+
 def run(quick: bool) -> dict[str, Any]:
     """Rounds of (n bare runs, one execute of n tasks), interleaved so that a load change on the machine
     affects both sides alike; the ratios are the medians of the rounds' ratios."""
-    n, rounds = (4, 1) if quick else (8, 3)
+    n, rounds = (4, 1) if quick else (8, 5)
     claude = _claude()
     if claude is None:
         return {"skipped": "the pinned claude is not installed: python -m tests.agentcli install"}
@@ -206,12 +260,14 @@ def run(quick: bool) -> dict[str, Any]:
         work = Path(tmp)
         stub = _stub()
         try:
-            bare(work, stub, claude, 1)  # warm the binary's pages
+            bare(work, stub, claude, 1)  # warm the binary's pages and claude's state in the shared HOME
             for r in range(rounds):
                 bare_s.append(statistics.median(bare(work, stub, claude, n)))
                 elapsed, _, parts = agentwaves(work, stub, claude, n, 1, f"seq{r}")
                 per_task.append(elapsed / n)
                 split.append(parts)
+            own = own_cost(work, stub, claude, n)
+            own["bare_claude_s"] = round(statistics.median(bare(work, stub, claude, n)), 3)
         finally:
             stub.stop()
         slow = _stub(delay=1.0)
@@ -244,6 +300,7 @@ def run(quick: bool) -> dict[str, Any]:
         "run_fixed_s": round(fixed, 3),
         "tasks_for_goal": round(fixed / room, 1) if room > 0 else None,
         "agentwaves_cpu_s_per_task": [round(p["cpu_s"] / n, 3) for p in split],
+        "own_cost": own,
         "goal_met_per_task": marginal <= GOAL,
         "concurrent_agents": 8,
         "concurrent_total_s": round(conc_s, 3),
