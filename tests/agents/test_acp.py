@@ -183,3 +183,24 @@ def test_usage_and_cost_are_kept_when_the_agent_reports_them(tmp_path) -> None:
     )
     asyncio.run(c.session_update("s", euros))
     assert c.cost_usd == 0.25  # not in USD: not a cost agentwaves can add up
+
+
+def test_a_tool_call_without_its_completion_is_still_in_the_transcript(tmp_path) -> None:
+    """A ``tool_call`` whose ``tool_call_update`` never arrives before the connection closes still gets
+    its one ``tool`` record (what `agentwaves logs` shows as ``→ NAME``); a completed one is not doubled."""
+    from acp.schema import ToolCallProgress, ToolCallStart
+
+    log = tmp_path / "t.log"
+    c = AcpClient(tmp_path, NoEvents(), Transcript(log, Redactor()), writable=True)
+    for tid in ("done", "cut"):
+        start = ToolCallStart(
+            session_update="tool_call", tool_call_id=tid, title=f"run {tid}", kind="execute"
+        )
+        asyncio.run(c.session_update("s", start))
+    finished = ToolCallProgress(session_update="tool_call_update", tool_call_id="done", status="completed")
+    asyncio.run(c.session_update("s", finished))
+    c.finish_pending()
+    c.finish_pending()  # idempotent
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    tools = [r["data"] for r in records if r["kind"] == "tool"]
+    assert len(tools) == 2 and all(t["name"] == "execute" for t in tools), tools

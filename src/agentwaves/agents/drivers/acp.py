@@ -229,6 +229,7 @@ class Acp:
             raise AgentFailed(self._died(exc, proc, errpath)) from None
         finally:
             await shutdown(conn, proc)
+            client.finish_pending()
 
     def _died(self, exc: BaseException, proc: asyncio.subprocess.Process, errpath: Path) -> str:
         with contextlib.suppress(OSError):

@@ -94,6 +94,13 @@ class AcpClient:
         else:
             self.events.alive()
 
+    def finish_pending(self) -> None:
+        """Once the connection is closed: a tool call whose completion never arrived (the agent ended, or
+        its update came after the turn's answer) still gets its ``tool`` record in the transcript."""
+        for name, args in self.pending.values():
+            self.transcript.write("tool", {"name": name, "input": args, "result": "", "is_error": False})
+        self.pending.clear()
+
     # ------------------------------------------------------------------ requests
 
     async def request_permission(
