@@ -79,11 +79,16 @@ class WriteHook:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = b""
+                length = min(max(int(self.headers.get("content-length") or 0), 0), MAX_INPUT)
                 if self.path == "/" + hook.token:
-                    length = int(self.headers.get("content-length") or 0)
-                    body = hook.answer(self.rfile.read(min(max(length, 0), MAX_INPUT)))
+                    body = hook.answer(self.rfile.read(length))
                     self.send_response(200)
-                else:
+                else:  # read what was sent (and drop it), so the sender gets the 404, not a broken pipe
+                    while length > 0:
+                        chunk = self.rfile.read(min(length, 1 << 16))
+                        if not chunk:
+                            break
+                        length -= len(chunk)
                     self.send_response(404)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(body)))
