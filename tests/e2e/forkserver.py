@@ -27,7 +27,7 @@ import sys
 import tempfile
 import threading
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -159,6 +159,21 @@ def fork_servers(scratch: Path, n: int) -> Iterator[queue.Queue[ForkServer]]:
     finally:
         for server in servers:
             server.close()
+
+
+def on_a_server(
+    pool: queue.Queue[ForkServer], fn: Callable[[ForkServer, int], str | None]
+) -> Callable[[int], str | None]:
+    """``fn`` for a thread pool's ``map``: each call borrows a server of ``pool`` for ``fn(server, n)``."""
+
+    def run(n: int) -> str | None:
+        server = pool.get()
+        try:
+            return fn(server, n)
+        finally:
+            pool.put(server)
+
+    return run
 
 
 _shared: queue.Queue[ForkServer] | None = None

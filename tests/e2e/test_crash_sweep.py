@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.forkserver import ForkServer, fork_servers
+from tests.e2e.forkserver import ForkServer, fork_servers, on_a_server
 from tests.e2e.helpers import git, sweep_points, tree_files, user_snapshot, wave_commits, write_yaml
 
 PLAN = {
@@ -81,15 +81,8 @@ def test_crash_point_sweep(make_repo, tmp_path: Path, schedule: str) -> None:
     assert len(points) >= 30, f"only {len(points)} crash points"
     chosen = sweep_points([p.split(" ", 1)[1] for p in points], 4, offset=0 if schedule == "waves" else 2)
 
-    def attempt(n: int) -> str | None:
-        """Crash at point n, recover, check; returns None if the run never reached point n."""
-        server = servers.get()
-        try:
-            return crash_and_resume(server, n)
-        finally:
-            servers.put(server)
-
     def crash_and_resume(server: ForkServer, n: int) -> str | None:
+        """Crash at point n, recover, check; returns None if the run never reached point n."""
         repo = tmp_path / f"crash-{n}"
         shutil.copytree(template, repo)
         before = user_snapshot(repo)
@@ -117,7 +110,7 @@ def test_crash_point_sweep(make_repo, tmp_path: Path, schedule: str) -> None:
         return where
 
     with fork_servers(tmp_path / "forkserver", 2) as servers, ThreadPoolExecutor(max_workers=2) as pool:
-        results = list(pool.map(attempt, chosen))
+        results = list(pool.map(on_a_server(servers, crash_and_resume), chosen))
     survived = [r for r in results if r]
     print(f"{schedule}: crash points survived: {len(survived)}/{len(survived)} (of {len(chosen)} swept)")
     assert len(survived) >= len(chosen) * 3 // 4
@@ -188,13 +181,6 @@ def test_crash_sweep_culprit_search_and_repair(make_repo, tmp_path: Path) -> Non
     ref_tree = tree_files(reference, ref_state["branch"])
     assert git(reference, "show", f"{ref_state['branch']}:c.py") == "c = 'fixed'"
 
-    def attempt(n: int) -> str | None:
-        server = servers.get()
-        try:
-            return crash_and_resume(server, n)
-        finally:
-            servers.put(server)
-
     def crash_and_resume(server: ForkServer, n: int) -> str | None:
         repo = tmp_path / f"crash-{n}"
         shutil.copytree(template, repo)
@@ -217,7 +203,7 @@ def test_crash_sweep_culprit_search_and_repair(make_repo, tmp_path: Path) -> Non
 
     chosen = sweep_points(names, 4, first=first)
     with fork_servers(tmp_path / "forkserver", 2) as servers, ThreadPoolExecutor(max_workers=2) as pool:
-        results = list(pool.map(attempt, chosen))
+        results = list(pool.map(on_a_server(servers, crash_and_resume), chosen))
     survived = [r for r in results if r]
     print(f"feedback: crash points survived: {len(survived)}/{len(survived)} (of {len(chosen)} swept)")
     assert len(survived) >= len(chosen) // 2
