@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from agentwaves.agents.backend import BackendSetup, make_backend
 from agentwaves.agents.repomap import repo_map
@@ -53,7 +53,6 @@ from agentwaves.state.store import (
 )
 
 DEFAULT_PLAN = Path(".agentwaves/plan.yaml")
-T = TypeVar("T")
 
 
 @dataclass
@@ -153,7 +152,9 @@ def _execute(
     sweep_stale_homes()  # private HOMEs a crashed run left behind
     # bubblewrap's probes run while the backend checks its agent (e.g. `claude --version`): both start
     # processes and wait for them
-    probe = Background(resolve_sandbox, config.sandbox)
+    probing = ThreadPoolExecutor(1, thread_name_prefix="agentwaves-probe")
+    probe = probing.submit(resolve_sandbox, config.sandbox)
+    probing.shutdown(wait=False)  # the probe still runs; nothing else is submitted
     slots = Slots(config.max_agents)
     holder: dict[str, Any] = {}
     redactor = Redactor()
@@ -356,25 +357,3 @@ def _finish(ctx: RunContext, elapsed: float) -> None:
                 else "the run could not continue"
             )
         ctx.store.save()
-
-
-class Background(Generic[T]):
-    """``fn(*args)`` in a thread of its own; :meth:`result` waits for it and returns or raises as it did."""
-
-    def __init__(self, fn: Callable[..., T], *args: Any) -> None:
-        self._value: T | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(fn, args), daemon=True)
-        self._thread.start()
-
-    def _run(self, fn: Callable[..., T], args: tuple[Any, ...]) -> None:
-        try:
-            self._value = fn(*args)
-        except BaseException as exc:  # re-raised in the waiting thread
-            self._error = exc
-
-    def result(self) -> T:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._value  # type: ignore[return-value]

@@ -131,8 +131,7 @@ class ClaudeCode:
         cwd, guard = call.cwd, call.guard
         tmp = Path(tempfile.mkdtemp(prefix="agentwaves-claude-"))
         try:
-            with contextlib.ExitStack() as stack:
-                hook = stack.enter_context(WriteHook(cwd, guard)) if guard is not None else None
+            with WriteHook(cwd, guard) if guard is not None else contextlib.nullcontext() as hook:
                 stream = self._once(call, tmp, hook)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -162,9 +161,7 @@ class ClaudeCode:
         wrapper = jail.shell_wrapper(env)
         if wrapper is not None:
             env["CLAUDE_CODE_SHELL_PREFIX"] = str(wrapper)
-        argv = self._argv(call, home)
-        if hook is not None:  # live write leases: claude asks agentwaves before each file write
-            argv = with_settings(argv, {"hooks": hook.settings()})
+        argv = self._argv(call, hook)
         transcript.write("user", call.prompt)
         transcript.write("claude:argv", [a if len(a) < 300 else a[:300] + "…" for a in argv])
         stream = ClaudeStream(call.events, transcript, model=self.model)
@@ -199,10 +196,12 @@ class ClaudeCode:
             "API_TIMEOUT_MS": str(int(max(idle, 10.0) * 1000)),
         }
 
-    def _argv(self, call: AgentCall, home: Path) -> list[str]:
+    def _argv(self, call: AgentCall, hook: WriteHook | None = None) -> list[str]:
         deny = [f"Read(~/{p}/**)" for p in SECRET_HOME] + [f"Edit(~/{p}/**)" for p in SECRET_HOME]
         deny += ["Read(~/.claude/.credentials.json)", "Edit(~/.claude/**)", "Edit(~/.claude.json)"]
-        settings = {"permissions": {"deny": deny}, "cleanupPeriodDays": 1}
+        settings: dict[str, Any] = {"permissions": {"deny": deny}, "cleanupPeriodDays": 1}
+        if hook is not None:  # live write leases: claude asks agentwaves before each file write
+            settings["hooks"] = hook.settings()
         schema = call.schema or HANDOFF_SCHEMA
         argv = [self.program, "-p", call.prompt, "--output-format", "stream-json", "--verbose"]
         argv += ["--include-partial-messages", "--no-session-persistence", "--max-turns", str(call.max_turns)]
@@ -218,12 +217,6 @@ class ClaudeCode:
         if call.budget is not None:
             argv += ["--max-budget-usd", f"{max(call.budget, 0.0001):.4f}"]
         return [*argv, *self.config.agent_args]
-
-
-def with_settings(argv: list[str], extra: dict[str, Any]) -> list[str]:
-    """``argv`` with ``extra`` merged into its ``--settings`` JSON."""
-    at = argv.index("--settings") + 1
-    return [*argv[:at], json.dumps({**json.loads(argv[at]), **extra}), *argv[at + 1 :]]
 
 
 def failure(stream: ClaudeStream, max_turns: int) -> None:
