@@ -54,6 +54,16 @@ def git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 _env_cache: tuple[tuple[tuple[str, str], ...], dict[str, str]] | None = None
 
 
+def stamp(path: str | Path) -> tuple[int, int, int] | None:
+    """A file's version as (mtime, inode, size), None if absent: git rewrites config files by rename,
+    so a change gives a new inode even within one mtime tick."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_ino, st.st_size)
+
+
 def config_key(cwd: Path) -> str:
     """The repository's common git directory and its config file's mtime, found without running git
     (``.git`` directory, or a linked worktree's ``.git`` file and ``commondir``); else ``cwd`` itself."""
@@ -69,10 +79,12 @@ def config_key(cwd: Path) -> str:
                 common = gitdir / commondir.read_text().strip() if commondir.is_file() else gitdir
             else:
                 continue
-            st = (common / "config").stat()  # git rewrites it by rename: a new inode each time
-            return f"{os.path.realpath(common)}\0{st.st_mtime_ns}\0{st.st_ino}\0{st.st_size}"
         except OSError:
             break
+        version = stamp(common / "config")
+        if version is None:
+            break
+        return f"{os.path.realpath(common)}\0" + "\0".join(map(str, version))
     return str(cwd)
 
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agentwaves.errors import AgentwavesError, UsageError
-from agentwaves.git.harden import config_key, hardened_args, spawn
+from agentwaves.git.harden import config_key, hardened_args, spawn, stamp
 
 STATE_DIR = ".agentwaves"
 OWNED_REF_PREFIXES = ("refs/heads/agentwaves/", "refs/heads/agentwaves-groups/", "refs/agentwaves/")
@@ -201,14 +201,7 @@ def _identity_key(cwd: Path) -> tuple[object, ...]:
     xdg = Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config")
     files = [os.environ.get("GIT_CONFIG_GLOBAL") or home / ".gitconfig", xdg / "git" / "config"]
     files.append(os.environ.get("GIT_CONFIG_SYSTEM") or "/etc/gitconfig")
-    stamps: list[tuple[int, int, int] | None] = []
-    for f in files:
-        try:
-            st = os.stat(f)
-            stamps.append((st.st_mtime_ns, st.st_ino, st.st_size))
-        except OSError:
-            stamps.append(None)
-    return (config_key(cwd), os.environ.get("GIT_CONFIG_NOSYSTEM"), *map(str, files), *stamps)
+    return (config_key(cwd), os.environ.get("GIT_CONFIG_NOSYSTEM"), *map(str, files), *map(stamp, files))
 
 
 def literal_pathspecs(paths: Iterable[str]) -> list[str]:
