@@ -37,6 +37,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 GOAL = 1.15  # issue 15: each task through agentwaves at most 1.15 times a bare `claude -p`
 SCHEMA = {"type": "object", "properties": {"summary": {"type": "string"}}, "required": ["summary"]}
+BARE_FLAGS = ["--output-format", "stream-json", "--verbose", "--permission-mode", "acceptEdits"]
+BARE_FLAGS += ["--max-turns", "10", "--no-session-persistence", "--json-schema", json.dumps(SCHEMA)]
 
 
 def _stub(delay: float = 0.0) -> Any:
@@ -99,15 +101,7 @@ def bare(work: Path, stub: Any, claude: Path, n: int) -> list[float]:
         tmp = Path(tempfile.mkdtemp(dir=work))
         env = {**_env(work / "home", stub, claude), "TMPDIR": str(tmp)}
         env["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] = "1"
-        argv = [
-            str(claude),
-            "-p",
-            f"# Your task: b{i}: T\n\nwrite b{i}.txt",
-            "--output-format",
-            "stream-json",
-        ]
-        argv += ["--verbose", "--permission-mode", "acceptEdits", "--max-turns", "10"]
-        argv += ["--no-session-persistence", "--json-schema", json.dumps(SCHEMA)]
+        argv = [str(claude), "-p", f"# Your task: b{i}: T\n\nwrite b{i}.txt", *BARE_FLAGS]
         t0 = time.perf_counter()
         subprocess.run(argv, cwd=repo, env=env, stdin=subprocess.DEVNULL, capture_output=True, check=True)
         times.append(time.perf_counter() - t0)
@@ -258,6 +252,7 @@ def run(quick: bool) -> dict[str, Any]:
     bare_s: list[float] = []
     per_task: list[float] = []
     split: list[dict[str, float]] = []
+    claude_split: dict[str, Any] | None = None
     with tempfile.TemporaryDirectory(prefix="agentwaves-bench-agents-") as tmp:
         work = Path(tmp)
         stub = _stub()
@@ -270,6 +265,13 @@ def run(quick: bool) -> dict[str, Any]:
                 split.append(parts)
             own = own_cost(work, stub, claude, n)
             own["bare_claude_s"] = round(statistics.median(bare(work, stub, claude, n)), 3)
+            if not quick:
+                from benchmarks.agents_split import split
+
+                env = _env(work / "home", stub, claude)
+                claude_split = split(
+                    work, env, _repo(work / "split"), _plan(work / "split.json", 1), 10, BARE_FLAGS
+                )
         finally:
             stub.stop()
         slow = _stub(delay=1.0)
@@ -303,6 +305,7 @@ def run(quick: bool) -> dict[str, Any]:
         "tasks_for_goal": round(fixed / room, 1) if room > 0 else None,
         "agentwaves_cpu_s_per_task": [round(p["cpu_s"] / n, 3) for p in split],
         "own_cost": own,
+        "claude_split": claude_split,
         "goal_met_per_task": marginal <= GOAL,
         "concurrent_agents": 8,
         "concurrent_total_s": round(conc_s, 3),
