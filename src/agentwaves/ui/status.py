@@ -34,12 +34,21 @@ def badge(state: str) -> Text:
 SIMULATED = " (simulated: the fake backend's modelled usage, at real prices)"
 
 
+def cost_text(usage: dict[str, Any]) -> str:
+    """``cost $X``; an unknown cost (an unpriced model, an agent that reports none) is not $0, and a
+    partly unknown one is a lower bound."""
+    cost = float(usage.get("cost_usd") or 0)
+    if usage.get("cost_known") is False:
+        return "cost unknown" if cost == 0 else f"cost at least ${cost:.4f} (part unknown)"
+    return f"cost ${cost:.4f}"
+
+
 def usage_line(usage: dict[str, Any], simulated: bool = False) -> str:
     """Tokens of all four kinds (they add up to the cost) and the cost."""
     return (
         f"{usage.get('input_tokens', 0):,} in, {usage.get('output_tokens', 0):,} out, "
         f"{usage.get('cache_creation_input_tokens', 0):,} cache write, "
-        f"{usage.get('cache_read_input_tokens', 0):,} cache read; cost ${usage.get('cost_usd', 0):.4f}"
+        f"{usage.get('cache_read_input_tokens', 0):,} cache read; {cost_text(usage)}"
         + (SIMULATED if simulated else "")
     )
 
