@@ -182,6 +182,7 @@ def test_runs_lists_every_run(done_run: tuple[Path, dict[str, Any]], run_cli: Cl
     assert state["run_id"] in [r["run"] for r in data["runs"]] and len(data["runs"]) == 2
     assert [r["created"] for r in data["runs"]] == sorted(r["created"] for r in data["runs"])
     assert all(r["state"] == "done" and r["branch"] == f"agentwaves/{r['run']}" for r in data["runs"])
+    assert all(r["cost_known"] is True and r["cost_usd"] > 0 for r in data["runs"])
     assert data == _json(run_cli("status", "--all", "--repo", repo, "--json"))
     assert state["run_id"] in run_cli("runs", "--repo", repo).stdout
 

@@ -80,6 +80,10 @@ def test_unknown_cost_survives_kill_9_and_resume_with_a_priced_model(
     assert human.returncode == 0, human.stderr
     assert f"cost at least ${state['usage']['cost_usd']:.4f} (part unknown)" in human.stdout
 
+    runs = json.loads(agentwaves("runs", "--json", "--repo", ws.repo).stdout)["runs"]
+    assert [(r["cost_usd"], r["cost_known"]) for r in runs] == [(state["usage"]["cost_usd"], False)]
+    assert f"at least ${state['usage']['cost_usd']:.4f}" in agentwaves("runs", "--repo", ws.repo).stdout
+
     report = (ws.repo / ".agentwaves" / "runs" / state["run_id"] / "report.md").read_text()
     assert "| `a` |" in report and "| unknown |" in report
     assert "| **Run total** |" in report and f"{state['usage']['cost_usd']:.4f} + unknown |" in report

@@ -235,7 +235,7 @@ def runs_data(repo: Path) -> dict[str, Any]:
         item |= {"feature": ref.state.feature, "created": ref.state.created}
         item |= {"done": sum(t.state == "done" for t in tasks), "total": len(tasks)}
         item |= {"landed": landed.get("landed") if landed else None}
-        out.append(item | {"cost_usd": run_usage(ref, live)["cost_usd"]})
+        out.append(item | {k: v for k, v in run_usage(ref, live).items() if k in ("cost_usd", "cost_known")})
     return {"runs": sorted(out, key=lambda r: (str(r.get("created", "")), r["run"]))}
 
 
