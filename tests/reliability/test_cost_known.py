@@ -61,6 +61,7 @@ def test_unknown_cost_survives_kill_9_and_resume_with_a_priced_model(
 
     resumed = agentwaves("resume", *common, "--model", PRICED)
     assert resumed.returncode == 0, resumed.stderr
+    assert "output; cost at least $" in resumed.stdout and "(part unknown)" in resumed.stdout  # its summary
 
     state = latest_state(ws.repo)
     tasks = tasks_of(state)
