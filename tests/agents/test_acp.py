@@ -70,6 +70,9 @@ def test_two_waves_through_the_codex_acp_adapter(make_repo, run_cli, codex_acp_s
     status = json.loads(run_cli("status", state["run_id"], "--repo", repo, "--json").stdout)
     listed = {t["id"]: t for w in status["waves"] for g in w["groups"] for t in g["tasks"]}
     assert listed["a"]["usage"]["cost_known"] is False and listed["b"]["usage"]["cost_known"] is False
+    assert status["usage"]["cost_known"] is False  # the run's total too
+    human = run_cli("status", state["run_id"], "--repo", repo).stdout
+    assert "cache read; cost unknown" in human
     report = (repo / ".agentwaves" / "runs" / state["run_id"] / "report.md").read_text()
     assert "| `a` | 0 | 0 | 0 | 0 | unknown |" in report
     assert "| **Run total** | 0 | 0 | 0 | 0 | unknown |" in report

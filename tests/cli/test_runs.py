@@ -110,14 +110,16 @@ def test_status_json_after_a_done_run(done_run: tuple[Path, dict[str, Any]], run
         assert t["stuck_for_s"] is None
     assert tasks["a"]["undeclared"] == ["notes.txt"]
     usage = data["usage"]
-    for key in ("input_tokens", "output_tokens", "cache_read_input_tokens", "cost_usd"):
+    for key in ("input_tokens", "output_tokens", "cache_read_input_tokens", "cost_usd", "cost_known"):
         assert usage[key] == state["usage"][key]
+    assert usage["cost_known"] is True  # every task's model is priced
     # by id prefix, and the human view
     assert _json(run_cli("status", rid[:17], "--repo", repo, "--json"))["run"] == rid
     res = run_cli("status", "--repo", repo)
     assert res.exit_code == 0
     assert "Overall: 3/3 tasks complete (100%)" in res.stdout
     assert "(1/1 tasks complete)" in res.stdout and "Wave 2" in res.stdout
+    assert f"cache read; cost ${usage['cost_usd']:.4f} (simulated" in res.stdout
 
 
 def test_status_after_a_failed_run(failed_run: tuple[Path, dict[str, Any]], run_cli: Cli) -> None:
@@ -180,6 +182,7 @@ def test_runs_lists_every_run(done_run: tuple[Path, dict[str, Any]], run_cli: Cl
     assert state["run_id"] in [r["run"] for r in data["runs"]] and len(data["runs"]) == 2
     assert [r["created"] for r in data["runs"]] == sorted(r["created"] for r in data["runs"])
     assert all(r["state"] == "done" and r["branch"] == f"agentwaves/{r['run']}" for r in data["runs"])
+    assert all(r["cost_known"] is True and r["cost_usd"] > 0 for r in data["runs"])
     assert data == _json(run_cli("status", "--all", "--repo", repo, "--json"))
     assert state["run_id"] in run_cli("runs", "--repo", repo).stdout
 

@@ -15,6 +15,7 @@ from agentwaves.llm.usage import (
     cost_known,
     cost_usd,
     price_for,
+    sum_usage,
     usage_json,
 )
 
@@ -113,3 +114,27 @@ def test_gpt_models_codex_runs_are_priced_and_a_dot_continues_a_version() -> Non
     # 1M uncached input, 1M cached, 1M output on gpt-5.1-codex
     usage = Usage(input_tokens=1_000_000, cache_read_input_tokens=1_000_000, output_tokens=1_000_000)
     assert cost_usd("gpt-5.1-codex", usage) == pytest.approx(1.25 + 0.125 + 10.0)
+
+
+def test_a_cost_recorded_as_unknown_stays_unknown_whatever_the_model() -> None:
+    """What `resume` restores: a task's recorded usage keeps its cost and its unknown flag, even when the
+    resuming model is priced (it is never repriced as that model)."""
+    tracker = UsageTracker()
+    tokens = Usage(input_tokens=1000, output_tokens=500)
+    assert tracker.add("a", "claude-sonnet-5-5", tokens, cost=0.0, known=False) == 0.0
+    tracker.add("b", "claude-sonnet-5-5", tokens)
+    assert not tracker.known("a") and tracker.known("b") and not tracker.all_known()
+    assert tracker.cost() == pytest.approx(cost_usd("claude-sonnet-5-5", tokens))
+    assert tracker.to_json()["total"]["cost_known"] is False
+    fresh = UsageTracker()
+    fresh.add("b", "claude-sonnet-5-5", tokens)
+    fresh.add("c", "agent", Usage(), cost=0.5)  # reported by the agent: known
+    assert fresh.all_known() and fresh.to_json()["total"]["cost_known"] is True
+
+
+def test_a_sum_of_usages_is_unknown_if_any_of_them_is() -> None:
+    known = {"input_tokens": 10, "cost_usd": 0.25, "cost_known": True}
+    assert sum_usage([known, {"output_tokens": 3, "cost_usd": 0.5}])["cost_known"] is True  # no flag: known
+    total = sum_usage([known, {"input_tokens": 5, "cost_usd": 0.0, "cost_known": False}])
+    assert total["input_tokens"] == 15 and total["cost_usd"] == 0.25 and total["cost_known"] is False
+    assert sum_usage([])["cost_known"] is True

@@ -147,15 +147,22 @@ class UsageTracker:
         self._unknown: set[str] = set()
         self._unknown_scopes: set[str] = set()
 
-    def add(self, scope: str, model: str, usage: Usage, cost: float | None = None) -> float:
-        """Record one call's usage; returns its cost in USD (``cost``, when the agent reported it)."""
-        reported = cost is not None
+    def add(
+        self, scope: str, model: str, usage: Usage, cost: float | None = None, known: bool | None = None
+    ) -> float:
+        """Record one call's usage; returns its cost in USD (``cost``, when the agent reported it).
+
+        ``known``: whether that cost is known, when the caller knows better than the price table (a
+        task's recorded usage restored on resume: its cost stays unknown whatever model resumes it)."""
+        if known is None:
+            known = cost is not None or cost_known(model)
         cost = cost_usd(model, usage) if cost is None else cost
         with self._lock:
             self._usage[scope] = self._usage.get(scope, Usage()) + usage
             self._cost[scope] = self._cost.get(scope, 0.0) + cost
-            if not reported and not cost_known(model):
-                self._unknown.add(model)
+            if not known:
+                if not cost_known(model):
+                    self._unknown.add(model)
                 self._unknown_scopes.add(scope)
         return cost
 
@@ -163,6 +170,11 @@ class UsageTracker:
         """Whether every cost recorded for ``scope`` was priced (or reported by the agent)."""
         with self._lock:
             return scope not in self._unknown_scopes
+
+    def all_known(self) -> bool:
+        """Whether every cost recorded, in every scope, was priced (or reported by the agent)."""
+        with self._lock:
+            return not self._unknown_scopes
 
     def by_scope(self) -> dict[str, Usage]:
         with self._lock:
@@ -185,7 +197,7 @@ class UsageTracker:
     def to_json(self) -> dict[str, Any]:
         """``{"scopes": {scope: usage dict}, "total": usage dict}``, each with ``cost_usd``."""
         with self._lock:
-            usage, costs, known = dict(self._usage), dict(self._cost), not self._unknown
+            usage, costs, known = dict(self._usage), dict(self._cost), not self._unknown_scopes
 
         def one(u: Usage, c: float) -> dict[str, Any]:
             return {**usage_json("", u, cost=c), "cost_known": known}
@@ -248,12 +260,14 @@ USAGE_KEYS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "c
 
 
 def sum_usage(items: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    """The sum of usage dicts (as stored in state and events): token counts and ``cost_usd``."""
+    """The sum of usage dicts (as stored in state and events): token counts, ``cost_usd``, and
+    ``cost_known`` (false when any of them says its cost is unknown: the sum is then a lower bound)."""
     total: dict[str, Any] = dict.fromkeys(USAGE_KEYS, 0)
-    cost = 0.0
+    cost, known = 0.0, True
     for usage in items:
         for key in USAGE_KEYS:
             total[key] += int(usage.get(key) or 0)
         cost += float(usage.get("cost_usd") or 0.0)
-    total["cost_usd"] = round(cost, 6)
+        known = known and usage.get("cost_known") is not False
+    total["cost_usd"], total["cost_known"] = round(cost, 6), known
     return total

@@ -124,13 +124,14 @@ def seconds_between(start: str | None, end: str | None, now: datetime | None = N
 
 
 def run_usage(ref: RunRef, live: bool) -> dict[str, Any]:
-    """The run's tokens and cost: the final figure when it has finished, else the sum of its calls so far."""
+    """The run's tokens and cost (its final total, or its calls so far); unknown if a task's or call's is."""
+    tasks = [t.usage for t in ref.state.tasks()]
     if ref.state.usage and not live:
-        return sum_usage([ref.state.usage])
-    events = [e for e in read_events(ref.run_dir / "events.jsonl") if e.get("type") == "usage"]
-    if not events:
-        return sum_usage(t.usage for t in ref.state.tasks())
-    return sum_usage(events)
+        total = sum_usage([ref.state.usage])
+    else:
+        calls = [e for e in read_events(ref.run_dir / "events.jsonl") if e.get("type") == "usage"]
+        total = sum_usage(calls or tasks)
+    return total | {"cost_known": total["cost_known"] and sum_usage(tasks)["cost_known"]}
 
 
 def _hint(ref: RunRef, state: str, landed: dict[str, Any] | None) -> str:
@@ -234,7 +235,7 @@ def runs_data(repo: Path) -> dict[str, Any]:
         item |= {"feature": ref.state.feature, "created": ref.state.created}
         item |= {"done": sum(t.state == "done" for t in tasks), "total": len(tasks)}
         item |= {"landed": landed.get("landed") if landed else None}
-        out.append(item | {"cost_usd": run_usage(ref, live)["cost_usd"]})
+        out.append(item | {k: v for k, v in run_usage(ref, live).items() if k in ("cost_usd", "cost_known")})
     return {"runs": sorted(out, key=lambda r: (str(r.get("created", "")), r["run"]))}
 
 

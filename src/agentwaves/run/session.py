@@ -328,11 +328,10 @@ def _restore_usage(state: RunState, tracker: UsageTracker, model: str) -> None:
     for ts in state.tasks():
         if ts.usage:
             fields = {k: ts.usage.get(k, 0) for k in Usage.model_fields}
-            cost = ts.usage.get("cost_usd")
-            known = ts.usage.get("cost_known", True)
-            tracker.add(
-                ts.id, model, Usage(**fields), cost=float(cost) if known and cost is not None else None
-            )
+            cost, known = ts.usage.get("cost_usd"), ts.usage.get("cost_known") is not False
+            cost = None if cost is None else float(cost)
+            # as recorded: an unknown cost stays unknown (never repriced as the resuming model)
+            tracker.add(ts.id, model, Usage(**fields), cost=cost, known=known)
 
 
 def _finish(ctx: RunContext, elapsed: float) -> None:
@@ -340,8 +339,8 @@ def _finish(ctx: RunContext, elapsed: float) -> None:
     with ctx.store.lock:
         state.makespan_s = round((state.makespan_s or 0.0) + elapsed, 3)
         state.finished = now_iso()
-        unknown = ctx.tracker.unknown_models
-        state.usage = usage_json(ctx.model, ctx.tracker.total(), cost=ctx.tracker.cost(), known=not unknown)
+        known = ctx.tracker.all_known()
+        state.usage = usage_json(ctx.model, ctx.tracker.total(), cost=ctx.tracker.cost(), known=known)
         if all(w.state == "done" for w in state.waves):
             state.state, state.error = "done", None
         elif ctx.interrupted is not None:

@@ -164,7 +164,7 @@ def tail_lines(path: Path, n: int) -> list[str]:
 def render_summary(outcome: Any) -> None:
     from rich.table import Table
 
-    from agentwaves.ui.status import SIMULATED
+    from agentwaves.ui.status import SIMULATED, cost_text
     from agentwaves.ui.term import print_table
 
     state, summary = outcome.state, outcome.summary
@@ -191,7 +191,7 @@ def render_summary(outcome: Any) -> None:
             f"tokens: {usage.get('input_tokens', 0):,} input, "
             f"{usage.get('cache_creation_input_tokens', 0):,} cache write, "
             f"{usage.get('cache_read_input_tokens', 0):,} cache read, "
-            f"{usage.get('output_tokens', 0):,} output; cost ${usage.get('cost_usd', 0):.4f}"
+            f"{usage.get('output_tokens', 0):,} output; {cost_text(usage)}"
             + (SIMULATED if state.settings.llm == "fake" else "")
         )
     for w in state.waves:

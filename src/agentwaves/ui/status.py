@@ -34,12 +34,22 @@ def badge(state: str) -> Text:
 SIMULATED = " (simulated: the fake backend's modelled usage, at real prices)"
 
 
+def cost_text(usage: dict[str, Any], cell: bool = False) -> str:
+    """``cost $X`` (a table ``cell``: ``$X``); an unknown cost (an unpriced model, an agent that reports
+    none) is not $0, and a partly unknown one is a lower bound."""
+    cost = float(usage.get("cost_usd") or 0)
+    if usage.get("cost_known") is False:
+        text = "unknown" if cost == 0 else f"at least ${cost:.4f}"
+        return text if cell else f"cost {text}" + (" (part unknown)" if cost else "")
+    return f"${cost:.4f}" if cell else f"cost ${cost:.4f}"
+
+
 def usage_line(usage: dict[str, Any], simulated: bool = False) -> str:
     """Tokens of all four kinds (they add up to the cost) and the cost."""
     return (
         f"{usage.get('input_tokens', 0):,} in, {usage.get('output_tokens', 0):,} out, "
         f"{usage.get('cache_creation_input_tokens', 0):,} cache write, "
-        f"{usage.get('cache_read_input_tokens', 0):,} cache read; cost ${usage.get('cost_usd', 0):.4f}"
+        f"{usage.get('cache_read_input_tokens', 0):,} cache read; {cost_text(usage)}"
         + (SIMULATED if simulated else "")
     )
 
@@ -133,7 +143,7 @@ def render_runs(data: dict[str, Any], console: Console | None = None) -> None:
             badge(run["state"]),
             f"{run['done']}/{run['total']}",
             str(run["created"])[:16].replace("T", " "),
-            f"${run['cost_usd']:.4f}",
+            cost_text(run, cell=True),
             str(run["landed"])[:10] if run.get("landed") else "",
         )
     print_table(out, table)

@@ -201,7 +201,9 @@ class ClaudeCode:
         deny += ["Read(~/.claude/.credentials.json)", "Edit(~/.claude/**)", "Edit(~/.claude.json)"]
         settings: dict[str, Any] = {"permissions": {"deny": deny}, "cleanupPeriodDays": 1}
         if hook is not None:  # live write leases: claude asks agentwaves before each file write
-            settings["hooks"] = hook.settings()
+            # command-line settings rank above the worktree's committed .claude/settings*.json: theirs
+            # cannot switch hooks off (a scalar: the higher source wins)
+            settings["hooks"], settings["disableAllHooks"] = hook.settings(), False
         schema = call.schema or HANDOFF_SCHEMA
         argv = [self.program, "-p", call.prompt, "--output-format", "stream-json", "--verbose"]
         argv += ["--include-partial-messages", "--no-session-persistence", "--max-turns", str(call.max_turns)]
