@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.helpers import latest_state
+from tests.e2e.helpers import latest_state, shared_file_calls
 from tests.reliability.support import agentwaves, events, make_workspace, spawn, tasks_of, wait_for
 from tests.reliability.test_kill_resume import blocking_task
 
@@ -95,3 +95,41 @@ def test_unknown_cost_survives_kill_9_and_resume_with_a_priced_model(
     status = agentwaves("status", "--json", "--repo", ws.repo)
     assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout)["usage"]["cost_known"] is False
+
+
+@pytest.mark.slow
+def test_the_resolvers_cost_survives_kill_9_and_resume(
+    make_repo: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Wave 1's groups both write ``shared.txt``: its merge needs the resolver, whose calls cost. The run is
+    killed in wave 2; the resumed run's total must still hold what the resolver spent."""
+    ws = make_workspace(make_repo, tmp_path, files={"shared.txt": "top\n"})
+    flag = tmp_path / "flag-d"
+    plan = ws.plan(
+        [
+            {"id": "x", "title": "X", "files": ["x.py"]},
+            {"id": "y", "title": "Y", "files": ["y.py"]},
+            {"id": "d", "title": "D", "files": ["docs/d.md"], "depends_on": ["x", "y"]},
+        ]
+    )
+    script = ws.script({"tasks": {**shared_file_calls(), "d": blocking_task(flag, "docs/d.md", "# D\n")}})
+    common = ("--repo", ws.repo, "--sandbox", "none", "--llm", "fake", "--fake-script", script)
+    proc = spawn("execute", *common, "--plan", plan)
+    try:
+        wait_for(lambda: any(e["type"] == "task_started" and e["task"] == "d" for e in events(ws.repo)), "d")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=60)
+    flag.touch()
+    calls = [e for e in events(ws.repo) if e["type"] == "usage" and e["task"] == "resolve:y"]
+    resolver = sum(e["cost_usd"] for e in calls)
+    assert resolver > 0, "the resolver made no priced call: the test shows nothing"
+
+    res = agentwaves("resume", "--repo", ws.repo)
+    assert res.returncode == 0, res.stderr
+    state = latest_state(ws.repo)
+    assert state["state"] == "done"
+    tasks = sum(t["usage"]["cost_usd"] for t in tasks_of(state).values())
+    assert state["usage"]["cost_usd"] == pytest.approx(tasks + resolver, abs=2e-6)
+    status = json.loads(agentwaves("status", "--json", "--repo", ws.repo).stdout)
+    assert status["usage"]["cost_usd"] == pytest.approx(tasks + resolver, abs=2e-6)

@@ -27,6 +27,7 @@ from agentwaves.git.stacking import Branch, stack
 from agentwaves.git.worktrees import group_branch
 from agentwaves.plan import Wave
 from agentwaves.run.context import RunContext, RunHooks
+from agentwaves.run.taskrun import task_usage
 from agentwaves.sandbox.bwrap import Sandbox
 from agentwaves.state.store import GroupState, now_iso
 
@@ -96,21 +97,26 @@ def _resolve(
     try:
         checkout_tree(worktree, conflicted_tree)
         scope = f"resolve:{group}"
-        outcome = ctx.backend.resolve(
-            ResolveRequest(
-                worktree=worktree,
-                conflicts=paths,
-                group=group,
-                sandbox=sandbox,
-                events=RunHooks(ctx, scope),
-                transcript=Transcript(ctx.log_path(f"resolve-{wave}-{group}"), ctx.redactor),
-                feature=ctx.plan.feature,
-                limits=Limits(ctx.config.max_turns, ctx.config.max_task_tokens),
-                run_timeout=ctx.config.run_timeout,
-                stuck_after=ctx.config.stuck_after,
-                tree=conflicted_tree,
+        try:
+            outcome = ctx.backend.resolve(
+                ResolveRequest(
+                    worktree=worktree,
+                    conflicts=paths,
+                    group=group,
+                    sandbox=sandbox,
+                    events=RunHooks(ctx, scope),
+                    transcript=Transcript(ctx.log_path(f"resolve-{wave}-{group}"), ctx.redactor),
+                    feature=ctx.plan.feature,
+                    limits=Limits(ctx.config.max_turns, ctx.config.max_task_tokens),
+                    run_timeout=ctx.config.run_timeout,
+                    stuck_after=ctx.config.stuck_after,
+                    tree=conflicted_tree,
+                )
             )
-        )
+        finally:  # what the resolver spent counts on resume too
+            with ctx.store.lock:
+                ctx.store.state.scope_usage[scope] = task_usage(ctx, scope)
+                ctx.store.save()
         ctx.events.emit(
             "resolved" if outcome.resolved else "resolve_failed",
             group=group,

@@ -325,13 +325,14 @@ def _remove_run_worktrees(root: Path, state_dir: Path, run_id: str) -> None:
 def _restore_usage(state: RunState, tracker: UsageTracker, model: str) -> None:
     from agentwaves.llm.base import Usage
 
-    for ts in state.tasks():
-        if ts.usage:
-            fields = {k: ts.usage.get(k, 0) for k in Usage.model_fields}
-            cost, known = ts.usage.get("cost_usd"), ts.usage.get("cost_known") is not False
+    recorded = [(ts.id, ts.usage) for ts in state.tasks()] + list(state.scope_usage.items())
+    for scope, usage in recorded:
+        if usage:
+            fields = {k: usage.get(k, 0) for k in Usage.model_fields}
+            cost, known = usage.get("cost_usd"), usage.get("cost_known") is not False
             cost = None if cost is None else float(cost)
             # as recorded: an unknown cost stays unknown (never repriced as the resuming model)
-            tracker.add(ts.id, model, Usage(**fields), cost=cost, known=known)
+            tracker.add(scope, model, Usage(**fields), cost=cost, known=known)
 
 
 def _finish(ctx: RunContext, elapsed: float) -> None:

@@ -133,6 +133,8 @@ class RunState(BaseModel):
     estimates: dict[str, float] = Field(default_factory=dict)
     serialization_points: list[dict[str, Any]] = Field(default_factory=list)
     usage: dict[str, Any] = Field(default_factory=dict)
+    # calls made outside any task (the resolver, by scope ``resolve:<group>``): kept for resume's totals
+    scope_usage: dict[str, dict[str, Any]] = Field(default_factory=dict)
     pid: int | None = None
     planner_model: str | None = None  # noted by `agentwaves plan` in the plan file; None: hand-written
     waves: list[WaveState] = Field(default_factory=list)
