@@ -20,7 +20,6 @@ removing the worktrees) and the span of the tasks themselves, whose per-task sha
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import resource
@@ -33,6 +32,9 @@ import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from benchmarks.agents_split import paired
+from benchmarks.agents_split import split as alone
 
 ROOT = Path(__file__).resolve().parent.parent
 GOAL = 1.15  # issue 15: each task through agentwaves at most 1.15 times a bare `claude -p`
@@ -190,58 +192,6 @@ def tree_rss(root: int) -> int:
     return total
 
 
-def own_cost(work: Path, stub: Any, claude: Path, n: int) -> dict[str, float]:
-    """agentwaves' own time per task, from one ``execute`` of ``n`` tasks in this process (``--max-agents
-    1``): each task's time in ``run_task`` less its claude process's (bubblewrap included), and the gap
-    between one task's end and the next one's start. Timers only wrap the two functions."""
-    import contextlib
-    import io
-
-    from agentwaves.agents.drivers import claude_code
-    from agentwaves.cli.app import main
-    from agentwaves.run import groups
-
-    claude_s: list[float] = []
-    spans: list[tuple[float, float]] = []
-    real_run, real_task = claude_code.run_jsonl, groups.run_task
-
-    def timed_run(argv: list[str], **kw: Any) -> Any:
-        t0 = time.perf_counter()
-        try:
-            return real_run(argv, **kw)
-        finally:
-            claude_s.append(time.perf_counter() - t0)
-
-    def timed_task(*args: Any, **kw: Any) -> None:
-        t0 = time.perf_counter()
-        try:
-            real_task(*args, **kw)
-        finally:
-            spans.append((t0, time.perf_counter()))
-
-    repo = _repo(work / "own")
-    plan = _plan(work / "own.json", n)
-    saved = dict(os.environ)
-    claude_code.run_jsonl, groups.run_task = timed_run, timed_task  # type: ignore[assignment]
-    try:
-        os.environ.update(_env(work / "home", stub, claude))
-        argv = ["execute", "--agent", "claude-code", "--repo", str(repo), "--plan", str(plan)]
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
-            main([*argv, "--max-agents", "1", "--json"])
-    finally:
-        claude_code.run_jsonl, groups.run_task = real_run, real_task  # type: ignore[assignment]
-        os.environ.clear()
-        os.environ.update(saved)
-    spans.sort()
-    in_task = [(end - start) - c for (start, end), c in zip(spans, claude_s, strict=True)]
-    gaps = [b[0] - a[1] for a, b in itertools.pairwise(spans)]
-    return {
-        "claude_s": round(statistics.median(claude_s), 3),
-        "in_task_ms": round(statistics.median(in_task) * 1000, 1),
-        "between_tasks_ms": round(statistics.median(gaps) * 1000, 1) if gaps else 0.0,
-    }
-
-
 def run(quick: bool) -> dict[str, Any]:
     """Rounds of (n bare runs, one execute of n tasks), interleaved so that a load change on the machine
     affects both sides alike; the ratios are the medians of the rounds' ratios."""
@@ -263,13 +213,11 @@ def run(quick: bool) -> dict[str, Any]:
                 elapsed, _, parts = agentwaves(work, stub, claude, n, 1, f"seq{r}")
                 per_task.append(elapsed / n)
                 split.append(parts)
-            own = own_cost(work, stub, claude, n)
-            own["bare_claude_s"] = round(statistics.median(bare(work, stub, claude, n)), 3)
+            env = _env(work / "home", stub, claude)
+            pairs = [paired(env, _repo(work / f"pair{r}"), _plan(work / f"pair{r}.json", n), BARE_FLAGS, work)
+                     for r in range(1 if quick else 2)]  # fmt: skip
             if not quick:
-                from benchmarks.agents_split import split
-
-                env = _env(work / "home", stub, claude)
-                claude_split = split(
+                claude_split = alone(
                     work, env, _repo(work / "split"), _plan(work / "split.json", 1), 10, BARE_FLAGS
                 )
         finally:
@@ -304,9 +252,10 @@ def run(quick: bool) -> dict[str, Any]:
         "run_fixed_s": round(fixed, 3),
         "tasks_for_goal": round(fixed / room, 1) if room > 0 else None,
         "agentwaves_cpu_s_per_task": [round(p["cpu_s"] / n, 3) for p in split],
-        "own_cost": own,
+        "paired": pairs,
+        "paired_ratio": round(statistics.median(p["ratio"] for p in pairs), 3),
         "claude_split": claude_split,
-        "goal_met_per_task": marginal <= GOAL,
+        "goal_met_per_task": statistics.median(p["ratio"] for p in pairs) <= GOAL,
         "concurrent_agents": 8,
         "concurrent_total_s": round(conc_s, 3),
         "peak_rss_mib": round(peak / 2**20, 1),

@@ -1,4 +1,15 @@
-"""What the ``claude`` process itself costs more inside agentwaves than bare, split by cause.
+"""The in-process measures of :mod:`benchmarks.agents`: each task paired with a bare run (:func:`paired`),
+and what the ``claude`` process itself costs more inside agentwaves than bare, split by cause
+(:func:`split`).
+
+**Paired.** One ``execute`` of N tasks runs in this process; as agentwaves starts each task's claude, a
+bare ``claude -p`` of the same task (its prompt, the bare side's flags, no jail) runs first in the same
+worktree, which is then cleaned. Task i costs through agentwaves its span in ``run_task`` less the bare
+run, plus the gap to the next task's start; its ratio is that over the bare run made a second before it,
+so a load change on the machine hits both sides of each pair alike (the rounds of separate runs in
+:func:`benchmarks.agents.run` are minutes apart at their ends).
+
+**Split.**
 
 :mod:`benchmarks.agents` measures a task through ``execute`` against a bare ``claude -p``; part of the
 difference is agentwaves' own work (``own_cost``), the rest is the claude process running longer. This
@@ -20,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import json
 import os
 import statistics
@@ -48,6 +60,78 @@ def _variants(argv: list[str], env: dict[str, str], bare_flags: list[str]) -> di
     }
 
 
+def paired(env: dict[str, str], repo: Path, plan: Path, bare_flags: list[str], work: Path) -> dict[str, Any]:
+    """Per task: through agentwaves (its own work and its claude) against a bare run of the same task."""
+    from agentwaves.agents.drivers import claude_code
+    from agentwaves.run import groups
+
+    rows: list[tuple[float, float, float, float, float]] = []  # start, end, bare run, claude, cleaning
+    now: dict[str, float] = {}
+    real_run, real_task = claude_code.run_jsonl, groups.run_task
+
+    def measured(argv: list[str], **kw: Any) -> Any:
+        cmd = argv[next(k for k, a in enumerate(argv) if a.endswith("/claude")) :]
+        bare_env = {
+            **env,
+            "TMPDIR": tempfile.mkdtemp(dir=work),
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        }
+        now["bare"] = _once([cmd[0], "-p", cmd[cmd.index("-p") + 1], *bare_flags], Path(kw["cwd"]), bare_env)
+        t0 = time.perf_counter()
+        subprocess.run(["git", "clean", "-fdq"], cwd=kw["cwd"], check=True, capture_output=True)
+        now["clean"] = time.perf_counter() - t0  # cleaning up after the bare run: not agentwaves' time
+        t0 = time.perf_counter()
+        try:
+            return real_run(argv, **kw)
+        finally:
+            now["claude"] = time.perf_counter() - t0
+
+    def timed_task(*args: Any, **kw: Any) -> None:
+        t0 = time.perf_counter()
+        try:
+            real_task(*args, **kw)
+        finally:
+            rows.append((t0, time.perf_counter(), now.pop("bare"), now.pop("claude"), now.pop("clean")))
+
+    _inside(env, repo, plan, {(claude_code, "run_jsonl"): measured, (groups, "run_task"): timed_task})
+    rows.sort()
+    gaps = [b[0] - a[1] for a, b in itertools.pairwise(rows)]
+    gaps.append(statistics.median(gaps) if gaps else 0.0)  # the last task: no next one
+    through = [(end - start - b - cl) + gap for (start, end, b, _, cl), gap in zip(rows, gaps, strict=True)]
+    bare = [r[2] for r in rows]
+    return {
+        "tasks": len(rows),
+        "ratio": round(statistics.median(t / b for t, b in zip(through, bare, strict=True)), 3),
+        "extra_ms": round(statistics.median(t - b for t, b in zip(through, bare, strict=True)) * 1000),
+        "bare_s": round(statistics.median(bare), 3),
+        "claude_s": round(statistics.median(r[3] for r in rows), 3),
+        # agentwaves' own time: in the task beside its claude, and from one task's end to the next one's start
+        "in_task_ms": round(statistics.median(e - s - b - c - cl for s, e, b, c, cl in rows) * 1000, 1),
+        "between_tasks_ms": round(statistics.median(gaps) * 1000, 1),
+    }
+
+
+def _inside(env: dict[str, str], repo: Path, plan: Path, patches: dict[tuple[Any, str], Any]) -> None:
+    """``execute --agent claude-code --max-agents 1`` of ``plan`` in this process, with ``patches``
+    (module, name) -> replacement applied meanwhile, and ``env`` as the process's environment."""
+    from agentwaves.cli.app import main
+
+    saved_env = dict(os.environ)
+    saved = {key: getattr(*key) for key in patches}
+    for (module, name), value in patches.items():
+        setattr(module, name, value)
+    try:
+        os.environ.update(env)
+        argv = ["execute", "--agent", "claude-code", "--repo", str(repo), "--plan", str(plan)]
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
+            main([*argv, "--max-agents", "1", "--json"])
+    finally:
+        for (module, name), value in saved.items():
+            setattr(module, name, value)
+        os.environ.clear()
+        os.environ.update(saved_env)
+
+
 def _once(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
     subprocess.run(["git", "clean", "-fdq"], cwd=cwd, check=True, capture_output=True)
     t0 = time.perf_counter()
@@ -63,7 +147,6 @@ def split(
 ) -> dict[str, Any]:
     """Runs ``rounds`` rounds of the variants inside one ``execute`` of ``plan`` (one task) in ``repo``."""
     from agentwaves.agents.drivers import claude_code
-    from agentwaves.cli.app import main
 
     times: dict[str, list[float]] = {v: [] for v in VARIANTS}
     real_run = claude_code.run_jsonl
@@ -83,17 +166,7 @@ def split(
         subprocess.run(["git", "clean", "-fdq"], cwd=cwd, check=True, capture_output=True)
         return real_run(argv, **kw)
 
-    saved = dict(os.environ)
-    claude_code.run_jsonl = measured  # type: ignore[assignment]
-    try:
-        os.environ.update(env)
-        argv = ["execute", "--agent", "claude-code", "--repo", str(repo), "--plan", str(plan)]
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
-            main([*argv, "--max-agents", "1", "--json"])
-    finally:
-        claude_code.run_jsonl = real_run  # type: ignore[assignment]
-        os.environ.clear()
-        os.environ.update(saved)
+    _inside(env, repo, plan, {(claude_code, "run_jsonl"): measured})
     if not times["bare"]:
         return {"skipped": "agentwaves did not start claude"}
 
