@@ -8,7 +8,8 @@ is ``{"shell": "COMMAND"}`` (an ``exec_command`` function call, Codex's shell to
 ..., "arguments": {...}}}`` (any other function call, e.g. an MCP tool's) or ``{"text": "..."}`` (the final
 assistant message). ``faults[key]`` is consumed first, one per request: ``401``/``500`` (that
 HTTP status) or ``"hang"`` (headers, then silence until the stub stops). Every request is kept.
-Each response reports ``input_tokens`` (``cached_tokens`` of them cached) and ``output_tokens``.
+A WebSocket upgrade of ``/responses`` (codex's built-in provider tries one first) gets 426, so codex
+falls back to HTTP at once. Each response reports ``input_tokens`` (``cached_tokens`` of them cached) and ``output_tokens``.
 The server, fault queues and SSE writing are :mod:`tests.agents.stub_http`'s.
 """
 
@@ -56,6 +57,9 @@ class ResponsesStub(ScriptedStub):
         return self
 
     def get(self, handler: StubHandler) -> None:
+        if handler.path.endswith("/responses"):  # codex's built-in provider tries a WebSocket first
+            handler.send_json(426, {"error": {"message": "this stub speaks HTTP only"}})
+            return
         handler.send_json(200, {"data": [], "models": []})
 
     def error_body(self, status: int) -> tuple[dict[str, Any], dict[str, str]]:

@@ -171,6 +171,9 @@ class Codex:
         argv = [self.program, "exec", "--json", "--ephemeral", "--color", "never", "--skip-git-repo-check"]
         argv += ["-s", "read-only" if call.read_only else "workspace-write", "-C", str(call.cwd)]
         argv += ["-c", 'approval_policy="never"']
+        base_url = call.env.get("OPENAI_BASE_URL") or os.environ.get("OPENAI_BASE_URL")
+        if base_url:  # codex reads no OPENAI_BASE_URL: its setting for the built-in provider
+            argv += ["-c", f"openai_base_url={json.dumps(base_url)}"]
         if schema is not None:
             argv += ["--output-schema", str(schema)]
         if self.config.model:
