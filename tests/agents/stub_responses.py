@@ -9,7 +9,8 @@ is ``{"shell": "COMMAND"}`` (an ``exec_command`` function call, Codex's shell to
 assistant message). ``faults[key]`` is consumed first, one per request: ``401``/``500`` (that
 HTTP status) or ``"hang"`` (headers, then silence until the stub stops). Every request is kept.
 A WebSocket upgrade of ``/responses`` (codex's built-in provider tries one first) gets 426, so codex
-falls back to HTTP at once. Each response reports ``input_tokens`` (``cached_tokens`` of them cached) and ``output_tokens``.
+falls back to HTTP at once. Each response reports ``input_tokens`` (``cached_tokens`` of them cached)
+and ``output_tokens``.
 The server, fault queues and SSE writing are :mod:`tests.agents.stub_http`'s.
 """
 

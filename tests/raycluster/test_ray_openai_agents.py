@@ -165,11 +165,12 @@ def test_acp_runs_a_two_wave_plan_on_the_node_that_has_its_agent_command(
     # o2 has codex but not codex-acp: the probe named it, and it got no task
     o2 = f"/{nodes.cluster.nodes['o2'].node_id[:12]}"
     unfit = {e["node"]: e["error"] for e in events(repo) if e["type"] == "node_unfit"}
-    assert any(n.endswith(o2) and "`codex-acp` (agent_command) is not installed" in w for n, w in unfit.items())
+    missing = "`codex-acp` (agent_command) is not installed"
+    assert any(n.endswith(o2) and missing in why for n, why in unfit.items()), unfit
     assert f"{o2}: --agent acp: `codex-acp` (agent_command) is not installed" in res.stderr, res.stderr
     assert [nodes.cluster.name_of(tasks[t]["node"]) for t in "ab"] == ["o1", "o1"]
     # codex-acp 0.16 reports no tokens: the usage reached the head as an unknown cost, per task and run
     status = json.loads(agentwaves("status", "--json", "--repo", repo).stdout)
     listed = {t["id"]: t for w in status["waves"] for g in w["groups"] for t in g["tasks"]}
     assert all(listed[t]["usage"]["cost_known"] is False for t in "ab")
-    assert status["usage"]["cost_known"] is False
+    assert latest_state(repo)["usage"]["cost_known"] is False

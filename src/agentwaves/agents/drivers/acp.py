@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shlex
 import shutil
@@ -37,7 +38,7 @@ from agentwaves.agents.backend import (
     conflict_prompt,
     plan_prompt,
 )
-from agentwaves.agents.drivers.acp_client import AcpClient
+from agentwaves.agents.drivers.acp_client import AUTH_REQUIRED, AcpClient, env_auth_method
 from agentwaves.agents.drivers.call import AgentCall
 from agentwaves.agents.drivers.runner import (
     Hang,
@@ -84,6 +85,15 @@ def state_dirs(program: str) -> list[Path]:
         return [home / ".gemini"]
     if name.startswith("opencode"):
         return [home / ".local" / "share" / "opencode", home / ".local" / "state" / "opencode"]
+    return []
+
+
+def base_url_args(program: str, env: dict[str, str]) -> list[str]:
+    """The API base URL in ``env`` as a well-known agent takes it on its command line: the Codex adapter
+    reads no ``OPENAI_BASE_URL``, only its ``openai_base_url`` setting (as ``codex`` itself)."""
+    url = env.get("OPENAI_BASE_URL")
+    if url and Path(program).name.startswith("codex"):
+        return ["-c", f"openai_base_url={json.dumps(url)}"]
     return []
 
 
@@ -146,11 +156,12 @@ class Acp:
         try:
             state = existing(state_dirs(self.argv[0]))
             jail = AgentJail(call.sandbox, cwd, tmp, state=state, writable=not read_only)
-            argv = jail.wrap(self.argv)
-            transcript.write("acp:argv", self.argv)
+            env = {**os.environ, **call.env, "TMPDIR": str(tmp)}
+            command = [*self.argv, *base_url_args(self.argv[0], env)]
+            argv = jail.wrap(command)
+            transcript.write("acp:argv", command)
             transcript.write("user", call.prompt)
             client = AcpClient(cwd, events, transcript, writable=not read_only)
-            env = {**os.environ, **call.env, "TMPDIR": str(tmp)}
             done = asyncio.run(self._session(argv, cwd, env, client, call.prompt, call.idle, read_only, tmp))
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -175,7 +186,7 @@ class Acp:
         read_only: bool,
         tmp: Path,
     ) -> Session:
-        from acp import PROTOCOL_VERSION, text_block
+        from acp import PROTOCOL_VERSION, RequestError, text_block
         from acp.core import Client, ClientSideConnection
         from acp.schema import ClientCapabilities, FileSystemCapabilities, Implementation
 
@@ -206,7 +217,14 @@ class Acp:
                     f"the ACP agent speaks protocol version {init.protocol_version}, agentwaves "
                     f"{PROTOCOL_VERSION}: upgrade the agent"
                 )
-            session = await conn.new_session(cwd=str(cwd.resolve()), mcp_servers=[])
+            try:
+                session = await conn.new_session(cwd=str(cwd.resolve()), mcp_servers=[])
+            except RequestError as exc:  # its login is missing: a key in its environment, if it takes one
+                method = env_auth_method(init.auth_methods, env) if exc.code == AUTH_REQUIRED else None
+                if method is None:
+                    raise
+                await conn.authenticate(method_id=method)
+                session = await conn.new_session(cwd=str(cwd.resolve()), mcp_servers=[])
             mode = pick_mode(session.modes, READ_MODES if read_only else WRITE_MODES)
             if mode is not None:
                 await conn.set_session_mode(session_id=session.session_id, mode_id=mode)
