@@ -101,6 +101,7 @@ def two_waves(
     }
     with nodes.stub.lock:
         nodes.stub.requests.clear()
+        nodes.stub.authorizations.clear()
     return ws.repo, ws.plan(tasks)
 
 
@@ -121,6 +122,7 @@ def check_run(nodes: OpenAINodes, repo: Path, res: subprocess.CompletedProcess[s
     tasks = tasks_of(state)
     assert tasks["a"]["handoff"]["summary"] == "wrote a.txt"
     assert "a is first" in json.dumps(nodes.stub.requests_of("b")[0]["input"])  # b's prompt, on its node
+    assert set(nodes.stub.authorizations) == {f"Bearer {key}"}  # the head's key (the nodes have none)
     tools = {(e["task"], e["node"]) for e in events(repo) if e["type"] == "tool"}
     assert {("a", tasks["a"]["node"]), ("b", tasks["b"]["node"])} <= tools
     log = agentwaves("logs", state["run_id"], "b", "--repo", repo).stdout
@@ -137,7 +139,7 @@ def test_codex_runs_a_two_wave_plan_on_two_nodes(
     repo, plan = two_waves(nodes, make_repo, tmp_path, {"model": MODEL}, pin=True)
     res = agentwaves(
         "execute", "--agent", "codex", "--executor", "ray", "--repo", repo, "--plan", plan,
-        env=nodes.env(key), timeout=300,
+        env=nodes.env(key), timeout=150,
     )  # fmt: skip
     tasks = check_run(nodes, repo, res, key)
     assert [nodes.cluster.name_of(tasks[t]["node"]) for t in "ab"] == ["o1", "o2"]  # ran there
@@ -159,7 +161,7 @@ def test_acp_runs_a_two_wave_plan_on_the_node_that_has_its_agent_command(
     repo, plan = two_waves(nodes, make_repo, tmp_path, {"agent_command": "codex-acp", "model": MODEL}, False)
     res = agentwaves(
         "execute", "--agent", "acp", "--executor", "ray", "--repo", repo, "--plan", plan,
-        env=nodes.env(key), timeout=300,
+        env=nodes.env(key), timeout=150,
     )  # fmt: skip
     tasks = check_run(nodes, repo, res, key)
     # o2 has codex but not codex-acp: the probe named it, and it got no task
