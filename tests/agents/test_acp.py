@@ -22,7 +22,7 @@ from acp.schema import (
 )
 
 from agentwaves.agents.backend import NoEvents
-from agentwaves.agents.drivers.acp import base_url_args
+from agentwaves.agents.drivers.acp import adapter_args
 from agentwaves.agents.drivers.acp_client import AcpClient, env_auth_method
 from agentwaves.agents.loop import Transcript
 from agentwaves.redact import Redactor
@@ -136,11 +136,20 @@ def test_an_agent_that_needs_a_login_is_authenticated_with_the_key_its_environme
     assert env_auth_method(None, {"OPENAI_API_KEY": "sk-1"}) is None
 
 
-def test_the_codex_adapter_gets_the_base_url_as_its_setting() -> None:
-    url = {"OPENAI_BASE_URL": "http://127.0.0.1:9/v1"}
-    assert base_url_args("/opt/bin/codex-acp", url) == ["-c", 'openai_base_url="http://127.0.0.1:9/v1"']
-    assert base_url_args("codex-acp", {}) == []
-    assert base_url_args("gemini", url) == []  # another agent reads its own variables
+def test_the_codex_adapter_gets_the_base_url_and_keeps_a_key_it_is_given_in_memory(tmp_path) -> None:
+    home = tmp_path / "codex-home"
+    home.mkdir()
+    env = {"OPENAI_BASE_URL": "http://127.0.0.1:9/v1", "CODEX_HOME": str(home)}
+    ephemeral = ["-c", 'cli_auth_credentials_store="ephemeral"']
+    url = ["-c", 'openai_base_url="http://127.0.0.1:9/v1"']
+    no_snapshot = ["-c", "features.shell_snapshot=false"]  # never its environment (the key) in a file
+    assert adapter_args("/opt/bin/codex-acp", env) == [*no_snapshot, *url, *ephemeral]  # no login
+    assert adapter_args("gemini", env) == []  # another agent reads its own variables
+    (home / "config.toml").write_text('cli_auth_credentials_store = "keyring"\n')
+    assert adapter_args("codex-acp", env) == [*no_snapshot, *url]  # its own store: left as it is
+    (home / "config.toml").write_text('model = "m"\n')
+    (home / "auth.json").write_text("{}")
+    assert adapter_args("codex-acp", {"CODEX_HOME": str(home)}) == no_snapshot  # its login is used
 
 
 # ----------------------------------------------------------------------------------- the client's policy

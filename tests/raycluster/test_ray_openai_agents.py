@@ -3,8 +3,8 @@ on nodes of the shared cluster, against the scripted Responses API stub on 127.0
 machine, so they reach it).
 
 This module adds its own nodes and removes them at its end, as ``test_ray_agents`` does: ``o1`` has
-``codex`` and ``codex-acp`` on PATH, ``o2`` only ``codex``; each has its own HOME (no ``~/.codex``: no
-login, no config) and scratch dir, and neither has a key or the stub's URL in its environment. Only the
+``codex`` and ``codex-acp`` on PATH, ``o2`` only ``codex``; each has its own HOME (an empty ``~/.codex``:
+no login, no config) and scratch dir, and neither has a key or the stub's URL in its environment. Only the
 head has them (``OPENAI_API_KEY``, ``OPENAI_BASE_URL``); it passes them at call time.
 """
 
@@ -71,7 +71,7 @@ def openai_nodes(ray_cluster: RayCluster) -> Iterator[OpenAINodes]:
     stub = ResponsesStub().start()
     for name, bins in (("o1", [codex, codex_acp]), ("o2", [codex])):
         home = ray_cluster.root / f"{name}-home"
-        home.mkdir(exist_ok=True)
+        (home / ".codex").mkdir(parents=True, exist_ok=True)  # codex ran here once: no login, no config
         env = {"PATH": ":".join([*map(str, bins), SYSTEM_PATH]), "HOME": str(home)}
         ray_cluster.add(name, resources={"openai": 10}, env=env, worker=False)
     try:
@@ -143,6 +143,11 @@ def test_codex_runs_a_two_wave_plan_on_two_nodes(
     )  # fmt: skip
     tasks = check_run(nodes, repo, res, key)
     assert [nodes.cluster.name_of(tasks[t]["node"]) for t in "ab"] == ["o1", "o2"]  # ran there
+    # the probe made the codex backend on every node: those without `codex` are named, o1 and o2 are not
+    unfit = [e for e in events(repo) if e["type"] == "node_unfit"]
+    names = {nodes.cluster.name_of(e["node"]) for e in unfit}
+    assert {"head", "w1", "w2"} <= names and not names & {"o1", "o2"}, unfit
+    assert all("`codex` is not installed" in e["error"] for e in unfit)
     assert {r["model"] for r in nodes.stub.requests} == {MODEL}
     # usage: two responses per task (the command, then the handoff), priced with our table, on the head
     per_task = Usage(input_tokens=1600, output_tokens=100, cache_read_input_tokens=400)

@@ -23,6 +23,8 @@ import shutil
 import signal
 import tempfile
 import time
+import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -88,13 +90,25 @@ def state_dirs(program: str) -> list[Path]:
     return []
 
 
-def base_url_args(program: str, env: dict[str, str]) -> list[str]:
-    """The API base URL in ``env`` as a well-known agent takes it on its command line: the Codex adapter
-    reads no ``OPENAI_BASE_URL``, only its ``openai_base_url`` setting (as ``codex`` itself)."""
+def adapter_args(program: str, env: Mapping[str, str]) -> list[str]:
+    """What the Codex adapter (a ``codex*`` program) takes only on its command line: ``OPENAI_BASE_URL``
+    as its ``openai_base_url`` setting (it reads no such variable, as ``codex``); and, with no login of
+    its own (no ``auth.json``, no credentials store chosen in its ``config.toml``), an ``ephemeral``
+    credentials store, so a key it is given by ``authenticate`` stays in its memory: with the default
+    file store it writes the key to ``auth.json``, or, where its home cannot be written (a node with no
+    ``~/.codex``, inside the jail), loses it and calls the API with no key."""
+    if not Path(program).name.startswith("codex"):
+        return []
     url = env.get("OPENAI_BASE_URL")
-    if url and Path(program).name.startswith("codex"):
-        return ["-c", f"openai_base_url={json.dumps(url)}"]
-    return []
+    args = ["-c", "features.shell_snapshot=false"]  # a snapshot is its shell's environment: the key
+    args += ["-c", f"openai_base_url={json.dumps(url)}"] if url else []
+    home = Path(env.get("CODEX_HOME") or Path(env.get("HOME") or Path.home()) / ".codex")
+    with contextlib.suppress(OSError, tomllib.TOMLDecodeError):
+        if "cli_auth_credentials_store" in tomllib.loads((home / "config.toml").read_text()):
+            return args
+    if not (home / "auth.json").exists():
+        args += ["-c", 'cli_auth_credentials_store="ephemeral"']
+    return args
 
 
 @dataclass
@@ -157,7 +171,7 @@ class Acp:
             state = existing(state_dirs(self.argv[0]))
             jail = AgentJail(call.sandbox, cwd, tmp, state=state, writable=not read_only)
             env = {**os.environ, **call.env, "TMPDIR": str(tmp)}
-            command = [*self.argv, *base_url_args(self.argv[0], env)]
+            command = [*self.argv, *adapter_args(self.argv[0], env)]
             argv = jail.wrap(command)
             transcript.write("acp:argv", command)
             transcript.write("user", call.prompt)
@@ -223,6 +237,7 @@ class Acp:
                 method = env_auth_method(init.auth_methods, env) if exc.code == AUTH_REQUIRED else None
                 if method is None:
                     raise
+                client.transcript.write("acp:authenticate", method)
                 await conn.authenticate(method_id=method)
                 session = await conn.new_session(cwd=str(cwd.resolve()), mcp_servers=[])
             mode = pick_mode(session.modes, READ_MODES if read_only else WRITE_MODES)
