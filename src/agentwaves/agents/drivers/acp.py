@@ -92,11 +92,11 @@ def state_dirs(program: str) -> list[Path]:
 
 def adapter_args(program: str, env: Mapping[str, str]) -> list[str]:
     """What the Codex adapter (a ``codex*`` program) takes only on its command line: ``OPENAI_BASE_URL``
-    as its ``openai_base_url`` setting (it reads no such variable, as ``codex``); and, with no login of
-    its own (no ``auth.json``, no credentials store chosen in its ``config.toml``), an ``ephemeral``
-    credentials store, so a key it is given by ``authenticate`` stays in its memory: with the default
-    file store it writes the key to ``auth.json``, or, where its home cannot be written (a node with no
-    ``~/.codex``, inside the jail), loses it and calls the API with no key."""
+    as its ``openai_base_url`` setting (it reads no such variable, as ``codex``); no shell snapshots (a
+    snapshot in ``~/.codex/shell_snapshots`` is a copy of its environment, the key included); and, with
+    no login of its own (no ``auth.json``, no credentials store chosen in its ``config.toml``), an
+    ``ephemeral`` credentials store, so a key it is given by ``authenticate`` stays in its memory (the
+    default file store writes it to ``~/.codex/auth.json`` where that is writable)."""
     if not Path(program).name.startswith("codex"):
         return []
     url = env.get("OPENAI_BASE_URL")
