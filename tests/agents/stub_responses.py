@@ -7,15 +7,18 @@ key's script, N being the number of tool results (``function_call_output``) alre
 is ``{"shell": "COMMAND"}`` (an ``exec_command`` function call, Codex's shell tool), ``{"call": {"name":
 ..., "arguments": {...}}}`` (any other function call, e.g. an MCP tool's) or ``{"text": "..."}`` (the final
 assistant message). ``faults[key]`` is consumed first, one per request: ``401``/``500`` (that
-HTTP status) or ``"hang"`` (headers, then silence until the stub stops). Every request is kept.
-Each response reports ``input_tokens`` (``cached_tokens`` of them cached) and ``output_tokens``.
+HTTP status) or ``"hang"`` (headers, then silence until the stub stops). Every request is kept, and
+its ``Authorization`` header.
+A WebSocket upgrade of ``/responses`` (codex's built-in provider tries one first) gets 426, so codex
+falls back to HTTP at once. Each response reports ``input_tokens`` (``cached_tokens`` of them cached)
+and ``output_tokens``.
 The server, fault queues and SSE writing are :mod:`tests.agents.stub_http`'s.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from tests.agents.stub_http import ScriptedStub, StubHandler, conversation_key
@@ -39,6 +42,7 @@ class ResponsesStub(ScriptedStub):
     input_tokens: int = 1000
     cached_tokens: int = 200
     output_tokens: int = 50
+    authorizations: list[str] = field(default_factory=list)  # each request's Authorization header
 
     @property
     def url(self) -> str:
@@ -56,6 +60,9 @@ class ResponsesStub(ScriptedStub):
         return self
 
     def get(self, handler: StubHandler) -> None:
+        if handler.path.endswith("/responses"):  # codex's built-in provider tries a WebSocket first
+            handler.send_json(426, {"error": {"message": "this stub speaks HTTP only"}})
+            return
         handler.send_json(200, {"data": [], "models": []})
 
     def error_body(self, status: int) -> tuple[dict[str, Any], dict[str, str]]:
@@ -67,6 +74,8 @@ class ResponsesStub(ScriptedStub):
             return
         key = self.key(body)
         self.record(body)
+        with self.lock:
+            self.authorizations.append(handler.headers.get("Authorization") or "")
         if not self.serve_fault(handler, self.take_fault(key)):
             handler.send_sse(self.stream_events(self.items(key, body)))
 

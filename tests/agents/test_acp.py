@@ -12,10 +12,18 @@ from pathlib import Path
 
 import pytest
 from acp import RequestError
-from acp.schema import PermissionOption, ToolCallLocation, ToolCallUpdate
+from acp.schema import (
+    AuthEnvVar,
+    AuthMethodAgent,
+    EnvVarAuthMethod,
+    PermissionOption,
+    ToolCallLocation,
+    ToolCallUpdate,
+)
 
 from agentwaves.agents.backend import NoEvents
-from agentwaves.agents.drivers.acp_client import AcpClient
+from agentwaves.agents.drivers.acp import adapter_args
+from agentwaves.agents.drivers.acp_client import AcpClient, env_auth_method
 from agentwaves.agents.loop import Transcript
 from agentwaves.redact import Redactor
 from tests.agents.codex_support import done, shell
@@ -110,6 +118,41 @@ def test_acp_needs_an_installed_agent_command(make_repo, run_cli, tmp_path) -> N
         res = run_cli("execute", "--agent", "acp", "--repo", repo, "--plan", plan)
         assert res.exit_code == 2 and expected in res.stderr and "\n" not in res.stderr.strip()
         assert not (repo / ".agentwaves" / "runs").exists()
+
+
+def test_an_agent_that_needs_a_login_is_authenticated_with_the_key_its_environment_has() -> None:
+    # codex-acp 0.16's methods, as its `initialize` lists them (the real run: tests/raycluster)
+    methods = [
+        AuthMethodAgent(id="chatgpt", name="Login with ChatGPT"),
+        *(
+            EnvVarAuthMethod(id=i, name=i, type="env_var", vars=[AuthEnvVar(name=var)])
+            for i, var in (("codex-api-key", "CODEX_API_KEY"), ("openai-api-key", "OPENAI_API_KEY"))
+        ),
+        EnvVarAuthMethod(
+            id="opt", name="opt", type="env_var", vars=[AuthEnvVar(name="X_KEY", optional=True)]
+        ),
+    ]
+    assert env_auth_method(methods, {"OPENAI_API_KEY": "sk-1"}) == "openai-api-key"
+    assert env_auth_method(methods, {"OPENAI_API_KEY": "sk-1", "CODEX_API_KEY": "sk-2"}) == "codex-api-key"
+    assert env_auth_method(methods, {"OPENAI_API_KEY": ""}) is None  # a login method is never chosen
+    assert env_auth_method(methods, {"X_KEY": "k"}) is None  # nothing required: not a key to use
+    assert env_auth_method(None, {"OPENAI_API_KEY": "sk-1"}) is None
+
+
+def test_the_codex_adapter_gets_the_base_url_and_keeps_a_key_it_is_given_in_memory(tmp_path) -> None:
+    home = tmp_path / "codex-home"
+    home.mkdir()
+    env = {"OPENAI_BASE_URL": "http://127.0.0.1:9/v1", "CODEX_HOME": str(home)}
+    ephemeral = ["-c", 'cli_auth_credentials_store="ephemeral"']
+    url = ["-c", 'openai_base_url="http://127.0.0.1:9/v1"']
+    no_snapshot = ["-c", "features.shell_snapshot=false"]  # never its environment (the key) in a file
+    assert adapter_args("/opt/bin/codex-acp", env) == [*no_snapshot, *url, *ephemeral]  # no login
+    assert adapter_args("gemini", env) == []  # another agent reads its own variables
+    (home / "config.toml").write_text('cli_auth_credentials_store = "keyring"\n')
+    assert adapter_args("codex-acp", env) == [*no_snapshot, *url]  # its own store: left as it is
+    (home / "config.toml").write_text('model = "m"\n')
+    (home / "auth.json").write_text("{}")
+    assert adapter_args("codex-acp", {"CODEX_HOME": str(home)}) == no_snapshot  # its login is used
 
 
 # ----------------------------------------------------------------------------------- the client's policy

@@ -114,3 +114,14 @@ def test_missing_or_too_old_codex_is_one_line_exit_2_before_any_run(make_repo, r
         line = res.stderr.strip()
         assert "\n" not in line and expected in line and "npm install -g @openai/codex" in line
         assert not (repo / ".agentwaves" / "runs").exists()
+
+
+def test_an_openai_key_reaches_codex_as_codex_api_key_when_it_has_no_login(tmp_path: Path) -> None:
+    from agentwaves.agents.drivers.codex import key_env
+
+    # codex 0.171's built-in provider reads no OPENAI_API_KEY (the real run: tests/raycluster)
+    env = {"OPENAI_API_KEY": "sk-1", "PATH": "/bin"}
+    assert key_env(tmp_path, env) == {**env, "CODEX_API_KEY": "sk-1"}
+    assert key_env(tmp_path, {**env, "CODEX_API_KEY": "sk-2"})["CODEX_API_KEY"] == "sk-2"
+    (tmp_path / "auth.json").write_text("{}")
+    assert key_env(tmp_path, env) == env  # its login decides

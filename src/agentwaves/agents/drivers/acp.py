@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shlex
 import shutil
 import signal
 import tempfile
 import time
+import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -37,7 +40,7 @@ from agentwaves.agents.backend import (
     conflict_prompt,
     plan_prompt,
 )
-from agentwaves.agents.drivers.acp_client import AcpClient
+from agentwaves.agents.drivers.acp_client import AUTH_REQUIRED, AcpClient, env_auth_method
 from agentwaves.agents.drivers.call import AgentCall
 from agentwaves.agents.drivers.runner import (
     Hang,
@@ -85,6 +88,27 @@ def state_dirs(program: str) -> list[Path]:
     if name.startswith("opencode"):
         return [home / ".local" / "share" / "opencode", home / ".local" / "state" / "opencode"]
     return []
+
+
+def adapter_args(program: str, env: Mapping[str, str]) -> list[str]:
+    """What the Codex adapter (a ``codex*`` program) takes only on its command line: ``OPENAI_BASE_URL``
+    as its ``openai_base_url`` setting (it reads no such variable, as ``codex``); no shell snapshots (a
+    snapshot in ``~/.codex/shell_snapshots`` is a copy of its environment, the key included); and, with
+    no login of its own (no ``auth.json``, no credentials store chosen in its ``config.toml``), an
+    ``ephemeral`` credentials store, so a key it is given by ``authenticate`` stays in its memory (the
+    default file store writes it to ``~/.codex/auth.json`` where that is writable)."""
+    if not Path(program).name.startswith("codex"):
+        return []
+    url = env.get("OPENAI_BASE_URL")
+    args = ["-c", "features.shell_snapshot=false"]  # a snapshot is its shell's environment: the key
+    args += ["-c", f"openai_base_url={json.dumps(url)}"] if url else []
+    home = Path(env.get("CODEX_HOME") or Path(env.get("HOME") or Path.home()) / ".codex")
+    with contextlib.suppress(OSError, tomllib.TOMLDecodeError):
+        if "cli_auth_credentials_store" in tomllib.loads((home / "config.toml").read_text()):
+            return args
+    if not (home / "auth.json").exists():
+        args += ["-c", 'cli_auth_credentials_store="ephemeral"']
+    return args
 
 
 @dataclass
@@ -146,11 +170,12 @@ class Acp:
         try:
             state = existing(state_dirs(self.argv[0]))
             jail = AgentJail(call.sandbox, cwd, tmp, state=state, writable=not read_only)
-            argv = jail.wrap(self.argv)
-            transcript.write("acp:argv", self.argv)
+            env = {**os.environ, **call.env, "TMPDIR": str(tmp)}
+            command = [*self.argv, *adapter_args(self.argv[0], env)]
+            argv = jail.wrap(command)
+            transcript.write("acp:argv", command)
             transcript.write("user", call.prompt)
             client = AcpClient(cwd, events, transcript, writable=not read_only)
-            env = {**os.environ, **call.env, "TMPDIR": str(tmp)}
             done = asyncio.run(self._session(argv, cwd, env, client, call.prompt, call.idle, read_only, tmp))
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -175,7 +200,7 @@ class Acp:
         read_only: bool,
         tmp: Path,
     ) -> Session:
-        from acp import PROTOCOL_VERSION, text_block
+        from acp import PROTOCOL_VERSION, RequestError, text_block
         from acp.core import Client, ClientSideConnection
         from acp.schema import ClientCapabilities, FileSystemCapabilities, Implementation
 
@@ -206,7 +231,15 @@ class Acp:
                     f"the ACP agent speaks protocol version {init.protocol_version}, agentwaves "
                     f"{PROTOCOL_VERSION}: upgrade the agent"
                 )
-            session = await conn.new_session(cwd=str(cwd.resolve()), mcp_servers=[])
+            try:
+                session = await conn.new_session(cwd=str(cwd.resolve()), mcp_servers=[])
+            except RequestError as exc:  # its login is missing: a key in its environment, if it takes one
+                method = env_auth_method(init.auth_methods, env) if exc.code == AUTH_REQUIRED else None
+                if method is None:
+                    raise
+                client.transcript.write("acp:authenticate", method)
+                await conn.authenticate(method_id=method)
+                session = await conn.new_session(cwd=str(cwd.resolve()), mcp_servers=[])
             mode = pick_mode(session.modes, READ_MODES if read_only else WRITE_MODES)
             if mode is not None:
                 await conn.set_session_mode(session_id=session.session_id, mode_id=mode)

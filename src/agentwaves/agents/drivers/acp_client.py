@@ -7,6 +7,8 @@
   ``move``) are allowed when every location they name is inside the worktree (through agentwaves' path
   gate, :func:`agentwaves.sandbox.paths.confine`) and the job may write; reads and searches inside the
   worktree are allowed; everything else (commands, fetches, mode switches, anything outside) is refused.
+- Authentication: when ``session/new`` answers "authentication required", the driver picks the first
+  ``env_var`` auth method whose variables are set (:func:`env_auth_method`) and calls ``authenticate``.
 - ``fs/read_text_file`` and ``fs/write_text_file``: only inside the worktree, through the same gate;
   no writes for a read-only job (the planner). The client offers no terminal.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +39,19 @@ from agentwaves.sandbox.paths import PathRefused, confine
 
 EDIT_KINDS = {"edit", "delete", "move"}
 READ_KINDS = {"read", "search", "think"}
+AUTH_REQUIRED = -32000  # the protocol's error code: the agent needs ``authenticate`` first
+
+
+def env_auth_method(methods: Any, env: Mapping[str, str]) -> str | None:
+    """The first of the agent's ``env_var`` auth methods whose required variables ``env`` sets (an API key
+    the agent reads from its environment: what a node has, with no login of its own), else None."""
+    for method in methods or []:
+        if getattr(method, "type", None) != "env_var":
+            continue
+        required = [v.name for v in getattr(method, "vars", None) or [] if not v.optional]
+        if required and all(env.get(name) for name in required):
+            return str(method.id)
+    return None
 
 
 @dataclass

@@ -146,7 +146,7 @@ class Codex:
             outcome = run_jsonl(
                 jail.wrap(argv),
                 cwd=cwd,
-                env={**os.environ, **call.env, "CODEX_HOME": str(home), "TMPDIR": str(tmp)},
+                env=key_env(home, {**os.environ, **call.env, "CODEX_HOME": str(home), "TMPDIR": str(tmp)}),
                 on_event=stream,
                 on_text=stream.text,
                 idle_timeout=idle,
@@ -171,6 +171,9 @@ class Codex:
         argv = [self.program, "exec", "--json", "--ephemeral", "--color", "never", "--skip-git-repo-check"]
         argv += ["-s", "read-only" if call.read_only else "workspace-write", "-C", str(call.cwd)]
         argv += ["-c", 'approval_policy="never"']
+        base_url = call.env.get("OPENAI_BASE_URL") or os.environ.get("OPENAI_BASE_URL")
+        if base_url:  # codex reads no OPENAI_BASE_URL: its setting for the built-in provider
+            argv += ["-c", f"openai_base_url={json.dumps(base_url)}"]
         if schema is not None:
             argv += ["--output-schema", str(schema)]
         if self.config.model:
@@ -201,6 +204,15 @@ def failure(stream: CodexStream, returncode: int | None, stderr: str) -> None:
     if stream.failed is None:
         raise AgentFailed(f"codex exited {returncode} without completing its turn: {text}")
     raise AgentFailed(f"codex failed: {text}")
+
+
+def key_env(home: Path, env: dict[str, str]) -> dict[str, str]:
+    """``env`` with ``OPENAI_API_KEY`` as ``CODEX_API_KEY`` when codex has no login (no ``auth.json``)
+    and no ``CODEX_API_KEY``: codex 0.171's built-in provider reads only its login or ``CODEX_API_KEY``
+    (a custom provider reads its own ``env_key``), so the key a Ray node is sent would not be used."""
+    if env.get("OPENAI_API_KEY") and not env.get("CODEX_API_KEY") and not (home / "auth.json").exists():
+        return {**env, "CODEX_API_KEY": env["OPENAI_API_KEY"]}
+    return env
 
 
 def user_codex_home() -> Path:
