@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from agentwaves.agents.drivers.runner import run_jsonl
+from agentwaves.agents.drivers.runner import last_line, run_jsonl
 
 
 def program(tmp_path: Path, body: str) -> list[str]:
@@ -74,6 +74,20 @@ def test_stderr_tail_is_kept(tmp_path: Path) -> None:
         program(tmp_path, body), cwd=tmp_path, env=os.environ, on_event=lambda e: False, idle_timeout=10
     )
     assert out.returncode == 3 and out.stderr.endswith("last words\n") and len(out.stderr) <= 4000
+
+
+def test_a_clis_last_error_line_loses_its_colours_and_titles(tmp_path: Path) -> None:
+    """The one-line error of a failed task is the CLI's last stderr line, read as a person would see it
+    (codex-acp colours its log lines): terminal codes are dropped, the text kept."""
+    body = (
+        "sys.stderr.write('starting\\n\\x1b[2m2026-12-01\\x1b[0m \\x1b[31mERROR\\x1b[0m '"
+        " + 'codex_acp: \\x1b]0;owned\\x07boom\\n')\nsys.exit(3)\n"
+    )
+    out = run_jsonl(
+        program(tmp_path, body), cwd=tmp_path, env=os.environ, on_event=lambda e: False, idle_timeout=30
+    )
+    assert out.returncode == 3
+    assert last_line(out.stderr) == "2026-12-01 ERROR codex_acp: boom"
 
 
 def test_the_doctor_line_of_a_cli_too_old_or_not_logged_in(tmp_path: Path, monkeypatch) -> None:

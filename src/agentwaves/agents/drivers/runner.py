@@ -231,8 +231,14 @@ def task_result(
     )
 
 
+# a CLI's colours and cursor moves (CSI ... final byte) and titles (OSC ... BEL or ST) in its stderr
+_TERMINAL_CODES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
+
+
 def last_line(text: str) -> str:
-    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    """The last non-empty line of a CLI's output, without its terminal codes (a task's one-line error;
+    anything else that could act on a terminal is made visible where it is shown: ``ui/inert.py``)."""
+    lines = [ln.strip() for ln in _TERMINAL_CODES.sub("", text).strip().splitlines() if ln.strip()]
     return lines[-1][:300] if lines else ""
 
 
