@@ -173,7 +173,10 @@ def test_a_node_without_the_agent_cli_is_skipped_and_named_when_no_other_can_run
     assert [s.split()[2] for s, _ in wave_commits(ws.repo, state)] == ["1"]  # finished work is kept
     # found before the run (a probe on each node): every node but c1 and c2 lacks claude, gets no task
     unfit = [e for e in events(ws.repo) if e["type"] == "node_unfit"]
-    assert sorted(nodes.cluster.name_of(e["node"]) for e in unfit) == ["c3", "head", "w1", "w2"]
+    # (the shared cluster's own nodes as they are now: another module's test may have killed w1 or w2)
+    lacking = sorted(set(nodes.cluster.nodes) - {"c1", "c2"})
+    assert "c3" in lacking and "head" in lacking
+    assert sorted(nodes.cluster.name_of(e["node"]) for e in unfit) == lacking
     assert all(e["task"] is None and e["node"].split("/")[1] in e["error"] for e in unfit)
     assert f"{c3}: --agent claude-code: `claude` is not installed" in res.stderr
     assert "it gets no tasks of this run" in res.stderr

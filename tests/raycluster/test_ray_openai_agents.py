@@ -146,7 +146,8 @@ def test_codex_runs_a_two_wave_plan_on_two_nodes(
     # the probe made the codex backend on every node: those without `codex` are named, o1 and o2 are not
     unfit = [e for e in events(repo) if e["type"] == "node_unfit"]
     names = {nodes.cluster.name_of(e["node"]) for e in unfit}
-    assert {"head", "w1", "w2"} <= names and not names & {"o1", "o2"}, unfit
+    # every node of the shared cluster as it is now (another module's test may have killed w1 or w2)
+    assert "head" in names and names == set(nodes.cluster.nodes) - {"o1", "o2"}, unfit
     assert all("`codex` is not installed" in e["error"] for e in unfit)
     assert {r["model"] for r in nodes.stub.requests} == {MODEL}
     # usage: two responses per task (the command, then the handoff), priced with our table, on the head
