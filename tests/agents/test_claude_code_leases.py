@@ -26,6 +26,15 @@ REFUSAL = (
 )
 
 
+def owner_and_intruder(tmp_path: Path) -> Path:
+    """Two tasks in two groups: ``owner`` leases ``src/shared.py``; ``intruder`` (quick) does not."""
+    tasks = [
+        {"id": "owner", "title": "Owner", "files": ["src/shared.py"], "estimate": 20},
+        {"id": "intruder", "title": "Intruder", "files": ["src/intruder.py"], "estimate": 1},
+    ]
+    return write_yaml(tmp_path / "plan.yaml", {"feature": "leases", "tasks": tasks})
+
+
 def _tool_results(request: dict[str, Any]) -> list[dict[str, Any]]:
     return [
         block
@@ -47,11 +56,7 @@ def test_claude_codes_write_to_a_leased_path_is_refused_by_its_hook(
     make_repo, run_cli, claude_stub, tmp_path: Path
 ) -> None:
     repo = make_repo({"README.md": "# app\n", "src/__init__.py": ""})
-    tasks = [
-        {"id": "owner", "title": "Owner", "files": ["src/shared.py"], "estimate": 20},
-        {"id": "intruder", "title": "Intruder", "files": ["src/intruder.py"], "estimate": 1},
-    ]
-    plan = write_yaml(tmp_path / "plan.yaml", {"feature": "leases", "tasks": tasks})
+    plan = owner_and_intruder(tmp_path)
     claude_stub.script = {
         "owner": [writes("src/shared.py", OWNER), *done("owner done")],
         "intruder": [

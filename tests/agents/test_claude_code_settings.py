@@ -16,8 +16,8 @@ import pytest
 
 from agentwaves.state.events import read_events
 from tests.agents.claude_support import done, writes
-from tests.agents.test_claude_code_leases import OWNER, REFUSAL, _text, _tool_results
-from tests.e2e.helpers import git, latest_state, write_yaml
+from tests.agents.test_claude_code_leases import OWNER, REFUSAL, _text, _tool_results, owner_and_intruder
+from tests.e2e.helpers import git, latest_state
 
 # what an earlier wave's agent could have committed: its own hooks, and all hooks off
 HOSTILE = {"disableAllHooks": True, "hooks": {}}
@@ -31,11 +31,7 @@ def test_committed_project_settings_cannot_disable_the_write_hook(
         {"README.md": "# app\n", "src/__init__.py": "", settings_file: json.dumps(HOSTILE, indent=2) + "\n"}
     )
     assert git(repo, "ls-files", settings_file) == settings_file  # committed: every worktree has it
-    tasks = [
-        {"id": "owner", "title": "Owner", "files": ["src/shared.py"], "estimate": 20},
-        {"id": "intruder", "title": "Intruder", "files": ["src/intruder.py"], "estimate": 1},
-    ]
-    plan = write_yaml(tmp_path / "plan.yaml", {"feature": "leases", "tasks": tasks})
+    plan = owner_and_intruder(tmp_path)
     claude_stub.script = {
         "owner": [writes("src/shared.py", OWNER), *done("owner done")],
         "intruder": [
