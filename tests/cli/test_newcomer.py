@@ -263,6 +263,14 @@ def test_execute_after_a_failed_run_points_to_resume(make_repo, run_cli: Cli, tm
     assert notes == [
         f"note: run {newer} finished but is not landed (`agentwaves land {newer}`); starting a new run"
     ]
+    # a command that stops before any run starts says only why: no "starting a new run" above the error
+    newest = _newest(repo, run_cli)
+    res = run_cli("execute", "--repo", repo, "--plan", plan, "--agent", "nonsense")
+    assert res.exit_code == 2
+    assert res.stderr.strip().splitlines() == [
+        "agentwaves: error: unknown agent 'nonsense': choose builtin, claude-code, codex, acp"
+    ]
+    assert _newest(repo, run_cli) == newest
     # item 8: resuming the older run prints hints that name it, not the newest
     res = run_cli("resume", failed, "--repo", repo, "--llm", "fake")
     assert res.exit_code == 0, res.stderr

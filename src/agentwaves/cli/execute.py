@@ -86,10 +86,9 @@ def register(app: typer.Typer) -> None:
         from agentwaves.review.previous import check_before_execute
         from agentwaves.run.session import start_run
         from agentwaves.ui.preparing import preparing
-        from agentwaves.ui.render import console, finish_run, progress_subscribers
+        from agentwaves.ui.render import finish_run, notices_at_start, progress_subscribers
 
-        for notice in check_before_execute(repo, new):
-            console(stderr=True).print(notice)
+        notices = check_before_execute(repo, new)
 
         overrides = _overrides(
             schedule=_schedule(schedule, waves, sequential),
@@ -105,7 +104,7 @@ def register(app: typer.Typer) -> None:
             executor=_executor(executor),
         )
         with progress_subscribers(json_out) as subscribers, preparing(subscribers, not json_out):
-            outcome = start_run(repo, plan, overrides, subscribers)
+            outcome = start_run(repo, plan, overrides, [notices_at_start(notices), *subscribers])
         finish_run(outcome, json_out)
 
     @app.command("resume")

@@ -113,6 +113,18 @@ def print_run_warnings(event: dict[str, Any]) -> None:
             console(stderr=True).print(f"[yellow]warning:[/] {warning}")
 
 
+def notices_at_start(notices: list[str]) -> Subscriber:
+    """A subscriber printing ``notices`` (a detached HEAD, an unlanded run) on stderr as the run starts:
+    not before a check that stops the command (an unknown agent, a missing CLI), when no run starts."""
+
+    def show(event: dict[str, Any]) -> None:
+        if event.get("type") == "run_started":
+            for notice in notices:
+                console(stderr=True).print(notice, markup=False, highlight=False)
+
+    return guarded(show)
+
+
 def finish_run(outcome: Any, json_out: bool) -> None:
     """Print the run's summary; exit 1 unless it is done (130 / 143 after SIGINT / SIGTERM). A closed
     stdout does not change the exit code."""
