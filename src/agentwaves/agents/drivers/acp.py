@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import shlex
 import shutil
@@ -42,6 +41,7 @@ from agentwaves.agents.backend import (
 )
 from agentwaves.agents.drivers.acp_client import AUTH_REQUIRED, AcpClient, env_auth_method
 from agentwaves.agents.drivers.call import AgentCall
+from agentwaves.agents.drivers.codex import base_url_args, user_codex_home
 from agentwaves.agents.drivers.runner import (
     Hang,
     handoff_data,
@@ -80,7 +80,7 @@ def state_dirs(program: str) -> list[Path]:
     home = Path.home()
     name = Path(program).name
     if name.startswith("codex"):
-        return [Path(os.environ.get("CODEX_HOME") or home / ".codex")]
+        return [user_codex_home()]
     if name.startswith("claude"):
         return [Path(os.environ.get("CLAUDE_CONFIG_DIR") or home / ".claude"), home / ".claude.json"]
     if name.startswith("gemini"):
@@ -99,10 +99,8 @@ def adapter_args(program: str, env: Mapping[str, str]) -> list[str]:
     default file store writes it to ``~/.codex/auth.json`` where that is writable)."""
     if not Path(program).name.startswith("codex"):
         return []
-    url = env.get("OPENAI_BASE_URL")
-    args = ["-c", "features.shell_snapshot=false"]  # a snapshot is its shell's environment: the key
-    args += ["-c", f"openai_base_url={json.dumps(url)}"] if url else []
-    home = Path(env.get("CODEX_HOME") or Path(env.get("HOME") or Path.home()) / ".codex")
+    args = ["-c", "features.shell_snapshot=false", *base_url_args(env)]  # a snapshot holds the key
+    home = user_codex_home(env)
     with contextlib.suppress(OSError, tomllib.TOMLDecodeError):
         if "cli_auth_credentials_store" in tomllib.loads((home / "config.toml").read_text()):
             return args

@@ -20,6 +20,7 @@ import re
 import shutil
 import tempfile
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -171,9 +172,7 @@ class Codex:
         argv = [self.program, "exec", "--json", "--ephemeral", "--color", "never", "--skip-git-repo-check"]
         argv += ["-s", "read-only" if call.read_only else "workspace-write", "-C", str(call.cwd)]
         argv += ["-c", 'approval_policy="never"']
-        base_url = call.env.get("OPENAI_BASE_URL") or os.environ.get("OPENAI_BASE_URL")
-        if base_url:  # codex reads no OPENAI_BASE_URL: its setting for the built-in provider
-            argv += ["-c", f"openai_base_url={json.dumps(base_url)}"]
+        argv += base_url_args({**os.environ, **call.env})
         if schema is not None:
             argv += ["--output-schema", str(schema)]
         if self.config.model:
@@ -215,8 +214,16 @@ def key_env(home: Path, env: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def user_codex_home() -> Path:
-    return Path(os.environ.get("CODEX_HOME") or Path.home() / ".codex")
+def base_url_args(env: Mapping[str, str]) -> list[str]:
+    """``OPENAI_BASE_URL`` as the ``openai_base_url`` setting of codex's built-in provider (codex and its
+    ACP adapter read no such variable), or nothing when ``env`` has none."""
+    url = env.get("OPENAI_BASE_URL")
+    return ["-c", f"openai_base_url={json.dumps(url)}"] if url else []
+
+
+def user_codex_home(env: Mapping[str, str] = os.environ) -> Path:
+    """Where codex keeps its login and settings (``CODEX_HOME``, else ``~/.codex``) for ``env``."""
+    return Path(env.get("CODEX_HOME") or Path(env.get("HOME") or Path.home()) / ".codex")
 
 
 def copy_codex_home(source: Path, target: Path) -> None:
