@@ -33,7 +33,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks.agents_split import paired
+from benchmarks.agents_split import bare_env, paired
 from benchmarks.agents_split import split as alone
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -100,9 +100,7 @@ def bare(work: Path, stub: Any, claude: Path, n: int) -> list[float]:
     repo = _repo(work / "bare")
     times = []
     for i in range(n):
-        tmp = Path(tempfile.mkdtemp(dir=work))
-        env = {**_env(work / "home", stub, claude), "TMPDIR": str(tmp)}
-        env["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] = "1"
+        env = bare_env(_env(work / "home", stub, claude), work)
         argv = [str(claude), "-p", f"# Your task: b{i}: T\n\nwrite b{i}.txt", *BARE_FLAGS]
         t0 = time.perf_counter()
         subprocess.run(argv, cwd=repo, env=env, stdin=subprocess.DEVNULL, capture_output=True, check=True)

@@ -44,20 +44,29 @@ from typing import Any
 VARIANTS = ("agentwaves", "no_hook", "no_jail", "bare")
 
 
-def _variants(argv: list[str], env: dict[str, str], bare_flags: list[str]) -> dict[str, list[str]]:
+def bare_env(env: dict[str, str], work: Path) -> dict[str, str]:
+    """The bare side's environment: ``env`` with a fresh TMPDIR and only claude's API calls."""
+    return {**env, "TMPDIR": tempfile.mkdtemp(dir=work), "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"}
+
+
+def _parts(argv: list[str]) -> tuple[list[str], list[str]]:
+    """The jail's part of the command line agentwaves runs, and claude's."""
     i = next(k for k, a in enumerate(argv) if a.endswith("/claude"))
-    jail, cmd = argv[:i], argv[i:]
+    return argv[:i], argv[i:]
+
+
+def _bare(cmd: list[str], bare_flags: list[str]) -> list[str]:
+    """``claude -p`` of the same prompt with the bare side's flags."""
+    return [cmd[0], "-p", cmd[cmd.index("-p") + 1], *bare_flags]
+
+
+def _variants(argv: list[str], bare_flags: list[str]) -> dict[str, list[str]]:
+    jail, cmd = _parts(argv)
     at = cmd.index("--settings") + 1
     settings = json.loads(cmd[at])
     settings.pop("hooks", None)
     no_hook = [*cmd[:at], json.dumps(settings), *cmd[at + 1 :]]
-    prompt = cmd[cmd.index("-p") + 1]
-    return {
-        "agentwaves": argv,
-        "no_hook": [*jail, *no_hook],
-        "no_jail": cmd,
-        "bare": [cmd[0], "-p", prompt, *bare_flags],
-    }
+    return {"agentwaves": argv, "no_hook": [*jail, *no_hook], "no_jail": cmd, "bare": _bare(cmd, bare_flags)}
 
 
 def paired(env: dict[str, str], repo: Path, plan: Path, bare_flags: list[str], work: Path) -> dict[str, Any]:
@@ -70,13 +79,7 @@ def paired(env: dict[str, str], repo: Path, plan: Path, bare_flags: list[str], w
     real_run, real_task = claude_code.run_jsonl, groups.run_task
 
     def measured(argv: list[str], **kw: Any) -> Any:
-        cmd = argv[next(k for k, a in enumerate(argv) if a.endswith("/claude")) :]
-        bare_env = {
-            **env,
-            "TMPDIR": tempfile.mkdtemp(dir=work),
-            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-        }
-        now["bare"] = _once([cmd[0], "-p", cmd[cmd.index("-p") + 1], *bare_flags], Path(kw["cwd"]), bare_env)
+        now["bare"] = _once(_bare(_parts(argv)[1], bare_flags), Path(kw["cwd"]), bare_env(env, work))
         t0 = time.perf_counter()
         subprocess.run(["git", "clean", "-fdq"], cwd=kw["cwd"], check=True, capture_output=True)
         now["clean"] = time.perf_counter() - t0  # cleaning up after the bare run: not agentwaves' time
@@ -152,17 +155,12 @@ def split(
     real_run = claude_code.run_jsonl
 
     def measured(argv: list[str], **kw: Any) -> Any:
-        cwd, run_env = Path(kw["cwd"]), dict(kw["env"])
-        bare_env = {
-            **env,
-            "TMPDIR": tempfile.mkdtemp(dir=work),
-            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-        }
-        commands = _variants(list(argv), run_env, bare_flags)
+        cwd, run_env, bare = Path(kw["cwd"]), dict(kw["env"]), bare_env(env, work)
+        commands = _variants(list(argv), bare_flags)
         for r in range(rounds):
             order = VARIANTS[r % len(VARIANTS) :] + VARIANTS[: r % len(VARIANTS)]
             for name in order:
-                times[name].append(_once(commands[name], cwd, bare_env if name == "bare" else run_env))
+                times[name].append(_once(commands[name], cwd, bare if name == "bare" else run_env))
         subprocess.run(["git", "clean", "-fdq"], cwd=cwd, check=True, capture_output=True)
         return real_run(argv, **kw)
 
@@ -170,20 +168,14 @@ def split(
     if not times["bare"]:
         return {"skipped": "agentwaves did not start claude"}
 
-    def paired(name: str) -> int:
-        return round(statistics.median(a - b for a, b in zip(times[name], times["bare"], strict=True)) * 1000)
+    def ms_over(name: str, base: str) -> int:  # the median of the rounds' differences
+        return round(statistics.median(a - b for a, b in zip(times[name], times[base], strict=True)) * 1000)
 
     return {
         "rounds": rounds,
         "median_s": {v: round(statistics.median(t), 3) for v, t in times.items()},
-        "over_bare_ms": {v: paired(v) for v in VARIANTS if v != "bare"},
+        "over_bare_ms": {v: ms_over(v, "bare") for v in VARIANTS if v != "bare"},
         # what each cause adds: the jail (bubblewrap) and the hook, by difference to agentwaves' own run
-        "jail_ms": round(
-            statistics.median(a - b for a, b in zip(times["agentwaves"], times["no_jail"], strict=True))
-            * 1000
-        ),
-        "hook_ms": round(
-            statistics.median(a - b for a, b in zip(times["agentwaves"], times["no_hook"], strict=True))
-            * 1000
-        ),
+        "jail_ms": ms_over("agentwaves", "no_jail"),
+        "hook_ms": ms_over("agentwaves", "no_hook"),
     }
