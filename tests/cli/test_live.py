@@ -93,6 +93,18 @@ def _frame(display: LiveDisplay) -> str:
     return con.export_text()
 
 
+def test_live_display_says_when_part_of_the_runs_cost_is_unknown() -> None:
+    display = LiveDisplay(console=_console(), clock=Clock())
+    display(_ev("run_started", run="r1", branch="agentwaves/r1"))
+    display(_ev("usage", task="t1", cost_usd=0.0, cost_known=False, run_cost_usd=0.0, run_cost_known=False))
+    assert "cost unknown" in _frame(display) and "$0.0000" not in _frame(display)
+    display(_ev("usage", task="t2", cost_usd=0.02, cost_known=True, run_cost_usd=0.02, run_cost_known=False))
+    assert "cost at least $0.0200 (part unknown)" in _frame(display)
+    known = LiveDisplay(console=_console(), clock=Clock())
+    known(_ev("usage", task="t2", cost_usd=0.02, cost_known=True, run_cost_usd=0.02, run_cost_known=True))
+    assert "cost $0.0200" in _frame(known) and "unknown" not in _frame(known)
+
+
 def test_live_display_collapses_finished_waves_and_counts_from_state(tmp_path: Path) -> None:
     state = _state(tmp_path, tasks=[["a", "b"], ["c"]])
     worktree = tmp_path / ".agentwaves" / "worktrees" / state.run_id / "g0"

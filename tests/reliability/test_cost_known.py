@@ -63,6 +63,12 @@ def test_unknown_cost_survives_kill_9_and_resume_with_a_priced_model(
     assert resumed.returncode == 0, resumed.stderr
     assert "output; cost at least $" in resumed.stdout and "(part unknown)" in resumed.stdout  # its summary
 
+    # every usage event, before the kill and after the resume, says the run's total is not all known
+    # (the live display's "cost at least $X (part unknown)")
+    usage = [e for e in events(ws.repo) if e["type"] == "usage"]
+    assert {e["task"] for e in usage} == {"a", "d"}
+    assert [e["run_cost_known"] for e in usage] == [False] * len(usage)
+
     state = latest_state(ws.repo)
     tasks = tasks_of(state)
     assert state["state"] == "done"

@@ -129,17 +129,8 @@ class RunHooks:
         self.ctx.events.emit("model_call", task=self.scope, agent=call.agent, call=call.call)
 
     def after_call(self, call: CallContext, response: Response) -> None:
-        self.ctx.tracker.add(self.scope, self.ctx.model, response.usage)
         self.ctx.progress[self.scope] = _now()
-        grown = self.ctx.slots.succeeded()
-        if grown is not None:
-            self.ctx.events.emit("concurrency", capacity=grown, reason="recovered")
-        self.ctx.events.emit(
-            "usage",
-            task=self.scope,
-            **usage_json(self.ctx.model, response.usage),
-            run_cost_usd=round(self.ctx.tracker.cost(), 6),
-        )
+        record_usage(self.ctx, self.scope, self.ctx.model, response.usage)
 
     def on_tool(self, call: CallContext, tool: object, reply: object) -> None:
         args = getattr(tool, "input", {}) or {}
@@ -156,18 +147,8 @@ class RunHooks:
     def usage(
         self, usage: Usage, cost_usd: float | None = None, model: str = "", failed: bool = False
     ) -> None:
-        model = model or self.ctx.model
-        cost = self.ctx.tracker.add(self.scope, model, usage, cost=cost_usd)
         self.ctx.progress[self.scope] = _now()
-        grown = None if failed else self.ctx.slots.succeeded()  # a finished agent process: a success
-        if grown is not None:
-            self.ctx.events.emit("concurrency", capacity=grown, reason="recovered")
-        self.ctx.events.emit(
-            "usage",
-            task=self.scope,
-            **usage_json(model, usage, cost=cost, known=True if cost_usd is not None else None),
-            run_cost_usd=round(self.ctx.tracker.cost(), 6),
-        )
+        record_usage(self.ctx, self.scope, model or self.ctx.model, usage, cost_usd, failed=failed)
 
     def alive(self) -> None:
         self.ctx.progress[self.scope] = _now()
@@ -182,6 +163,34 @@ class RunHooks:
         with store.lock, contextlib.suppress(KeyError):
             store.state.task(self.scope).retries += 1  # saved with the next state write
         self.ctx.events.emit("retry", task=self.scope, kind=kind, attempt=attempt, wait_s=round(wait_s, 2))
+
+
+def record_usage(
+    ctx: RunContext,
+    scope: str,
+    model: str,
+    usage: Usage,
+    cost_usd: float | None = None,
+    *,
+    failed: bool = False,
+    **extra: Any,
+) -> None:
+    """Count one model call or one agent process's report (``cost_usd``: what the agent said it cost;
+    None: priced with agentwaves' table, or unknown for an unpriced model), count a success
+    for adaptive concurrency unless it ``failed``, and emit the ``usage`` event with the run's total and
+    whether every cost in that total is known (``run_cost_known``)."""
+    cost = ctx.tracker.add(scope, model, usage, cost=cost_usd)
+    grown = None if failed else ctx.slots.succeeded()
+    if grown is not None:
+        ctx.events.emit("concurrency", capacity=grown, reason="recovered")
+    ctx.events.emit(
+        "usage",
+        task=scope,
+        **usage_json(model, usage, cost=cost, known=True if cost_usd is not None else None),
+        run_cost_usd=round(ctx.tracker.cost(), 6),
+        run_cost_known=ctx.tracker.all_known(),
+        **extra,
+    )
 
 
 def usd(amount: float) -> str:

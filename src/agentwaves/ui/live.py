@@ -68,6 +68,16 @@ class WaveView:
     groups: dict[str, GroupView] = field(default_factory=dict)
 
 
+def cost_text(usage: dict[str, Any], cell: bool = False) -> str:
+    """``cost $X`` (a table ``cell``: ``$X``); an unknown cost (an unpriced model, an agent that reports
+    none) is not $0, and a partly unknown one is a lower bound."""
+    cost = float(usage.get("cost_usd") or 0)
+    if usage.get("cost_known") is False:
+        text = "unknown" if cost == 0 else f"at least ${cost:.4f}"
+        return text if cell else f"cost {text}" + (" (part unknown)" if cost else "")
+    return f"${cost:.4f}" if cell else f"cost ${cost:.4f}"
+
+
 def fmt_seconds(seconds: float) -> str:
     seconds = max(0, int(seconds))
     if seconds < 60:
@@ -103,6 +113,7 @@ class LiveDisplay:
         self.finished: float | None = None
         self.tokens: dict[str, int] = dict.fromkeys(TOKEN_KEYS, 0)
         self.cost = 0.0
+        self.cost_known = True  # false once any cost in the run's total is unknown (an unpriced model)
         self.retries = 0
         self.last_retry = ""
         self.waves: dict[int, WaveView] = {}
@@ -141,6 +152,7 @@ class LiveDisplay:
             for key in TOKEN_KEYS:
                 self.tokens[key] += int(e.get(key) or 0)
             self.cost = float(e.get("run_cost_usd") or self.cost)
+            self.cost_known = self.cost_known and e.get("run_cost_known") is not False
         if kind == "run_started":
             self.run_id, self.branch, self.state = str(e.get("run", "")), str(e.get("branch", "")), "running"
             self.started = self.started or now
@@ -266,7 +278,7 @@ class LiveDisplay:
             f"tokens {t['input_tokens']:,} in · {t['output_tokens']:,} out · "
             f"{t['cache_read_input_tokens']:,} cache read · "
             f"{t['cache_creation_input_tokens']:,} cache write  ",
-            (f"cost ${self.cost:.4f}", "bold"),
+            (cost_text({"cost_usd": self.cost, "cost_known": self.cost_known}), "bold"),
         )
         if self.retries:
             text.append(f"  {self.retries} retries", style="yellow")

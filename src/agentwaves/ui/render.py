@@ -176,7 +176,8 @@ def tail_lines(path: Path, n: int) -> list[str]:
 def render_summary(outcome: Any) -> None:
     from rich.table import Table
 
-    from agentwaves.ui.status import SIMULATED, cost_text
+    from agentwaves.ui.live import cost_text
+    from agentwaves.ui.status import SIMULATED
     from agentwaves.ui.term import print_table
 
     state, summary = outcome.state, outcome.summary

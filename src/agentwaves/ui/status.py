@@ -12,7 +12,7 @@ from rich.text import Text
 
 from agentwaves.ui.feedback import status_group_lines
 from agentwaves.ui.inert import inert_data
-from agentwaves.ui.live import STYLES, fmt_seconds
+from agentwaves.ui.live import STYLES, cost_text, fmt_seconds
 from agentwaves.ui.term import print_table
 
 RUN_STYLES = {**STYLES, "interrupted": ("■", "yellow"), "unreadable": ("?", "red")}
@@ -32,16 +32,6 @@ def badge(state: str) -> Text:
 
 
 SIMULATED = " (simulated: the fake backend's modelled usage, at real prices)"
-
-
-def cost_text(usage: dict[str, Any], cell: bool = False) -> str:
-    """``cost $X`` (a table ``cell``: ``$X``); an unknown cost (an unpriced model, an agent that reports
-    none) is not $0, and a partly unknown one is a lower bound."""
-    cost = float(usage.get("cost_usd") or 0)
-    if usage.get("cost_known") is False:
-        text = "unknown" if cost == 0 else f"at least ${cost:.4f}"
-        return text if cell else f"cost {text}" + (" (part unknown)" if cost else "")
-    return f"${cost:.4f}" if cell else f"cost ${cost:.4f}"
 
 
 def usage_line(usage: dict[str, Any], simulated: bool = False) -> str:

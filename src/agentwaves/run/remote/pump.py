@@ -16,8 +16,7 @@ import time
 from typing import Any
 
 from agentwaves.llm.base import Usage
-from agentwaves.llm.usage import usage_json
-from agentwaves.run.context import RunContext, usd
+from agentwaves.run.context import RunContext, record_usage, usd
 
 
 class EventPump:
@@ -82,18 +81,7 @@ class EventPump:
         if kind == "usage":
             usage = Usage(**{k: v for k, v in (event.get("usage") or {}).items() if k in Usage.model_fields})
             model, cost_usd = event.get("model") or ctx.model, event.get("cost_usd")
-            cost = ctx.tracker.add(task, model, usage, cost=cost_usd)
-            grown = None if event.get("failed") else ctx.slots.succeeded()
-            if grown is not None:
-                ctx.events.emit("concurrency", capacity=grown, reason="recovered")
-            known = True if cost_usd is not None else None
-            ctx.events.emit(
-                "usage",
-                task=task,
-                **usage_json(model, usage, cost=cost, known=known),
-                run_cost_usd=round(ctx.tracker.cost(), 6),
-                node=node,
-            )
+            record_usage(ctx, task, model, usage, cost_usd, failed=bool(event.get("failed")), node=node)
         elif kind == "rate_limited":
             capacity = ctx.slots.rate_limited()
             detail = event.get("detail") or ""
