@@ -286,8 +286,7 @@ class Executor:
             rt.running += 1
             self.runtimes[group.name] = rt
             self.opening.discard(group.name)
-            self._mark_running(group, wave)
-            self.ctx.store.save()
+            self._mark_running(group, wave)  # saved as its task starts, a moment later (mark_started)
             self.ctx.events.emit(
                 "group_started", group=group.name, wave=wave.index, base=gs.base, worktree=str(rt.worktree)
             )
