@@ -38,6 +38,7 @@ from benchmarks.agents_split import split as alone
 
 ROOT = Path(__file__).resolve().parent.parent
 GOAL = 1.15  # issue 15: each task through agentwaves at most 1.15 times a bare `claude -p`
+PAIRED_EXECUTES = 3  # full mode: paired executes of n tasks; their tasks' ratios are pooled
 SCHEMA = {"type": "object", "properties": {"summary": {"type": "string"}}, "required": ["summary"]}
 BARE_FLAGS = ["--output-format", "stream-json", "--verbose", "--permission-mode", "acceptEdits"]
 BARE_FLAGS += ["--max-turns", "10", "--no-session-persistence", "--json-schema", json.dumps(SCHEMA)]
@@ -213,7 +214,7 @@ def run(quick: bool) -> dict[str, Any]:
                 split.append(parts)
             env = _env(work / "home", stub, claude)
             pairs = [paired(env, _repo(work / f"pair{r}"), _plan(work / f"pair{r}.json", n), BARE_FLAGS, work)
-                     for r in range(1 if quick else 2)]  # fmt: skip
+                     for r in range(1 if quick else PAIRED_EXECUTES)]  # fmt: skip
             if not quick:
                 claude_split = alone(
                     work, env, _repo(work / "split"), _plan(work / "split.json", 1), 10, BARE_FLAGS
@@ -233,6 +234,7 @@ def run(quick: bool) -> dict[str, Any]:
     bare_median = statistics.median(bare_s)
     # tasks per run from which the whole run's ratio is at most the goal: fixed / ((goal - marginal) * bare)
     room = (GOAL - marginal) * bare_median
+    pooled = statistics.median(r for p in pairs for r in p["ratios"])
     return {
         "tasks_per_round": n,
         "rounds": rounds,
@@ -251,9 +253,10 @@ def run(quick: bool) -> dict[str, Any]:
         "tasks_for_goal": round(fixed / room, 1) if room > 0 else None,
         "agentwaves_cpu_s_per_task": [round(p["cpu_s"] / n, 3) for p in split],
         "paired": pairs,
-        "paired_ratio": round(statistics.median(p["ratio"] for p in pairs), 3),
+        # every paired task of every execute: one median of 3 x 8 pairs moves less than one of 8
+        "paired_ratio": round(pooled, 3),
         "claude_split": claude_split,
-        "goal_met_per_task": statistics.median(p["ratio"] for p in pairs) <= GOAL,
+        "goal_met_per_task": pooled <= GOAL,
         "concurrent_agents": 8,
         "concurrent_total_s": round(conc_s, 3),
         "peak_rss_mib": round(peak / 2**20, 1),

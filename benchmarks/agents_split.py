@@ -102,9 +102,11 @@ def paired(env: dict[str, str], repo: Path, plan: Path, bare_flags: list[str], w
     gaps.append(statistics.median(gaps) if gaps else 0.0)  # the last task: no next one
     through = [(end - start - b - cl) + gap for (start, end, b, _, cl), gap in zip(rows, gaps, strict=True)]
     bare = [r[2] for r in rows]
+    ratios = [t / b for t, b in zip(through, bare, strict=True)]
     return {
         "tasks": len(rows),
-        "ratio": round(statistics.median(t / b for t, b in zip(through, bare, strict=True)), 3),
+        "ratio": round(statistics.median(ratios), 3),
+        "ratios": [round(r, 3) for r in ratios],
         "extra_ms": round(statistics.median(t - b for t, b in zip(through, bare, strict=True)) * 1000),
         "bare_s": round(statistics.median(bare), 3),
         "claude_s": round(statistics.median(r[3] for r in rows), 3),
