@@ -80,12 +80,12 @@ def test_crash_point_sweep(make_repo, tmp_path: Path, schedule: str) -> None:
     ref_tree = tree_files(reference, ref_state["branch"])
     assert len(points) >= 30, f"only {len(points)} crash points"
     chosen = sweep_points([p.split(" ", 1)[1] for p in points], 4, offset=0 if schedule == "waves" else 2)
+    before = user_snapshot(template)  # each point's repository is a copy of it
 
     def crash_and_resume(server: ForkServer, n: int) -> str | None:
         """Crash at point n, recover, check; returns None if the run never reached point n."""
         repo = tmp_path / f"crash-{n}"
         shutil.copytree(template, repo)
-        before = user_snapshot(repo)
         crashed = forked(server, repo, "execute", *args, env={"AGENTWAVES_CRASH_AT": str(n)})
         where = f"crash point {n} ({points[n - 1]})"
         if crashed.returncode == 0:  # thread timing made this run reach fewer points
