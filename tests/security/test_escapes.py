@@ -267,10 +267,10 @@ def test_item10_agent_text_reaches_the_terminal_inert(make_repo: Callable[..., P
     run_id = h.state()["run_id"]
     outputs = {
         "execute": res.stdout + res.stderr,
-        "review": h.agentwaves("review", run_id, "--repo", h.repo).stdout,
-        "review --diff": h.agentwaves("review", run_id, "--diff", "--repo", h.repo).stdout,
-        "logs": h.agentwaves("logs", run_id, "evil", "--repo", h.repo).stdout,
-        "status": h.agentwaves("status", run_id, "--repo", h.repo).stdout,
+        "review": h.agentwaves("review", run_id, "--repo", h.repo, forked=True).stdout,
+        "review --diff": h.agentwaves("review", run_id, "--diff", "--repo", h.repo, forked=True).stdout,
+        "logs": h.agentwaves("logs", run_id, "evil", "--repo", h.repo, forked=True).stdout,
+        "status": h.agentwaves("status", run_id, "--repo", h.repo, forked=True).stdout,
     }
     for name, text in outputs.items():
         raw = [c for c in ("\x1b", "\x07", "\x9b", "\u202e") if c in text]
