@@ -27,8 +27,8 @@ import sys
 import tempfile
 import threading
 import traceback
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -145,22 +145,6 @@ class ForkServer:
             self.proc.wait()
 
 
-@contextmanager
-def fork_servers(scratch: Path, n: int) -> Iterator[queue.Queue[ForkServer]]:
-    """``n`` servers in a queue: a thread takes one (``get``) for its runs and gives it back (``put``)."""
-    pool: queue.Queue[ForkServer] = queue.Queue()
-    servers = []
-    for i in range(n):
-        (scratch / str(i)).mkdir(parents=True, exist_ok=True)
-        servers.append(ForkServer(scratch / str(i)))
-        pool.put(servers[-1])
-    try:
-        yield pool
-    finally:
-        for server in servers:
-            server.close()
-
-
 def on_a_server(
     pool: queue.Queue[ForkServer], fn: Callable[[ForkServer, int], str | None]
 ) -> Callable[[int], str | None]:
@@ -176,25 +160,42 @@ def on_a_server(
     return run
 
 
-_shared: queue.Queue[ForkServer] | None = None
+_shared: queue.Queue[ForkServer] = queue.Queue()
+_shared_count = 0
 _shared_lock = threading.Lock()
+
+
+def _new_shared() -> ForkServer:
+    global _shared_count
+    scratch = tempfile.mkdtemp(prefix="aw-forkserver-")
+    atexit.register(shutil.rmtree, scratch, True)
+    server = ForkServer(Path(scratch))
+    atexit.register(server.close)  # runs before the rmtree (atexit is last in, first out)
+    with _shared_lock:
+        _shared_count += 1
+    return server
+
+
+def shared_servers(n: int) -> queue.Queue[ForkServer]:
+    """This process's pool of fork servers (the one :func:`forked` uses), with at least ``n`` servers in
+    it: for :func:`on_a_server`. Servers already warm (they preloaded what earlier runs imported) are
+    reused, so a test does not pay the first run's imports again on fresh servers."""
+    while True:
+        with _shared_lock:
+            if _shared_count >= n:
+                return _shared
+        _shared.put(_new_shared())
 
 
 def forked(
     *args: str | Path, env: dict[str, str], timeout: float = TIMEOUT
 ) -> subprocess.CompletedProcess[str]:
     """``agentwaves ARGS`` with exactly ``env``, from this process's pool of fork servers (one more each time
-    every server is busy; they exit with this process, when their stdin closes)."""
-    global _shared
-    with _shared_lock:
-        if _shared is None:
-            _shared = queue.Queue()
+    every server is busy; they are closed and waited for as this process exits)."""
     try:
         server = _shared.get_nowait()
     except queue.Empty:
-        scratch = tempfile.mkdtemp(prefix="aw-forkserver-")
-        atexit.register(shutil.rmtree, scratch, True)
-        server = ForkServer(Path(scratch))
+        server = _new_shared()
     try:
         return server.run([str(a) for a in args], env, timeout)
     finally:

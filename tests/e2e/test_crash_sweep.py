@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.forkserver import ForkServer, fork_servers, on_a_server
+from tests.e2e.forkserver import ForkServer, on_a_server, shared_servers
 from tests.e2e.helpers import git, sweep_points, tree_files, user_snapshot, wave_commits, write_yaml
 
 PLAN = {
@@ -80,12 +80,12 @@ def test_crash_point_sweep(make_repo, tmp_path: Path, schedule: str) -> None:
     ref_tree = tree_files(reference, ref_state["branch"])
     assert len(points) >= 30, f"only {len(points)} crash points"
     chosen = sweep_points([p.split(" ", 1)[1] for p in points], 4, offset=0 if schedule == "waves" else 2)
+    before = user_snapshot(template)  # each point's repository is a copy of it
 
     def crash_and_resume(server: ForkServer, n: int) -> str | None:
         """Crash at point n, recover, check; returns None if the run never reached point n."""
         repo = tmp_path / f"crash-{n}"
         shutil.copytree(template, repo)
-        before = user_snapshot(repo)
         crashed = forked(server, repo, "execute", *args, env={"AGENTWAVES_CRASH_AT": str(n)})
         where = f"crash point {n} ({points[n - 1]})"
         if crashed.returncode == 0:  # thread timing made this run reach fewer points
@@ -109,8 +109,8 @@ def test_crash_point_sweep(make_repo, tmp_path: Path, schedule: str) -> None:
         shutil.rmtree(repo)
         return where
 
-    with fork_servers(tmp_path / "forkserver", 2) as servers, ThreadPoolExecutor(max_workers=2) as pool:
-        results = list(pool.map(on_a_server(servers, crash_and_resume), chosen))
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(on_a_server(shared_servers(2), crash_and_resume), chosen))
     survived = [r for r in results if r]
     print(f"{schedule}: crash points survived: {len(survived)}/{len(survived)} (of {len(chosen)} swept)")
     assert len(survived) >= len(chosen) * 3 // 4
@@ -202,8 +202,8 @@ def test_crash_sweep_culprit_search_and_repair(make_repo, tmp_path: Path) -> Non
         return where
 
     chosen = sweep_points(names, 4, first=first)
-    with fork_servers(tmp_path / "forkserver", 2) as servers, ThreadPoolExecutor(max_workers=2) as pool:
-        results = list(pool.map(on_a_server(servers, crash_and_resume), chosen))
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(on_a_server(shared_servers(2), crash_and_resume), chosen))
     survived = [r for r in results if r]
     print(f"feedback: crash points survived: {len(survived)}/{len(survived)} (of {len(chosen)} swept)")
     assert len(survived) >= len(chosen) // 2

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.helpers import latest_state, shared_file_calls
-from tests.reliability.support import agentwaves, events, make_workspace, spawn, tasks_of, wait_for
+from tests.reliability.support import agentwaves_forked as agentwaves
+from tests.reliability.support import events, make_workspace, spawn, tasks_of, wait_for
 from tests.reliability.test_kill_resume import blocking_task
 
 UNPRICED = "local-llama-70b"  # no price, no family: its cost is unknown

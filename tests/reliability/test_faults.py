@@ -14,13 +14,15 @@ import yaml
 from tests.e2e.helpers import git, latest_state, shared_file_calls, wave_commits
 from tests.reliability.support import (
     Fingerprint,
-    agentwaves,
     events,
     groups_of,
     make_workspace,
     tasks_of,
     tool_results,
     transcript,
+)
+from tests.reliability.support import (
+    agentwaves_forked as agentwaves,
 )
 
 RETRYABLE = ["rate_limit", "overloaded", "server_error", "timeout", "connection"]

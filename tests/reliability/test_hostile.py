@@ -1,7 +1,8 @@
 """Hostile agents, end to end: a scripted agent tries to get out of its worktree, and every attempt is refused
-or contained. Each case runs `agentwaves execute` in a subprocess (bounded by a timeout) beside a harmless
-task, and compares the user's repository, its ``.git``, a sentinel folder beside it and a bare remote
-before and after (:class:`~tests.reliability.support.Fingerprint`).
+or contained. Each case runs `agentwaves execute` in a new process (forked from a preloaded interpreter,
+``tests/e2e/forkserver.py``; bounded by a timeout) beside a harmless task, and compares the user's
+repository, its ``.git``, a sentinel folder beside it and a bare remote before and after
+(:class:`~tests.reliability.support.Fingerprint`).
 
 The path attempts go through the file tools, which confine paths in every mode, so they also run with
 ``--sandbox none``; the attempts made with ``run`` need bubblewrap.
@@ -23,7 +24,7 @@ from tests.e2e.helpers import git, latest_state
 from tests.reliability.support import (
     Fingerprint,
     Workspace,
-    agentwaves,
+    agentwaves_forked,
     group_commits,
     make_workspace,
     run_dirs,
@@ -153,11 +154,11 @@ def endless(ws: Workspace) -> list[tuple[dict[str, Any], str]]:
 
 
 def never_ends(ws: Workspace) -> list[tuple[dict[str, Any], str]]:
-    return [(run("sleep 1000", timeout=2), FAILS)]
+    return [(run("sleep 1000", timeout=1), FAILS)]
 
 
 def fork_bomb(ws: Workspace) -> list[tuple[dict[str, Any], str]]:
-    return [(run(f"for i in $(seq 2000); do sleep {BOMB_SLEEP} & done; wait", timeout=5), FAILS)]
+    return [(run(f"for i in $(seq 2000); do sleep {BOMB_SLEEP} & done; wait", timeout=3), FAILS)]
 
 
 def git_writes(ws: Workspace) -> list[tuple[dict[str, Any], str]]:
@@ -226,8 +227,8 @@ def test_hostile_agent_is_contained(
     )
     script = ws.script({"tasks": {"evil": calls}})
     before = Fingerprint.take(ws)
-    res = agentwaves("execute", "--repo", ws.repo, "--plan", plan, "--llm", "fake", "--fake-script", script,
-                     "--sandbox", sandbox, timeout=240)  # fmt: skip
+    res = agentwaves_forked("execute", "--repo", ws.repo, "--plan", plan, "--llm", "fake",
+                            "--fake-script", script, "--sandbox", sandbox, timeout=240)  # fmt: skip
     state = latest_state(ws.repo)
     tasks = tasks_of(state)
     assert tasks["good"]["state"] == "done", res.stderr
@@ -274,9 +275,9 @@ def _check_case(
         assert "turn limit reached (5 model calls)" in tasks["evil"]["error"]
         assert len(results) == 5
     elif name == "never_ends":
-        assert results[0]["result"].startswith("timed out after 2s")
+        assert results[0]["result"].startswith("timed out after 1s")
     elif name == "fork_bomb":
-        assert results[0]["result"].startswith("timed out after 5s")
+        assert results[0]["result"].startswith("timed out after 3s")
         if pids_cgroup_base() is not None or os.getuid() != 0:  # the process limit can apply
             assert "fork" in results[0]["result"]  # bash could not start more processes
         assert leftover_bomb_processes() == []

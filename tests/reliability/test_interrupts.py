@@ -22,7 +22,8 @@ import pytest
 
 from agentwaves.sandbox.proc import pids_cgroup_base
 from tests.e2e.helpers import latest_state, tree_files, wave_commits
-from tests.reliability.support import agentwaves, events, make_workspace, tasks_of, wait_for
+from tests.reliability.support import agentwaves_forked as agentwaves
+from tests.reliability.support import events, make_workspace, tasks_of, wait_for
 
 
 def test_closed_stdout_never_changes_the_outcome(make_repo: Callable[..., Path], tmp_path: Path) -> None:

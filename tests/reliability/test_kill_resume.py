@@ -20,13 +20,15 @@ import pytest
 from tests.e2e.helpers import git, latest_state, wave_commits
 from tests.reliability.support import (
     Fingerprint,
-    agentwaves,
     events,
     make_workspace,
     run_dirs,
     spawn,
     tasks_of,
     wait_for,
+)
+from tests.reliability.support import (
+    agentwaves_forked as agentwaves,
 )
 
 

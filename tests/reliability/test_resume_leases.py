@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.helpers import git, latest_state
-from tests.reliability.support import agentwaves, events, make_workspace, spawn, tasks_of, wait_for
+from tests.reliability.support import agentwaves_forked as agentwaves
+from tests.reliability.support import events, make_workspace, spawn, tasks_of, wait_for
 from tests.reliability.test_kill_resume import wait_command
 
 OWNER = "owner = 1\n"

@@ -17,11 +17,13 @@ from tests.e2e.helpers import latest_state
 from tests.reliability.support import (
     Fingerprint,
     Workspace,
-    agentwaves,
     make_workspace,
     run_dirs,
     tasks_of,
     tool_results,
+)
+from tests.reliability.support import (
+    agentwaves_forked as agentwaves,
 )
 
 needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")

@@ -19,6 +19,7 @@ import pytest
 from tests.reliability.support import (
     Fingerprint,
     Workspace,
+    agentwaves_forked,
     make_workspace,
     run_dirs,
     tasks_of,
@@ -66,8 +67,14 @@ class Hostile:
     def script(self, data: dict[str, Any]) -> Path:
         return self.ws.script(data)
 
-    def agentwaves(self, *args: str | Path, timeout: float = TIMEOUT) -> subprocess.CompletedProcess[str]:
+    def agentwaves(
+        self, *args: str | Path, timeout: float = TIMEOUT, forked: bool = False
+    ) -> subprocess.CompletedProcess[str]:
+        """``python -m agentwaves ARGS`` with the canary key; ``forked``: from the preloaded fork server
+        (``tests/e2e/forkserver.py``), for read-only steps whose process no agent can look at."""
         env = {**os.environ, "ANTHROPIC_API_KEY": self.canary, **self.env}
+        if forked:
+            return agentwaves_forked(*args, env=env, timeout=timeout)
         return subprocess.run(
             [sys.executable, "-m", "agentwaves", *map(str, args)],
             env=env,

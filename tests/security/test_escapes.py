@@ -27,8 +27,9 @@ def test_item5_sibling_swapping_a_symlink_never_redirects_the_file_tools(
     make_repo: Callable[..., Path], tmp_path: Path
 ) -> None:
     """One task swaps a directory and a symlink to the sentinel (renameat2 RENAME_EXCHANGE) while its sibling
-    in the same worktree writes and reads through that directory: nothing reaches the sentinel."""
-    h = hostile(make_repo, tmp_path, config={"max_agents": 2})
+    in the same worktree writes and reads through that directory: nothing reaches the sentinel. The swaps
+    start before the sibling's first attempt and go on until it has made its last (``.writer-done``)."""
+    h = hostile(make_repo, tmp_path, config={"max_agents": 2, "max_turns": 130})
     swapper = f"""
 import ctypes, os, time
 libc = ctypes.CDLL(None, use_errno=True)
@@ -36,8 +37,8 @@ os.makedirs("d", exist_ok=True)
 open("d/secret.txt", "w").write("inside\\n")
 os.symlink({str(h.sentinel)!r}, "l")
 open(".swapping", "w").close()
-end, n = time.time() + 6, 0
-while time.time() < end:
+end, n = time.time() + 60, 0
+while time.time() < end and (n % 256 or not os.path.exists(".writer-done")):
     libc.renameat2(-100, b"d", -100, b"l", 2)
     n += 1
 if os.path.islink("d"):
@@ -46,7 +47,7 @@ print("swaps", n)
 """
     wait = "for i in $(seq 100); do test -e .swapping && exit 0; sleep 0.05; done; exit 1"
     attempts = []
-    for i in range(120):
+    for i in range(60):  # 126 attempts, 60 of them reads, all while the swaps go on
         attempts += [
             tool("write_file", path=f"d/w{i}.txt", content="x\n"),
             tool("read_file", path="d/secret.txt"),
@@ -55,7 +56,8 @@ print("swaps", n)
             attempts += [tool("list_files", path="d"), tool("search", pattern="touch", path="d")]
     tasks = [
         {"id": "swap", "title": "Swap", "group": "g", "files": ["swap.py", "l", ".swapping"]},
-        {"id": "writer", "title": "Writer", "group": "g", "files": ["writer.txt"]},  # side by side
+        # side by side, in the same group's worktree
+        {"id": "writer", "title": "Writer", "group": "g", "files": ["writer.txt", ".writer-done"]},
     ]
     script = {
         "tasks": {
@@ -64,11 +66,13 @@ print("swaps", n)
                 run("python3 swap.py", 60),
                 finish(),
             ],
-            "writer": [run(wait, 30), *attempts, finish()],
+            "writer": [run(wait, 30), *attempts, run("touch .writer-done"), finish()],
         }
     }
     res = h.execute(tasks, script)
     assert "swaps" in h.results("swap")[1]["result"], h.results("swap")[1]
+    writer = h.results("writer")
+    assert len(writer) == len(attempts) + 3 and writer[-2]["result"].startswith("exit code: 0"), writer[-2:]
     events = (h.repo / ".agentwaves" / "runs" / h.state()["run_id"] / "events.jsonl").read_text()
     assert events.index('"task_started", "task": "writer"') < events.index('"task_done", "task": "swap"')
     log = (h.repo / ".agentwaves" / "runs" / h.state()["run_id"] / "logs" / "writer.log").read_text()
@@ -267,10 +271,10 @@ def test_item10_agent_text_reaches_the_terminal_inert(make_repo: Callable[..., P
     run_id = h.state()["run_id"]
     outputs = {
         "execute": res.stdout + res.stderr,
-        "review": h.agentwaves("review", run_id, "--repo", h.repo).stdout,
-        "review --diff": h.agentwaves("review", run_id, "--diff", "--repo", h.repo).stdout,
-        "logs": h.agentwaves("logs", run_id, "evil", "--repo", h.repo).stdout,
-        "status": h.agentwaves("status", run_id, "--repo", h.repo).stdout,
+        "review": h.agentwaves("review", run_id, "--repo", h.repo, forked=True).stdout,
+        "review --diff": h.agentwaves("review", run_id, "--diff", "--repo", h.repo, forked=True).stdout,
+        "logs": h.agentwaves("logs", run_id, "evil", "--repo", h.repo, forked=True).stdout,
+        "status": h.agentwaves("status", run_id, "--repo", h.repo, forked=True).stdout,
     }
     for name, text in outputs.items():
         raw = [c for c in ("\x1b", "\x07", "\x9b", "\u202e") if c in text]
