@@ -86,6 +86,44 @@ def test_head_sha_and_current_branch(make_repo: Callable[..., Path]) -> None:
         head_sha(repo, "nope")
 
 
+def test_a_commit_known_in_one_repository_is_not_known_in_another_made_at_its_path(
+    make_repo: Callable[..., Path], tmp_path: Path
+) -> None:
+    """head_sha answers a full id it has seen without git; never for a repository made again at the same
+    path (whose objects are new), nor for another repository or one of a worktree's siblings' ids."""
+    import shutil
+
+    repo = make_repo({"a.txt": "one\n"})
+    (repo / "a.txt").write_text("two\n")
+    sha = commit_all(repo, "second")
+    assert sha is not None and head_sha(repo, sha) == sha
+    tree = sh(repo, "rev-parse", f"{sha}^{{tree}}")
+    sh(repo, "worktree", "add", "-q", "--detach", str(tmp_path / "wt"), "HEAD~1")
+    assert head_sha(tmp_path / "wt", sha) == sha  # a worktree shares its repository's objects
+    other = make_repo({"a.txt": "one\n"}, name="other")
+    with pytest.raises(GitError):
+        head_sha(other, sha)
+    shutil.rmtree(repo)
+    shutil.rmtree(tmp_path / "wt")
+    make_repo({"b.txt": "new\n"})  # the same path, new objects
+    with pytest.raises(GitError):
+        head_sha(repo, sha)
+    from agentwaves.git.merge import tree_of
+
+    assert tree_of(other) == sh(other, "rev-parse", "HEAD^{tree}") != tree
+
+
+def test_tree_of_a_commit_made_here_is_its_tree(make_repo: Callable[..., Path]) -> None:
+    from agentwaves.git.merge import commit_tree, tree_of
+
+    repo = make_repo({"a.txt": "a\n"})
+    base = head_sha(repo)
+    tree = sh(repo, "rev-parse", "HEAD^{tree}")
+    made = commit_tree(repo, tree, [base], "again")
+    assert tree_of(repo, made) == tree == sh(repo, "rev-parse", f"{made}^{{tree}}")
+    assert head_sha(repo, made) == made
+
+
 def test_is_dirty_and_state_dir(make_repo: Callable[..., Path]) -> None:
     repo = make_repo({"a.txt": "a\n"})
     assert not is_dirty(repo)

@@ -31,6 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from agentwaves.git.known import known_commit, known_tree
 from agentwaves.git.ops import (
     STATE_DIR,
     GitError,
@@ -95,7 +96,7 @@ def merge_into(repo: Path, ours: str, theirs: str) -> MergeStep:
 
 def tree_of(repo: Path, rev: str = "HEAD") -> str:
     """The tree id of a commit (of the worktree's HEAD by default)."""
-    return git(repo, "rev-parse", "--verify", "-q", f"{rev}^{{tree}}")
+    return known_tree(repo, rev) or git(repo, "rev-parse", "--verify", "-q", f"{rev}^{{tree}}")
 
 
 def commit_tree(repo: Path, tree: str, parents: list[str], message: str) -> str:
@@ -103,7 +104,9 @@ def commit_tree(repo: Path, tree: str, parents: list[str], message: str) -> str:
     args = [*identity_args(repo), "commit-tree", "--no-gpg-sign", tree]
     for p in parents:
         args += ["-p", p]
-    return git(repo, *args, input=message if message.endswith("\n") else message + "\n")
+    sha = git(repo, *args, input=message if message.endswith("\n") else message + "\n")
+    known_commit(repo, sha, tree=tree)
+    return sha
 
 
 def accumulate(

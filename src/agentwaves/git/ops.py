@@ -28,6 +28,7 @@ from pathlib import Path
 
 from agentwaves.errors import AgentwavesError, UsageError
 from agentwaves.git.harden import config_key, hardened_args, spawn, stamp
+from agentwaves.git.known import is_known_commit, known_commit
 
 STATE_DIR = ".agentwaves"
 OWNED_REF_PREFIXES = ("refs/heads/agentwaves/", "refs/heads/agentwaves-groups/", "refs/agentwaves/")
@@ -128,8 +129,16 @@ def find_repo_root(path: Path) -> Path:
 
 
 def head_sha(repo: Path, rev: str = "HEAD") -> str:
-    """The full commit id ``rev`` names."""
-    return git(repo, "rev-parse", "--verify", "-q", f"{rev}^{{commit}}")
+    """The full commit id ``rev`` names.
+
+    A full id that this process already found to name a commit of the repository (every worktree shares
+    its object store) is returned without asking git again: a commit never changes, and the run's own
+    are pinned against ``gc`` (state/pins.py). Each wave asks about the same few commits several times."""
+    if is_known_commit(repo, rev):
+        return rev
+    sha = git(repo, "rev-parse", "--verify", "-q", f"{rev}^{{commit}}")
+    known_commit(repo, sha)
+    return sha
 
 
 def current_branch(repo: Path) -> str | None:
@@ -284,6 +293,7 @@ def commit_all(
             )
             subject = text.splitlines()[0]
             git(worktree, "update-ref", "-m", f"commit: {subject}", "HEAD", new, head)
+            known_commit(worktree, new, tree=tree)
             return new
     args = [*identity_args(worktree), "-c", "commit.gpgsign=false", "commit", "-q", "--no-verify", "-F", "-"]
     if allow_empty:

@@ -79,18 +79,12 @@ class WorktreePool:
         self._known: set[Path] = set()
         self._untracked_copies: dict[Path, list[str]] = {}
         self._clean: dict[Path, str] = {}  # released worktree -> the commit its files exactly hold
-        self._commits: set[str] = set()  # full ids of commits already found in the repository
 
     def acquire(self, name: str, branch: str, base: str) -> Path:
         """``root/<name>`` checked out on ``branch``, (re)created at ``base``; reuses a free worktree."""
         check_name("worktree name", name)
         check_owned_ref(branch)
-        with self._lock:  # a commit found once stays (commits are immutable; the run pins its own)
-            base_sha = base if base in self._commits else None
-        if base_sha is None:
-            base_sha = head_sha(self.repo, base)
-            with self._lock:
-                self._commits.add(base_sha)
+        base_sha = head_sha(self.repo, base)  # a commit found once is not asked about again
         target = self.root / name
         with self._lock:
             if target in self._busy:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 
 from agentwaves.git.merge import commit_wave
-from agentwaves.git.ops import git
+from agentwaves.git.ops import head_sha
 from agentwaves.git.pool import WorktreePool
 from agentwaves.plan import Wave
 from agentwaves.run.context import BudgetReached, RunContext
@@ -97,7 +97,7 @@ class WaveCommitter:
 
     def commit(self, wave: Wave) -> None:
         ctx = self.ctx  # a wave commit made before a crash was adopted by recover_state at the start
-        base = git(self.ctx.repo, "rev-parse", self.ref)
+        base = head_sha(self.ctx.repo, self.ref)
         ctx.events.emit("wave_merging", wave=wave.index)
         crashpoint("before wave merge")
         try:

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from agentwaves.errors import AgentwavesError
-from agentwaves.git.ops import GitError, git
+from agentwaves.git.ops import GitError, git, head_sha
 from agentwaves.git.pool import WorktreePool
 from agentwaves.git.stacking import StackedBases
 from agentwaves.git.worktrees import group_branch, integration_branch
@@ -106,7 +106,7 @@ class Executor:
         return min(failed) if failed else None
 
     def head(self) -> str:
-        return git(self.ctx.repo, "rev-parse", self.ref)
+        return head_sha(self.ctx.repo, self.ref)
 
     # ------------------------------------------------------------------------------------------ main
     def run(self) -> None:
