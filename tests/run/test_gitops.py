@@ -72,6 +72,12 @@ def test_find_repo_root(make_repo: Callable[..., Path], tmp_path: Path) -> None:
     sh(empty, "init", "-q")
     with pytest.raises(UsageError, match="no commits yet: make a first commit"):
         find_repo_root(empty)
+    bare = tmp_path / "bare.git"
+    sh(tmp_path, "clone", "-q", "--bare", str(repo), str(bare))
+    with pytest.raises(UsageError, match=r"^not a git repository: "):
+        find_repo_root(bare)  # it has commits, but no working tree
+    spaced = make_repo({"x.txt": "x\n"}, name="with space\nand a newline")
+    assert find_repo_root(spaced) == spaced.resolve()
 
 
 def test_head_sha_and_current_branch(make_repo: Callable[..., Path]) -> None:

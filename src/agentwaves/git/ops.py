@@ -119,13 +119,15 @@ def find_repo_root(path: Path) -> Path:
     path = Path(path)
     if not path.is_dir():
         raise UsageError(f"not a git repository: {path}")
-    res = run_git(path, "rev-parse", "--show-toplevel", check=False)
-    if res.returncode != 0 or not res.stdout.strip():
+    # one git: the top line, then HEAD's commit (exit 1 and no id when there is none; 128 outside a repo)
+    res = run_git(path, "rev-parse", "--show-toplevel", "--verify", "-q", "HEAD^{commit}", check=False)
+    out = res.stdout.rstrip("\n")
+    top = out.rpartition("\n")[0] if res.returncode == 0 else out
+    if res.returncode not in (0, 1) or not top.strip():
         raise UsageError(f"not a git repository: {path}")
-    root = Path(res.stdout.strip())
-    if run_git(root, "rev-parse", "--verify", "-q", "HEAD^{commit}", check=False).returncode != 0:
+    if res.returncode != 0:
         raise UsageError("the repository has no commits yet: make a first commit")
-    return root
+    return Path(top)
 
 
 def head_sha(repo: Path, rev: str = "HEAD") -> str:
