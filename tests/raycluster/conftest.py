@@ -137,9 +137,9 @@ def _require_ray() -> None:
 
 @pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[RayCluster]:
-    """A head node that only hosts the event channel, and the worker nodes ``w1`` (with ``gpu_box``) and
-    ``w2``, which also offer the CLI agents' resources (``claude``, ``openai``): their ``bin`` folders start
-    empty."""
+    """A head node that hosts the event channel (and offers ``claude``, which it does not have), and the
+    worker nodes ``w1`` (with ``gpu_box``) and ``w2``, which also offer the CLI agents' resources
+    (``claude``, ``openai``): their ``bin`` folders start empty."""
     _require_ray()
     from ray.cluster_utils import Cluster
 
@@ -150,8 +150,12 @@ def ray_cluster() -> Iterator[RayCluster]:
         initialize_head=True,
         head_node_args={
             "num_cpus": 1,
-            "resources": {"node_head": 1},  # no `worker`: the head node only hosts the event channel
+            # no `worker`: the head node hosts the event channel, no builtin task; `claude` without the
+            # CLI on its PATH: the agents' tests' node that lacks it
+            "resources": {"node_head": 1, "claude": 10},
             "include_dashboard": False,
+            "no_monitor": True,  # no autoscaler: the tests add and remove the nodes themselves
+            "include_log_monitor": False,  # nothing streams the workers' logs (agentwaves: log_to_driver off)
             "env_vars": {"AGENTWAVES_RAY_SCRATCH": str(root / "head")},
             "_system_config": system,
         },

@@ -143,55 +143,94 @@ def test_claude_code_runs_groups_on_two_nodes_one_commit_per_wave(
     assert key not in git(ws.repo, "log", "-p", "--all", "--format=%B")
 
 
-def test_a_node_without_the_agent_cli_is_skipped_and_named_when_no_other_can_run_the_task(
-    claude_nodes: ClaudeNodes, make_repo: Callable[..., Path], tmp_path: Path
-) -> None:
+@dataclass
+class UnfitRun:
+    """One run with two nodes that cannot run claude-code: the head (no ``claude``) and c3 (``claude`` but
+    no ``bwrap``); wave 1 (x, y, z) on w1 and w2, then w only the head offers and u only c3 offers."""
+
+    nodes: ClaudeNodes
+    repo: Path
+    res: subprocess.CompletedProcess[str]
+    state: dict[str, Any]
+    tasks: dict[str, dict[str, Any]]
+    unfit: list[dict[str, Any]]  # its node_unfit events
+
+
+@pytest.fixture(scope="module")
+def _unfit_runs() -> dict[str, UnfitRun]:
+    return {}
+
+
+@pytest.fixture
+def unfit_run(
+    claude_nodes: ClaudeNodes,
+    make_repo: Callable[..., Path],
+    tmp_path: Path,
+    _unfit_runs: dict[str, UnfitRun],
+) -> UnfitRun:
+    """The :class:`UnfitRun`, made by the first test that asks for it (the tests assert different things
+    of the same run: each run costs a probe of every node and an agent per task)."""
+    if "run" in _unfit_runs:
+        return _unfit_runs["run"]
     nodes, key = claude_nodes, f"sk-ant-canary-{uuid.uuid4()}"
+    nodes.spare({**system_programs(without="bwrap"), **programs_of(nodes.claude)})
     ws = make_workspace(make_repo, tmp_path, files={"src/__init__.py": ""}, config=CONFIG)
     plan = ws.plan(
         [
             *({"id": t, "title": t.upper(), "files": [f"src/{t}.py"]} for t in "xyz"),
-            # only c3, which has no claude, offers `bare`
-            {
-                "id": "w",
-                "title": "W",
-                "files": ["src/w.py"],
-                "depends_on": ["x"],
-                "ray": {"resources": {"bare": 1}},
-            },
+            # only the head, which has no claude, offers `node_head`; only c3, which has no bwrap, `nobwrap`
+            *(
+                {
+                    "id": t,
+                    "title": t.upper(),
+                    "files": [f"src/{t}.py"],
+                    "depends_on": ["x"],
+                    "ray": {"resources": {r: 1}},
+                }
+                for t, r in (("w", "node_head"), ("u", "nobwrap"))
+            ),
         ]
     )
     nodes.stub.delay = 0.5
     nodes.stub.script = {
-        t: [writes(f"src/{t}.py", f"{t.upper()} = 1\n"), *done(f"wrote {t}")] for t in "xyzw"
+        t: [writes(f"src/{t}.py", f"{t.upper()} = 1\n"), *done(f"wrote {t}")] for t in "xyzwu"
     }
+    with nodes.stub.lock:
+        nodes.stub.requests.clear()  # earlier tests' tasks called the stub too
     res = _execute(nodes, ws.repo, plan, key)
-    c3 = nodes.cluster.label("c3")
     state = latest_state(ws.repo)
-    tasks = tasks_of(state)
+    unfit = [e for e in events(ws.repo) if e["type"] == "node_unfit"]
+    _unfit_runs["run"] = UnfitRun(nodes, ws.repo, res, state, tasks_of(state), unfit)
+    return _unfit_runs["run"]
+
+
+def test_a_node_without_the_agent_cli_is_skipped_and_named_when_no_other_can_run_the_task(
+    unfit_run: UnfitRun,
+) -> None:
+    run, cluster = unfit_run, unfit_run.nodes.cluster
+    res, tasks = run.res, run.tasks
+    head, c3 = cluster.label("head"), cluster.label("c3")
     # wave 1 ran on the nodes that have claude, whichever node each group was first placed on
     assert all(
-        tasks[t]["state"] == "done" and nodes.cluster.name_of(tasks[t]["node"]) in ("w1", "w2") for t in "xyz"
+        tasks[t]["state"] == "done" and cluster.name_of(tasks[t]["node"]) in ("w1", "w2") for t in "xyz"
     )
-    assert [s.split()[2] for s, _ in wave_commits(ws.repo, state)] == ["1"]  # finished work is kept
-    # found before the run (a probe on each node): every node but w1 and w2 lacks claude, gets no task
-    unfit = [e for e in events(ws.repo) if e["type"] == "node_unfit"]
-    lacking = sorted(set(nodes.cluster.nodes) - {"w1", "w2"})
-    assert "c3" in lacking and "head" in lacking
-    assert sorted(nodes.cluster.name_of(e["node"]) for e in unfit) == lacking
-    assert all(e["task"] is None and e["node"].split("/")[1] in e["error"] for e in unfit)
-    assert f"{c3}: --agent claude-code: `claude` is not installed" in res.stderr
+    assert [s.split()[2] for s, _ in wave_commits(run.repo, run.state)] == ["1"]  # finished work is kept
+    # found before the run (a probe on each node): every node but w1 and w2 cannot run it, gets no task
+    lacking = sorted(set(cluster.nodes) - {"w1", "w2"})
+    assert lacking == ["c3", "head"]
+    assert sorted(cluster.name_of(e["node"]) for e in run.unfit) == lacking
+    assert all(e["task"] is None and e["node"].split("/")[1] in e["error"] for e in run.unfit)
+    assert f"{head}: --agent claude-code: `claude` is not installed" in res.stderr
     assert "it gets no tasks of this run" in res.stderr
-    # w: no node can run it; one line naming c3 and what it lacks; the task is failed and resumable
+    # w: no node can run it; one line naming the head and what it lacks; the task is failed and resumable
     assert res.returncode != 0
     error = tasks["w"]["error"]
     assert tasks["w"]["state"] == "failed" and "\n" not in error
-    assert error.startswith("no live Ray node can run the claude-code agent: node ") and c3 in error
-    head = nodes.cluster.nodes["head"].node_id[:12]
-    assert head not in error  # only the nodes that offer w's resources are named
+    assert error.startswith("no live Ray node can run the claude-code agent: node ") and head in error
+    assert c3 not in error  # only the nodes that offer w's resources are named
     assert "`claude` is not installed or not on PATH" in error, error
-    assert "Traceback" not in res.stderr and c3 in res.stderr + res.stdout
-    assert not nodes.stub.main_requests("w")  # it never started anywhere
+    assert "Traceback" not in res.stderr and head in res.stderr + res.stdout
+    assert not run.nodes.stub.main_requests("w")  # it never started anywhere
 
 
 def test_no_node_with_the_agent_cli_is_one_line_and_exit_2_before_any_run_exists(
@@ -272,31 +311,20 @@ def test_a_node_that_loses_the_cli_after_the_probe_is_found_out_by_its_task_and_
     assert not claude_nodes.stub.main_requests("v")
 
 
-def test_a_node_without_bubblewrap_is_skipped_and_named(
-    claude_nodes: ClaudeNodes, make_repo: Callable[..., Path], tmp_path: Path
-) -> None:
+def test_a_node_without_bubblewrap_is_skipped_and_named(unfit_run: UnfitRun) -> None:
     """c3 has claude but no bwrap: it gets no task of the run, the warning and the ``node_unfit`` event name
     it and bubblewrap, and the task only c3 could take fails with one line naming it; wave 1 is kept."""
-    cluster, key = claude_nodes.cluster, f"sk-ant-canary-{uuid.uuid4()}"
-    claude_nodes.spare({**system_programs(without="bwrap"), **programs_of(claude_nodes.claude)})
-    ws, plan = _x_on_w1_then(make_repo, tmp_path, "u", "nobwrap")  # only c3 offers `nobwrap`
-    claude_nodes.stub.delay = 0.5
-    claude_nodes.stub.script = {
-        t: [writes(f"src/{t}.py", f"{t.upper()} = 1\n"), *done(f"wrote {t}")] for t in "xu"
-    }
-    with claude_nodes.stub.lock:
-        claude_nodes.stub.requests.clear()
-    res = _execute(claude_nodes, ws.repo, plan, key)
+    run, cluster = unfit_run, unfit_run.nodes.cluster
+    res, tasks = run.res, run.tasks
     c3 = cluster.label("c3")
-    state = latest_state(ws.repo)
-    tasks = tasks_of(state)
     assert res.returncode != 0 and "Traceback" not in res.stderr, res.stderr
-    assert tasks["x"]["state"] == "done" and cluster.name_of(tasks["x"]["node"]) == "w1"
-    assert [s.split()[2] for s, _ in wave_commits(ws.repo, state)] == ["1"]  # finished work is kept
-    unfit = [e for e in events(ws.repo) if e["type"] == "node_unfit" and c3 in e["node"]]
+    assert tasks["x"]["state"] == "done" and cluster.name_of(tasks["x"]["node"]) in ("w1", "w2")
+    assert [s.split()[2] for s, _ in wave_commits(run.repo, run.state)] == ["1"]  # finished work is kept
+    unfit = [e for e in run.unfit if c3 in e["node"]]
     assert len(unfit) == 1 and "bubblewrap (bwrap) is not installed" in unfit[0]["error"], unfit
+    assert unfit[0]["task"] is None  # found by the probe, before the run: no task was sent there
     assert f"{c3}: bubblewrap (bwrap) is not installed" in res.stderr, res.stderr
     error = tasks["u"]["error"]
     assert tasks["u"]["state"] == "failed" and "\n" not in error and c3 in error, error
     assert "bubblewrap (bwrap) is not installed" in error, error
-    assert not claude_nodes.stub.main_requests("u")  # it never started anywhere
+    assert not run.nodes.stub.main_requests("u")  # it never started anywhere
