@@ -191,7 +191,7 @@ def unfit_run(
             ),
         ]
     )
-    nodes.stub.delay = 0.5
+    nodes.stub.delay = 0.0  # where wave 1's groups run does not matter here
     nodes.stub.script = {
         t: [writes(f"src/{t}.py", f"{t.upper()} = 1\n"), *done(f"wrote {t}")] for t in "xyzwu"
     }
