@@ -118,14 +118,31 @@ def system_programs(without: str = "") -> dict[str, Path]:
     return found
 
 
+@pytest.hookimpl(trylast=True)  # after tests/suite_order.py's slow_first has ordered the modules
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Every Ray test on one pytest-xdist worker, so the suite starts one cluster, not one per worker.
+    """Every Ray test on one pytest-xdist worker, so the suite starts one cluster, not one per worker;
+    the tests of :data:`KILLS_A_NODE` after every other Ray test.
 
     pytest-xdist 3.8 no longer reads this mark under pytest 9.2; ``tests/suite_order.py`` groups the Ray
     tests by their path instead (the mark stays for an xdist that reads it again)."""
     for item in items:
         if "raycluster" in item.path.parts:
             item.add_marker(pytest.mark.xdist_group("ray"))
+    last = [
+        i for i in items if "raycluster" in i.path.parts and getattr(i, "originalname", "") in KILLS_A_NODE
+    ]
+    if last:
+        rest = [i for i in items if i not in last]
+        ray = [n for n, i in enumerate(rest) if "raycluster" in i.path.parts]
+        at = ray[-1] + 1 if ray else len(rest)
+        items[:] = rest[:at] + last + rest[at:]
+
+
+# Tests that kill a worker node: last of the Ray tests, so that no test after them waits for the node to be
+# made again (:func:`ray_cluster` makes it again for any test that does come after one).
+KILLS_A_NODE = frozenset(
+    {"test_a_node_killed_mid_task_the_task_is_retried_elsewhere_and_returned_commits_are_kept"}
+)
 
 
 def _require_ray() -> None:
@@ -136,7 +153,7 @@ def _require_ray() -> None:
 
 
 @pytest.fixture(scope="session")
-def ray_cluster() -> Iterator[RayCluster]:
+def ray_session() -> Iterator[RayCluster]:
     """A head node that hosts the event channel (and offers ``claude``, which it does not have), and the
     worker nodes ``w1`` (with ``gpu_box``) and ``w2``, which also offer the CLI agents' resources
     (``claude``, ``openai``): their ``bin`` folders start empty."""
@@ -176,12 +193,20 @@ def ray_cluster() -> Iterator[RayCluster]:
         shutil.rmtree(bins, ignore_errors=True)
 
 
+@pytest.fixture
+def ray_cluster(ray_session: RayCluster) -> RayCluster:
+    """The session's cluster with both worker nodes (one a test killed is made again first)."""
+    for name in ("w1", "w2"):
+        ray_session.revive(name)
+    return ray_session
+
+
 @pytest.fixture(scope="session")
-def spare_node(ray_cluster: RayCluster) -> str:
+def spare_node(ray_session: RayCluster) -> str:
     """``c3``: a node for the CLI agents' tests that a node lacking something must be (no ``worker``;
     ``claude`` and the resources that only it offers). Its PATH is only its ``bin`` folder, which holds the
     system's programs (:func:`system_programs`) and no agent CLI; a test that changes it restores it."""
     only_here = {"claude": 10, "bare": 10, "late": 10, "nobwrap": 10}
-    ray_cluster.add("c3", resources=only_here, worker=False, path="")
-    ray_cluster.provide("c3", system_programs())
+    ray_session.add("c3", resources=only_here, worker=False, path="")
+    ray_session.provide("c3", system_programs())
     return "c3"
