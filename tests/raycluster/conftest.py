@@ -7,8 +7,8 @@ CLI agents' tests for ``claude`` or ``openai``, and each module puts the CLIs it
 nodes' ``bin`` folders before each test (:meth:`RayCluster.provide`): a node's workers look their programs
 up on PATH when they run, so one node can have ``claude`` for one test and ``codex`` for the next, without
 the seconds a new node costs (its raylet and agents) and with fewer nodes for every run's probe to visit.
-A test that kills a node brings it back (:meth:`RayCluster.revive`). Skipped when Ray is not installed,
-unless ``AGENTWAVES_REQUIRE_RAY=1`` (CI), which turns a missing Ray into a failure.
+The ``ray_cluster`` fixture makes a node a test killed again (:meth:`RayCluster.revive`). Skipped when
+Ray is not installed, unless ``AGENTWAVES_REQUIRE_RAY=1`` (CI), which turns a missing Ray into a failure.
 """
 
 from __future__ import annotations
@@ -203,10 +203,10 @@ def ray_cluster(ray_session: RayCluster) -> RayCluster:
 
 @pytest.fixture(scope="session")
 def spare_node(ray_session: RayCluster) -> str:
-    """``c3``: a node for the CLI agents' tests that a node lacking something must be (no ``worker``;
-    ``claude`` and the resources that only it offers). Its PATH is only its ``bin`` folder, which holds the
-    system's programs (:func:`system_programs`) and no agent CLI; a test that changes it restores it."""
-    only_here = {"claude": 10, "bare": 10, "late": 10, "nobwrap": 10}
+    """``c3``: the CLI agents' tests' node that lacks a program (no ``worker``; ``claude`` and the resources
+    only it offers). Its PATH is only its ``bin`` folder, which holds the system's programs
+    (:func:`system_programs`) and no agent CLI; a test that changes that restores it."""
+    only_here = {"claude": 10, "late": 10, "nobwrap": 10}
     ray_session.add("c3", resources=only_here, worker=False, path="")
     ray_session.provide("c3", system_programs())
     return "c3"
