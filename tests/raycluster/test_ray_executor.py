@@ -216,7 +216,8 @@ def test_the_api_key_reaches_only_the_agent_on_the_node_and_is_logged_nowhere(
     assert key not in objects and "key=\n" in git(ws.repo, "show", f"{state['branch']}:env.txt") + "\n"
 
 
-# last: it kills a worker node of the shared cluster
+# it kills a worker node of the shared cluster: the last Ray test (tests/raycluster/conftest.py's
+# KILLS_A_NODE); the `ray_cluster` fixture makes the node again for a test that comes after it
 def test_a_node_killed_mid_task_the_task_is_retried_elsewhere_and_returned_commits_are_kept(
     ray_cluster: RayCluster, make_repo: Callable[..., Path], tmp_path: Path
 ) -> None:

@@ -2,10 +2,11 @@
 on nodes of the shared cluster, against the scripted Responses API stub on 127.0.0.1 (the nodes run on this
 machine, so they reach it).
 
-This module adds its own nodes and removes them at its end, as ``test_ray_agents`` does: ``o1`` has
-``codex`` and ``codex-acp`` on PATH, ``o2`` only ``codex``; each has its own HOME (an empty ``~/.codex``:
-no login, no config) and scratch dir, and neither has a key or the stub's URL in its environment. Only the
-head has them (``OPENAI_API_KEY``, ``OPENAI_BASE_URL``); it passes them at call time.
+Before each test the shared worker nodes get this module's CLIs in their ``bin`` folders (as
+``test_ray_agents`` gives them ``claude``): ``w1`` has ``codex`` and ``codex-acp`` on PATH, ``w2`` only
+``codex``; each has its own HOME (an empty ``~/.codex``: no login, no config) and scratch dir, and neither
+has a key or the stub's URL in its environment. Only the head has them (``OPENAI_API_KEY``,
+``OPENAI_BASE_URL``); it passes them at call time.
 """
 
 from __future__ import annotations
@@ -27,13 +28,12 @@ from tests.agentcli import agent_cli
 from tests.agents.codex_support import MODEL, done, shell
 from tests.agents.stub_responses import ResponsesStub
 from tests.e2e.helpers import git, latest_state, tree_files, wave_commits
-from tests.raycluster.conftest import RayCluster
+from tests.raycluster.conftest import RayCluster, programs_of
 from tests.reliability.support import agentwaves, events, make_workspace, tasks_of
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 RESOURCES = {"num_cpus": 0.5, "resources": {"openai": 1}}
-SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"  # git, bwrap, node: no agent CLI
 
 
 @dataclass
@@ -60,40 +60,42 @@ class OpenAINodes:
         """Where the key must never be written: the run's files, the nodes' dirs, Ray's session logs."""
         session = Path(self.cluster.nodes["head"].get_session_dir_path())
         places = [repo / ".agentwaves", session]
-        for name in ("o1", "o2"):
-            places += [self.cluster.scratch(name), self.root / f"{name}-home"]
+        for name in ("w1", "w2"):
+            places += [self.cluster.scratch(name), self.cluster.home(name)]
         return [str(p) for p in places]
 
 
 @pytest.fixture(scope="module")
-def openai_nodes(ray_cluster: RayCluster) -> Iterator[OpenAINodes]:
-    codex, codex_acp = agent_cli("codex").parent, agent_cli("codex-acp").parent
+def responses_stub() -> Iterator[ResponsesStub]:
     stub = ResponsesStub().start()
-    for name, bins in (("o1", [codex, codex_acp]), ("o2", [codex])):
-        home = ray_cluster.root / f"{name}-home"
-        (home / ".codex").mkdir(parents=True, exist_ok=True)  # codex ran here once: no login, no config
-        env = {"PATH": ":".join([*map(str, bins), SYSTEM_PATH]), "HOME": str(home)}
-        ray_cluster.add(name, resources={"openai": 10}, env=env, worker=False)
     try:
-        yield OpenAINodes(ray_cluster, stub, [codex, codex_acp], ray_cluster.root)
+        yield stub
     finally:
         stub.stop()
-        for name in ("o1", "o2"):
-            ray_cluster.kill(name)
+
+
+@pytest.fixture
+def openai_nodes(ray_cluster: RayCluster, responses_stub: ResponsesStub) -> OpenAINodes:
+    """w1 with codex and codex-acp, w2 with codex only (set before each test: another module's tests give
+    the shared nodes other CLIs)."""
+    codex, codex_acp = agent_cli("codex"), agent_cli("codex-acp")
+    ray_cluster.provide("w1", programs_of(codex, codex_acp))
+    ray_cluster.provide("w2", programs_of(codex))
+    return OpenAINodes(ray_cluster, responses_stub, [codex.parent, codex_acp.parent], ray_cluster.root)
 
 
 def two_waves(
     nodes: OpenAINodes, make_repo: Callable[..., Path], tmp_path: Path, config: dict[str, Any], pin: bool
 ) -> tuple[Path, Path]:
     """A repository and a 2-wave plan (b after a), each task writing its file with a shell command; with
-    ``pin``, a on o1 and b on o2."""
+    ``pin``, a on w1 and b on w2."""
     ws = make_workspace(make_repo, tmp_path, config={"ray_resources": RESOURCES, **config})
     tasks: list[dict[str, Any]] = [
         {"id": "a", "title": "A", "files": ["a.txt"]},
         {"id": "b", "title": "B", "files": ["b.txt"], "depends_on": ["a"]},
     ]
     if pin:
-        for task, node in zip(tasks, ("o1", "o2"), strict=True):
+        for task, node in zip(tasks, ("w1", "w2"), strict=True):
             task["ray"] = {"resources": {f"node_{node}": 1}}
     nodes.stub.script = {
         "a": [shell("printf 'A\\n' > a.txt"), done("wrote a.txt", "a is first")],
@@ -142,12 +144,12 @@ def test_codex_runs_a_two_wave_plan_on_two_nodes(
         env=nodes.env(key), timeout=150,
     )  # fmt: skip
     tasks = check_run(nodes, repo, res, key)
-    assert [nodes.cluster.name_of(tasks[t]["node"]) for t in "ab"] == ["o1", "o2"]  # ran there
-    # the probe made the codex backend on every node: those without `codex` are named, o1 and o2 are not
+    assert [nodes.cluster.name_of(tasks[t]["node"]) for t in "ab"] == ["w1", "w2"]  # ran there
+    # the probe made the codex backend on every node: those without `codex` are named, w1 and w2 are not
     unfit = [e for e in events(repo) if e["type"] == "node_unfit"]
     names = {nodes.cluster.name_of(e["node"]) for e in unfit}
-    # every node of the shared cluster as it is now (another module's test may have killed w1 or w2)
-    assert "head" in names and names == set(nodes.cluster.nodes) - {"o1", "o2"}, unfit
+    # every node of the shared cluster as it is now (c3 only once test_ray_agents has made it)
+    assert "head" in names and names == set(nodes.cluster.nodes) - {"w1", "w2"}, unfit
     assert all("`codex` is not installed" in e["error"] for e in unfit)
     assert {r["model"] for r in nodes.stub.requests} == {MODEL}
     # usage: two responses per task (the command, then the handoff), priced with our table, on the head
@@ -170,13 +172,13 @@ def test_acp_runs_a_two_wave_plan_on_the_node_that_has_its_agent_command(
         env=nodes.env(key), timeout=150,
     )  # fmt: skip
     tasks = check_run(nodes, repo, res, key)
-    # o2 has codex but not codex-acp: the probe named it, and it got no task
-    o2 = f"/{nodes.cluster.nodes['o2'].node_id[:12]}"
+    # w2 has codex but not codex-acp: the probe named it, and it got no task
+    w2 = nodes.cluster.label("w2")
     unfit = {e["node"]: e["error"] for e in events(repo) if e["type"] == "node_unfit"}
     missing = "`codex-acp` (agent_command) is not installed"
-    assert any(n.endswith(o2) and missing in why for n, why in unfit.items()), unfit
-    assert f"{o2}: --agent acp: `codex-acp` (agent_command) is not installed" in res.stderr, res.stderr
-    assert [nodes.cluster.name_of(tasks[t]["node"]) for t in "ab"] == ["o1", "o1"]
+    assert any(n.endswith(w2) and missing in why for n, why in unfit.items()), unfit
+    assert f"{w2}: --agent acp: `codex-acp` (agent_command) is not installed" in res.stderr, res.stderr
+    assert [nodes.cluster.name_of(tasks[t]["node"]) for t in "ab"] == ["w1", "w1"]
     # codex-acp 0.16 reports no tokens: the usage reached the head as an unknown cost, per task and run
     status = json.loads(agentwaves("status", "--json", "--repo", repo).stdout)
     listed = {t["id"]: t for w in status["waves"] for g in w["groups"] for t in g["tasks"]}
