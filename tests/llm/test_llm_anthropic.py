@@ -249,6 +249,24 @@ def test_registry_imports_the_sdk_only_for_anthropic() -> None:
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
+def test_the_sdk_is_imported_at_the_first_call_not_when_the_backend_is_made(stub_api: StubAPI) -> None:
+    """A run starts (and a Ray run's head, which may never call the model, goes on) without the ~3 s
+    ``import anthropic``; the first call imports it (every other test here makes its calls that way)."""
+    code = (
+        "import sys; from agentwaves.llm.registry import make_llm; "
+        "llm = make_llm('anthropic', model='claude-sonnet-5-5'); "
+        "assert 'anthropic' not in sys.modules, 'imported when the backend was made'"
+    )
+    env = {"PATH": "/usr/bin:/bin", "ANTHROPIC_API_KEY": API_KEY, "ANTHROPIC_BASE_URL": stub_api.url}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    stub_api.queue(Reply(200, message_body([{"type": "text", "text": "hello"}])))
+    llm = make(stub_api)
+    assert llm._client is None  # not made yet
+    reply = llm.complete(Request(system="s", messages=[Message.user("hi")]), CTX)
+    assert reply.content[0].text == "hello" and llm._client is not None and len(stub_api.requests) == 1
+
+
 def test_prompt_cache_off_sends_no_breakpoints(stub_api: StubAPI, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ANTHROPIC_API_KEY", API_KEY)
     monkeypatch.setenv("ANTHROPIC_BASE_URL", stub_api.url)

@@ -2,18 +2,19 @@
 
 Only :mod:`agentwaves.llm.registry` imports this module, and only when the ``anthropic`` backend is
 chosen. The SDK's own retries are off (``max_retries=0``): :class:`~agentwaves.llm.retry.RetryingLLM`
-is the one policy that retries.
+is the one policy that retries. The SDK is imported at the first call, not when the backend is made
+(``import anthropic`` takes about 3 CPU-seconds here): a run starts, and a Ray run's head, which only
+calls the model to resolve a conflict, may never need it.
 """
 
 from __future__ import annotations
 
 import email.utils
 import os
+import threading
 import time
 from collections.abc import Mapping
-from typing import Any
-
-import anthropic
+from typing import TYPE_CHECKING, Any
 
 from agentwaves.llm.base import (
     CallContext,
@@ -29,6 +30,9 @@ from agentwaves.llm.base import (
     Usage,
 )
 from agentwaves.llm.usage import DEFAULT_MODEL
+
+if TYPE_CHECKING:
+    import anthropic
 
 MISSING_KEY = "ANTHROPIC_API_KEY is not set: export it, or use --llm fake"
 _EPHEMERAL = {"type": "ephemeral"}
@@ -68,18 +72,34 @@ class AnthropicLLM:
         if strict:
             kwargs["_strict_response_validation"] = True
         kwargs.update(client_kwargs or {})
-        self._client = anthropic.Anthropic(**kwargs)
+        self._client_kwargs = kwargs
+        self._client: anthropic.Anthropic | None = None
+        self._client_lock = threading.Lock()
 
     def __repr__(self) -> str:  # never show the key
         return f"AnthropicLLM(model={self.model!r})"
 
+    def client(self) -> anthropic.Anthropic:
+        """The SDK's client, made (and the SDK imported) at the first call; one for every thread."""
+        with self._client_lock:
+            if self._client is None:
+                self._client = _sdk().Anthropic(**self._client_kwargs)
+            return self._client
+
     def complete(self, request: Request, ctx: CallContext) -> Response:
         params = build_params(self.model, request)
+        client = self.client()
         try:
-            msg = self._client.messages.create(**params)
-        except anthropic.AnthropicError as exc:
+            msg = client.messages.create(**params)
+        except _sdk().AnthropicError as exc:
             raise map_error(exc, self.model, self._key) from None
         return parse_message(msg)
+
+
+def _sdk() -> Any:
+    import anthropic
+
+    return anthropic
 
 
 # --------------------------------------------------------------------------------------------- request
@@ -172,10 +192,11 @@ def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
 
 
 def _is_spend_limit(exc: anthropic.APIStatusError) -> bool:
+    sdk = _sdk()
     spend_classes = tuple(
         c
         for n in ("EnforcedSpendLimitReachedError", "ContractSpendLimitReachedError")
-        if isinstance(c := getattr(anthropic, n, None), type)
+        if isinstance(c := getattr(sdk, n, None), type)
     )
     if spend_classes and isinstance(exc, spend_classes):
         return True
@@ -192,11 +213,12 @@ def map_error(exc: anthropic.AnthropicError, model: str, key: str = "") -> LLMEr
         s = " ".join(str(text or "").split())[:300]
         return s.replace(key, "***") if key else s
 
-    if isinstance(exc, anthropic.APITimeoutError):
+    sdk = _sdk()
+    if isinstance(exc, sdk.APITimeoutError):
         return RetryableError("timeout: the Anthropic API did not answer in time", kind="timeout")
-    if isinstance(exc, anthropic.APIConnectionError):
+    if isinstance(exc, sdk.APIConnectionError):
         return RetryableError(f"connection error: {clean(exc.__cause__ or exc)}", kind="connection")
-    if not isinstance(exc, anthropic.APIStatusError):
+    if not isinstance(exc, sdk.APIStatusError):
         return FatalLLMError(f"the Anthropic client failed: {clean(exc)}")
     status = exc.status_code
     detail = clean(getattr(exc, "api_message", None) or exc.message)
