@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import threading
 from collections.abc import Callable
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from agentwaves.errors import AgentwavesError, UsageError
+from agentwaves.git.merge import commit_tree, tree_of
 from agentwaves.git.ops import (
     FileChange,
     GitError,
@@ -97,8 +99,6 @@ def test_a_commit_known_in_one_repository_is_not_known_in_another_made_at_its_pa
 ) -> None:
     """head_sha answers a full id it has seen without git; never for a repository made again at the same
     path (whose objects are new), nor for another repository or one of a worktree's siblings' ids."""
-    import shutil
-
     repo = make_repo({"a.txt": "one\n"})
     (repo / "a.txt").write_text("two\n")
     sha = commit_all(repo, "second")
@@ -114,14 +114,10 @@ def test_a_commit_known_in_one_repository_is_not_known_in_another_made_at_its_pa
     make_repo({"b.txt": "new\n"})  # the same path, new objects
     with pytest.raises(GitError):
         head_sha(repo, sha)
-    from agentwaves.git.merge import tree_of
-
     assert tree_of(other) == sh(other, "rev-parse", "HEAD^{tree}") != tree
 
 
 def test_tree_of_a_commit_made_here_is_its_tree(make_repo: Callable[..., Path]) -> None:
-    from agentwaves.git.merge import commit_tree, tree_of
-
     repo = make_repo({"a.txt": "a\n"})
     base = head_sha(repo)
     tree = sh(repo, "rev-parse", "HEAD^{tree}")

@@ -9,6 +9,7 @@ asks about the same few commits several times (its base, each merge step, the wa
 
 from __future__ import annotations
 
+import re
 import threading
 from pathlib import Path
 
@@ -23,7 +24,7 @@ def _store(repo: Path) -> str:
 
 def is_known_commit(repo: Path, rev: str) -> bool:
     """Whether ``rev`` is a full id this process already found to name a commit of ``repo``."""
-    if not _is_full_id(rev):
+    if not is_object_id(rev):
         return False
     with _lock:
         return (_store(repo), rev) in _verified
@@ -35,20 +36,24 @@ def known_commit(repo: Path, sha: str, *, tree: str | None = None) -> None:
     key = (_store(repo), sha)
     with _lock:
         _verified.add(key)
-        if tree is not None and _is_full_id(tree):
+        if tree is not None and is_object_id(tree):
             _trees[key] = tree
 
 
 def known_tree(repo: Path, rev: str) -> str | None:
     """The tree id of commit ``rev`` (a full id) if this process made that commit, else None."""
-    if not _is_full_id(rev):
+    if not is_object_id(rev):
         return None
     with _lock:
         return _trees.get((_store(repo), rev))
 
 
-def _is_full_id(text: str) -> bool:
-    return len(text) in (40, 64) and all(c in "0123456789abcdef" for c in text)
+def is_object_id(text: str) -> bool:
+    """Whether ``text`` is a full git object id (SHA-1: 40 hex digits; SHA-256: 64)."""
+    return _OID.fullmatch(text) is not None
+
+
+_OID = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
 
 
 _verified: set[tuple[str, str]] = set()  # (the repository's :func:`_store`, a full commit id)

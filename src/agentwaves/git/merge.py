@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agentwaves.git.known import known_commit, known_tree
+from agentwaves.git.known import is_object_id, known_commit, known_tree
 from agentwaves.git.ops import (
     STATE_DIR,
     GitError,
@@ -47,7 +47,6 @@ from agentwaves.git.ops import (
 
 RUN_TRAILER = "Agentwaves-Run"
 WAVE_TRAILER = "Agentwaves-Wave"
-_OID_RE = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 _MARKER_RE = re.compile(r"^(<{7}|>{7})( |$)", re.MULTILINE)
 
 
@@ -85,7 +84,7 @@ def merge_into(repo: Path, ours: str, theirs: str) -> MergeStep:
         repo, "merge-tree", "--write-tree", "--name-only", "--no-messages", "-z", ours, theirs, check=False
     )
     tokens = res.stdout.split("\0")
-    if res.returncode not in (0, 1) or not _OID_RE.match(tokens[0]):
+    if res.returncode not in (0, 1) or not is_object_id(tokens[0]):
         first = next((ln for ln in res.stderr.splitlines() if ln.strip()), "no output")
         raise GitError(f"git merge-tree {ours} {theirs} failed (exit {res.returncode}): {first.strip()}")
     conflicts: list[str] = []
