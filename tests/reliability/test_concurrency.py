@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from agentwaves.run.context import Slots
-from tests.e2e.helpers import latest_state
+from tests.e2e.helpers import git, latest_state
 from tests.reliability.support import Fingerprint, events, make_workspace, tasks_of
 
 # ------------------------------------------------------------------------------------------ Slots
@@ -83,13 +83,14 @@ def test_slots_are_thread_safe() -> None:
 
 
 def running_counts(evs: list[dict[str, Any]]) -> list[int]:
-    """After each event, how many tasks are between task_started and task_done/task_failed."""
+    """After each event, how many agents are at work: tasks between task_started and agent_finished
+    (or task_failed/task_stopped); a task's commit after its agent finished holds no slot."""
     running: set[str] = set()
     counts = []
     for e in evs:
         if e["type"] == "task_started":
             running.add(e["task"])
-        elif e["type"] in ("task_done", "task_failed", "task_stopped"):
+        elif e["type"] in ("agent_finished", "task_done", "task_failed", "task_stopped"):
             running.discard(e["task"])
         counts.append(len(running))
     return counts
@@ -151,3 +152,87 @@ def test_rate_limits_lower_concurrency_and_it_recovers(
     assert recovered == list(range(recovered[0], recovered[0] + len(recovered)))
     assert recovered[-1] == 4
     before.assert_unchanged(ws)
+
+
+# ------------------------------------------------------------------------------------------ the commit
+
+
+def _watch_commits(monkeypatch: Any, waits_for: str, wait: float) -> dict[str, bool]:
+    """Patch run_task's steps: ``seen[task]`` becomes whether ``waits_for`` started while that task's
+    commit was being made (its commit waits up to ``wait`` seconds for it)."""
+    from agentwaves.run import taskrun
+
+    started = threading.Event()
+    seen: dict[str, bool] = {}
+    real_mark, real_commit = taskrun.mark_started, taskrun.commit_task
+
+    def mark(ctx: Any, tid: str) -> Any:
+        if tid == waits_for:
+            started.set()
+        return real_mark(ctx, tid)
+
+    def commit(group: Any, message: str, paths: list[str], alone: bool) -> str:
+        tid = message.split(":", 1)[0].removeprefix("task ")
+        if tid != waits_for:
+            seen[tid] = started.wait(wait)
+        return real_commit(group, message, paths, alone)
+
+    monkeypatch.setattr(taskrun, "mark_started", mark)
+    monkeypatch.setattr(taskrun, "commit_task", commit)
+    return seen
+
+
+def test_with_one_agent_the_next_task_starts_while_the_last_one_commits(
+    make_repo: Callable[..., Path], tmp_path: Path, run_cli: Callable[..., Any], monkeypatch: Any
+) -> None:
+    """``--max-agents`` counts agents: a task whose agent has finished commits without holding its slot,
+    so the next group's agent starts as the commit is made; still one agent at a time."""
+    ws = make_workspace(make_repo, tmp_path)
+    plan = ws.plan(
+        [{"id": t, "title": t.upper(), "files": [f"{t}.py"], "estimate": e} for t, e in (("a", 2), ("b", 1))]
+    )
+    seen = _watch_commits(monkeypatch, "b", 5)
+    res = run_cli("execute", "--repo", ws.repo, "--plan", plan, "--llm", "fake", "--sandbox", "none",
+                  "--max-agents", "1")  # fmt: skip
+    assert res.exit_code == 0, res.stderr + res.stdout
+    assert seen == {"a": True}
+    assert latest_state(ws.repo)["state"] == "done"
+    evs = events(ws.repo)
+    calls = [e["task"] for e in evs if e["type"] == "tool"]  # each agent's tool calls, in order
+    assert calls and calls == sorted(calls), "b's agent started only after a's had finished"
+
+
+def test_a_sibling_in_the_same_worktree_waits_for_the_commit(
+    make_repo: Callable[..., Path], tmp_path: Path, run_cli: Callable[..., Any], monkeypatch: Any
+) -> None:
+    """Two tasks of one group share its worktree: the second does not start while the first commits
+    (it would see the first one's files as already there, and the commit would no longer be alone)."""
+    ws = make_workspace(make_repo, tmp_path)
+    plan = ws.plan(
+        [
+            {"id": "s1", "title": "S1", "files": ["one.py"], "group": "g", "estimate": 2},
+            {"id": "s2", "title": "S2", "files": ["two.py"], "group": "g", "estimate": 1},
+        ]
+    )
+    seen = _watch_commits(monkeypatch, "s2", 1)
+    res = run_cli("execute", "--repo", ws.repo, "--plan", plan, "--llm", "fake", "--sandbox", "none",
+                  "--max-agents", "1")  # fmt: skip
+    assert res.exit_code == 0, res.stderr + res.stdout
+    assert seen == {"s1": False}
+    state = latest_state(ws.repo)
+    assert state["state"] == "done"
+    tasks = tasks_of(state)
+    assert git(ws.repo, "show", "--name-only", "--format=", tasks["s1"]["commit"]).split() == ["one.py"]
+    assert git(ws.repo, "show", "--name-only", "--format=", tasks["s2"]["commit"]).split() == ["two.py"]
+
+
+def test_a_slot_is_given_back_once() -> None:
+    slots = Slots(1)
+    held = slots.hold()
+    assert held is not None and slots.hold() is None
+    assert held.release() and not held.release()
+    assert slots.in_use == 0
+    other = slots.hold()
+    assert other is not None and slots.in_use == 1
+    held.release()  # the first holder again: the second's slot stays taken
+    assert slots.in_use == 1

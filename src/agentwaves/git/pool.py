@@ -130,6 +130,12 @@ class WorktreePool:
             if path not in self._free:
                 self._free.append(path)
 
+    def has_room(self, limit: int) -> bool:
+        """Whether a worktree can be had now without making more than ``limit`` in all: a free one, or
+        fewer than ``limit`` so far (always without ``reuse``: each group gets a new one anyway)."""
+        with self._lock:
+            return bool(self._free) or not self.reuse or len(self._known) < limit
+
     def remove(self, path: Path) -> None:
         """Remove one worktree for good."""
         path = Path(path).resolve()

@@ -1,4 +1,5 @@
-"""Which ready task starts first: the longest remaining chain of work (by estimate), then plan order."""
+"""Which ready task starts first: the longest remaining chain of work (by estimate), then plan order; and
+which groups each group builds on (what an eager group waits for), and which tasks wait for each task."""
 
 from __future__ import annotations
 
@@ -34,3 +35,35 @@ def start_ranks(analysis: Analysis, *, eager: bool) -> dict[str, tuple[float, in
             for tid in reversed(group.tasks):
                 tail[tid] = tasks[tid].estimate + max((tail[s] for s in succ[tid]), default=0.0)
     return {t: (-tail[t], order[t]) for t in tasks}
+
+
+def group_deps(analysis: Analysis) -> dict[str, list[str]]:
+    """Per group, the groups whose work it builds on: its tasks' dependencies' groups and the groups of
+    earlier-wave tasks that conflict with its tasks."""
+    out: dict[str, list[str]] = {}
+    for wave in analysis.waves:
+        for group in wave.groups:
+            names: set[str] = set()
+            for tid in group.tasks:
+                names.update(analysis.group_of(d).name for d in analysis.plan.by_id[tid].depends_on)
+                for other in analysis.conflicts_of(tid):
+                    if analysis.wave_of(other).index < wave.index:
+                        names.add(analysis.group_of(other).name)
+            names.discard(group.name)
+            out[group.name] = sorted(names)
+    return out
+
+
+def waited_on(analysis: Analysis) -> dict[str, list[str]]:
+    """Per task, the tasks that cannot start before it is done: its dependents and the tasks after it in
+    its group."""
+    out: dict[str, list[str]] = {t.id: [] for t in analysis.plan.tasks}
+    for task in analysis.plan.tasks:
+        for d in task.depends_on:
+            out[d].append(task.id)
+    for wave in analysis.waves:
+        for group in wave.groups:
+            for tid, before in group.after.items():
+                for b in before:
+                    out[b].append(tid)
+    return out

@@ -44,6 +44,10 @@ class Slots:
         with self._lock:
             self.in_use = max(0, self.in_use - 1)
 
+    def hold(self) -> Held | None:
+        """One slot for one task, or None when all are in use."""
+        return Held(self) if self.try_acquire() else None
+
     def rate_limited(self) -> int:
         """Halve the capacity (at least 1); returns the new capacity."""
         with self._lock:
@@ -62,6 +66,24 @@ class Slots:
                 self.capacity += 1
                 return self.capacity
             return None
+
+
+class Held:
+    """A task's slot: given back once, by whichever comes first of its agent finishing (the commit after
+    it holds no slot) and the task's end."""
+
+    def __init__(self, slots: Slots) -> None:
+        self._slots = slots
+        self._given_back = False
+
+    def release(self) -> bool:
+        """Give the slot back; True the first time only."""
+        with self._slots._lock:
+            if self._given_back:
+                return False
+            self._given_back = True
+            self._slots.in_use = max(0, self._slots.in_use - 1)
+            return True
 
 
 @dataclass

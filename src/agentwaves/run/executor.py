@@ -28,9 +28,9 @@ from agentwaves.git.stacking import StackedBases
 from agentwaves.git.worktrees import group_branch, integration_branch
 from agentwaves.plan import Group, Wave
 from agentwaves.plan.model import Task
-from agentwaves.plan.priority import start_ranks
+from agentwaves.plan.priority import group_deps, start_ranks, waited_on
 from agentwaves.run.commits import WaveCommitter
-from agentwaves.run.context import RunContext
+from agentwaves.run.context import Held, RunContext
 from agentwaves.run.feedback.culprit import Feedback
 from agentwaves.run.feedback.rebuild import prepare_resume
 from agentwaves.run.feedback.revise import run_pending_revisions
@@ -71,9 +71,11 @@ class Executor:
                 for tid in group.tasks:
                     self.task_group[tid] = group
         self.rank = start_ranks(ctx.analysis, eager=self.schedule == "eager")
-        self.dep_groups = {name: self._deps_of(g) for name, g in self.groups.items()}
+        self.dep_groups = group_deps(ctx.analysis)
+        self.waited_on = waited_on(ctx.analysis)
         self.runtimes: dict[str, GroupRuntime] = {}
         self.running: set[str] = set()
+        self.committing: set[str] = set()  # tasks whose agent is done, their commit not yet made
         self.opening: set[str] = set()  # groups whose worktree a task thread is preparing
         self.blocked: dict[str, int] = {}  # group -> committed waves when its stacked base conflicted
         self.bases = StackedBases(ctx.repo)
@@ -181,7 +183,8 @@ class Executor:
     def _can_start(self, tid: str, group: Group, wave: Wave) -> bool:
         if tid in self.running or self._task_state(tid) != "pending":
             return False
-        if self._group_state(group.name).state == "failed" or group.name in self.opening:
+        busy = group.name in self.opening or self.committing.intersection(group.tasks)  # opened/committed
+        if self._group_state(group.name).state == "failed" or busy:
             return False
         if any(self._task_state(d) != "done" for d in group.after.get(tid, [])):
             return False
@@ -202,19 +205,6 @@ class Executor:
             return self._group_deps_done(group) and self.blocked.get(group.name) != self.commits.count()
         return True
 
-    def _deps_of(self, group: Group) -> list[str]:
-        """Groups whose work this group builds on: its tasks' dependencies and earlier conflicting tasks."""
-        names: set[str] = set()
-        wave = self.group_wave[group.name].index
-        for tid in group.tasks:
-            for d in self.tasks[tid].depends_on:
-                names.add(self.task_group[d].name)
-            for other in self.ctx.analysis.conflicts_of(tid):
-                if self.group_wave[self.task_group[other].name].index < wave:
-                    names.add(self.task_group[other].name)
-        names.discard(group.name)
-        return sorted(names)
-
     def _group_deps_done(self, group: Group) -> bool:
         return all(self._group_state(n).state == "done" for n in self.dep_groups[group.name])
 
@@ -222,7 +212,7 @@ class Executor:
         """Start ``tid``'s thread. A group without a worktree yet is opened by that thread, outside the
         state lock (stacked base, worktree, setup), so other tasks keep starting and finishing meanwhile."""
         task = self.tasks[tid]
-        if not self.ctx.slots.try_acquire():
+        if (held := self.ctx.slots.hold()) is None:
             return False
         rt = None
         if task.kind == "gate":
@@ -236,7 +226,7 @@ class Executor:
             lease_group(self.ctx, group, self.commits.committed)
         self.running.add(tid)
         thread = threading.Thread(
-            target=self._task_thread, args=(task, group, wave, rt), daemon=True, name=f"task-{tid}"
+            target=self._task_thread, args=(task, group, wave, rt, held), daemon=True, name=f"task-{tid}"
         )
         self.threads.append(thread)
         thread.start()
@@ -263,7 +253,7 @@ class Executor:
                 else None
             )
             committed = self.commits.count()
-        existing = self._branch_head(branch) if resumed else None
+        existing = branch_head(self.ctx, branch) if resumed else None
         base = None
         if existing:
             start = existing
@@ -299,11 +289,8 @@ class Executor:
         self.ctx.store.save()
         self.ctx.events.emit("group_failed", group=group.name, error=error, logs=[])
 
-    def _branch_head(self, branch: str) -> str | None:
-        return branch_head(self.ctx, branch)
-
     # ------------------------------------------------------------------------------------------ workers
-    def _task_thread(self, task: Task, group: Group, wave: Wave, rt: GroupRuntime | None) -> None:
+    def _task_thread(self, task: Task, group: Group, wave: Wave, rt: GroupRuntime | None, held: Held) -> None:
         opening = rt is None and task.kind != "gate"
         try:
             if opening:
@@ -322,17 +309,18 @@ class Executor:
                 if not result.ok:
                     self.feedback.gate_failed(task, wave, result)
             else:
-                self.runner.run(task, rt, self._wave_notes(wave))
+                self.runner.run(task, rt, self._wave_notes(wave), lambda: self._agent_done(task.id, held))
         except BaseException as exc:  # a bug must not leave a task "running" forever
             with self.cond:
                 ts = self.state.task(task.id)
                 ts.state, ts.error, ts.finished = "failed", f"internal error: {exc!r}", now_iso()
                 self.ctx.store.save()
         finally:
-            self.ctx.slots.release()
+            held.release()
             released: GroupRuntime | None = None
             with self.cond:
                 self.running.discard(task.id)
+                self.committing.discard(task.id)
                 if rt is not None:
                     rt.running -= 1
                 elif task.kind == "gate":
@@ -350,6 +338,19 @@ class Executor:
                     with self.cond:
                         self.cond.notify_all()
             self.commits.pending()
+
+    def _agent_done(self, tid: str, held: Held) -> None:
+        """The task's agent has finished: its slot goes to the next ready task while this one commits, if
+        that task can have a worktree: one free, or one more than there are agents (made once, then they
+        take turns); not with a ``setup`` command, which each new worktree runs again; nor while a task
+        waits for this one (the slot is kept for it, the start order's choice)."""
+        room = not self.pool.setup and self.pool.has_room(self.ctx.slots.max + 1)
+        with self.cond:
+            self.ctx.events.emit("agent_finished", task=tid, group=self.task_group[tid].name)
+            room = room and all(self._task_state(t) != "pending" for t in self.waited_on[tid])
+            if room and held.release():
+                self.committing.add(tid)
+                self.cond.notify_all()
 
     def _settle_group(self, group: Group) -> GroupRuntime | None:
         """Under the lock: the group's state once none of its tasks runs. Returns its runtime, whose

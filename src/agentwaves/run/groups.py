@@ -30,8 +30,9 @@ class GroupRunner(Protocol):
         """A working copy of ``branch`` at ``start`` for ``group`` (called without the state lock)."""
         ...
 
-    def run(self, task: Task, rt: GroupRuntime, wave_notes: str) -> None:
-        """Run ``task`` in ``rt`` and commit its work on the group branch; state says how it went."""
+    def run(self, task: Task, rt: GroupRuntime, wave_notes: str, agent_done: Callable[[], None]) -> None:
+        """Run ``task`` in ``rt`` and commit its work on the group branch; state says how it went.
+        ``agent_done`` is called once its agent has finished, before the commit (its slot is free then)."""
         ...
 
     def release(self, rt: GroupRuntime) -> None:
@@ -56,10 +57,10 @@ class LocalRunner:
         leftovers = setup_leftovers(worktree) if self.pool.copy_files or self.pool.setup else []
         return GroupRuntime(group, worktree, port, threading.Lock(), exclude=[STATE_DIR, *leftovers])
 
-    def run(self, task: Task, rt: GroupRuntime, wave_notes: str) -> None:
+    def run(self, task: Task, rt: GroupRuntime, wave_notes: str, agent_done: Callable[[], None]) -> None:
         with self.ctx.store.lock:
             self.ctx.store.state.task(task.id).node = self.node  # saved when the task starts
-        run_task(self.ctx, task, rt, self.sandbox, wave_notes)
+        run_task(self.ctx, task, rt, self.sandbox, wave_notes, agent_done)
 
     def release(self, rt: GroupRuntime) -> None:
         self.pool.release(rt.worktree, clean_head=rt.head if rt.clean else None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -79,11 +80,19 @@ def mark_started(ctx: RunContext, task_id: str) -> TaskState:
         return ts
 
 
-def run_task(ctx: RunContext, task: Task, group: GroupRuntime, sandbox: Sandbox, wave_notes: str) -> None:
+def run_task(
+    ctx: RunContext,
+    task: Task,
+    group: GroupRuntime,
+    sandbox: Sandbox,
+    wave_notes: str,
+    agent_done: Callable[[], None] = lambda: None,
+) -> None:
     """Run ``task`` to completion and commit its work on the group branch; record failure otherwise.
 
     Never raises for task failures: the state says ``failed`` with the reason. A :class:`BudgetReached`
-    puts the task back to ``pending`` and asks the run to stop.
+    puts the task back to ``pending`` and asks the run to stop. ``agent_done`` is called as the agent
+    finishes (sent back or not), before the commit.
     """
     store = ctx.store
     ts = mark_started(ctx, task.id)
@@ -127,6 +136,7 @@ def run_task(ctx: RunContext, task: Task, group: GroupRuntime, sandbox: Sandbox,
                 ),
             )
             exact = outcome.exact
+            agent_done()
         finally:  # a failed task's writes stay uncommitted in the worktree
             group.unknown_writes |= not exact
         handoff = outcome.handoff

@@ -16,6 +16,7 @@ import os
 import socket
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -161,11 +162,12 @@ class RayRunner:
         with contextlib.suppress(Exception):
             ray.kill(self.channel)
 
-    def run(self, task: Task, rt: GroupRuntime, wave_notes: str) -> None:
+    def run(self, task: Task, rt: GroupRuntime, wave_notes: str, agent_done: Callable[[], None]) -> None:
         with self.group_locks[rt.name]:
             ts = mark_started(self.ctx, task.id)
             self.ctx.events.emit("task_started", task=task.id, group=rt.name, attempt=ts.attempts)
             result = self._attempt(task, rt, ts.attempts, wave_notes)
+            agent_done()  # the node's agent and commit are done: what is left here is bookkeeping
             self.pump.drain()  # its last events (usage, transcript) before its outcome
             streamed = self.pump.streamed.pop(result.stream, 0)
             record_result(self.ctx, task, rt, self.branches[rt.name], result, streamed)
