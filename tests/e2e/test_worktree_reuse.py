@@ -91,3 +91,35 @@ def test_one_agent_s_groups_of_a_wave_take_turns_with_at_most_two_worktrees(
         assert made == ["a"], made
     else:
         assert made[0] == "a" and len(made) <= 2, made
+
+
+@pytest.mark.parametrize("extras", ["", "copy_files: [.env]\n", "setup: echo set > .setup-made\n"])
+def test_a_task_in_a_worktree_that_is_exactly_its_head_takes_no_baseline(
+    make_repo, run_cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, extras: str
+) -> None:
+    """What already differs from HEAD as a task starts is not its writes (the end-of-task lease check
+    leaves it out). A worktree the pool made or switched, with no copied files and no setup, differs in
+    nothing, nor does one whose last commit staged every change: no `git status` is taken for it. With
+    copy_files or a setup command, it is taken for every task."""
+    from agentwaves.run.leases import fallback
+
+    repo = make_repo({"README.md": "# r\n", "agentwaves.yaml": extras or "{}\n"})
+    (repo / ".env").write_text("X=1\n")
+    tasks = [
+        {"id": "a", "title": "A", "files": ["a.py"], "group": "g"},
+        {"id": "b", "title": "B", "files": ["b.py"], "group": "g", "depends_on": ["a"]},
+        {"id": "c", "title": "C", "files": ["c.py"]},
+    ]
+    plan = write_yaml(tmp_path / "plan.yaml", {"tasks": tasks})
+    taken: list[list[str]] = []
+    real = fallback.baseline
+    monkeypatch.setattr(fallback, "baseline", lambda wt: taken.append(sorted(real(wt))) or real(wt))
+    res = run_cli("execute", "--repo", repo, "--plan", plan, "--llm", "fake", "--max-agents", "1",
+                  "--sandbox", "none")  # fmt: skip
+    assert res.exit_code == 0, res.stderr + res.stdout
+    assert latest_state(repo)["state"] == "done"
+    if not extras:
+        assert taken == []
+    else:
+        made = ".env" if "copy_files" in extras else ".setup-made"
+        assert taken == [[made]] * 3, taken

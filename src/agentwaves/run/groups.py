@@ -53,9 +53,15 @@ class LocalRunner:
 
     def open(self, group: str, branch: str, start: str, port: int) -> GroupRuntime:
         worktree = self.pool.acquire(group, branch, start)
-        # a fresh or cleaned worktree has untracked files only from copy_files or setup
-        leftovers = setup_leftovers(worktree) if self.pool.copy_files or self.pool.setup else []
-        return GroupRuntime(group, worktree, port, threading.Lock(), exclude=[STATE_DIR, *leftovers])
+        # a fresh or cleaned worktree has untracked files only from copy_files or setup; without them its
+        # files are exactly `start` (ignored files aside, which no task's changes count)
+        extras = bool(self.pool.copy_files or self.pool.setup)
+        leftovers = setup_leftovers(worktree) if extras else []
+        exclude = [STATE_DIR, *leftovers]
+        head = None if extras else start
+        return GroupRuntime(
+            group, worktree, port, threading.Lock(), exclude=exclude, head=head, clean=not extras
+        )
 
     def run(self, task: Task, rt: GroupRuntime, wave_notes: str, agent_done: Callable[[], None]) -> None:
         with self.ctx.store.lock:

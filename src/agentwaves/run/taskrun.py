@@ -11,7 +11,7 @@ from agentwaves.agents.backend import TaskRequest
 from agentwaves.agents.loop import AgentFailed, Limits, Transcript
 from agentwaves.agents.records import MAX_LISTED_FILES
 from agentwaves.errors import AgentwavesError
-from agentwaves.git.ops import GitError, commit_all, git, identity_args, literal_pathspecs
+from agentwaves.git.ops import STATE_DIR, GitError, commit_all, git, identity_args, literal_pathspecs
 from agentwaves.llm.base import LLMError, Usage
 from agentwaves.llm.usage import usage_json
 from agentwaves.plan.globs import overlaps, parse_entry
@@ -40,6 +40,11 @@ class GroupRuntime:
     head: str | None = None  # the worktree's HEAD after the last task commit (set under git_lock)
     clean: bool = False  # the files are exactly ``head``: the last commit staged every change, none since
     unknown_writes: bool = False  # a task ran a command or failed: the next commit must scan everything
+
+    @property
+    def untouched(self) -> bool:
+        """Nothing in the worktree differs from ``head``: clean, and no copied or setup-made files."""
+        return self.clean and self.exclude == [STATE_DIR]
 
 
 def task_commit_message(ctx: RunContext, task: Task, handoff: Handoff) -> str:
@@ -100,6 +105,7 @@ def run_task(
     ctx.events.emit("task_started", task=task.id, group=group.name, attempt=attempt)
     env = {"AGENTWAVES_PORT": str(group.port), "AGENTWAVES_TASK": task.id}
     guard = live_guard(ctx, task.id, group.name)
+    fresh = group.untouched and group.running <= 1  # nothing in the worktree to tell from its writes
     group.clean = False
     hooks = RunHooks(ctx, task.id)
     transcript = Transcript(ctx.log_path(task.id), ctx.redactor)
@@ -114,6 +120,7 @@ def run_task(
                 group.git_lock,
                 group.worktree,
                 guard is not None,
+                fresh,
                 lambda sent_back: ctx.backend.implement(
                     TaskRequest(
                         task=task,

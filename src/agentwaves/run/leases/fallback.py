@@ -139,14 +139,16 @@ def run_checked(
     git_lock: threading.Lock,
     worktree: Path,
     live: bool,
+    fresh: bool,
     attempt: Callable[[str], TaskResult],
 ) -> TaskResult:
     """Run the agent (``attempt(extra_notes)``) and apply the end-of-task check: a task that changed
     paths another group leases gets them put back and is sent back once with the refusal; what it
     writes there again is put back and left out of its handoff (and so of its commit). Only what the
-    task changed counts: the worktree's changes from before its start (:func:`baseline`) do not."""
+    task changed counts: the worktree's changes from before its start (:func:`baseline`) do not;
+    ``fresh`` says there are none (its files are exactly its HEAD): no ``git status`` is taken."""
     with git_lock:
-        before = baseline(worktree)
+        before = {} if fresh else baseline(worktree)
     outcome = attempt("")
     for last in (False, True):
         found = intrusions(ctx, group, worktree, outcome, live, before)
