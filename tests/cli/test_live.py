@@ -87,6 +87,19 @@ def test_live_display_shows_groups_states_and_cost() -> None:
     assert "stuck" not in frame and "run pytest -q" in frame and "● running" in frame
 
 
+def test_live_display_says_a_task_whose_agent_finished_is_committing() -> None:
+    display = LiveDisplay(console=_console(), clock=Clock())
+    for e in EVENTS[:4]:
+        display(e)
+    display(_ev("tool", task="t1", tool="Write", arg="src/api.py", error=False))
+    assert "Write src/api.py" in _frame(display)
+    display(_ev("agent_finished", task="t1", group="api"))
+    frame = _frame(display)
+    assert "committing" in frame and "Write src/api.py" not in frame and "● running" in frame
+    display(_ev("task_done", task="t1", group="api", commit="f00", files=["src/api.py"]))
+    assert "committing" not in _frame(display)
+
+
 def _frame(display: LiveDisplay) -> str:
     con = _console()
     con.print(display.render())

@@ -214,6 +214,8 @@ class LiveDisplay:
             task.activity = f"write refused: {e.get('path')} (owner {e.get('owner')})"[:60]
         elif kind == "task_sent_back":
             task.activity = "sent back: leased writes undone"[:60]
+        elif kind == "agent_finished":  # its slot is free; the task's commit is being made
+            task.activity = "committing"
         elif kind == "stuck":
             task.stuck = True
         elif kind == "unstuck":
