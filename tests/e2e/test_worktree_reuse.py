@@ -113,7 +113,13 @@ def test_a_task_in_a_worktree_that_is_exactly_its_head_takes_no_baseline(
     plan = write_yaml(tmp_path / "plan.yaml", {"tasks": tasks})
     taken: list[list[str]] = []
     real = fallback.baseline
-    monkeypatch.setattr(fallback, "baseline", lambda wt: taken.append(sorted(real(wt))) or real(wt))
+
+    def baseline(worktree: Path) -> dict[str, object]:
+        found = real(worktree)
+        taken.append(sorted(found))
+        return found
+
+    monkeypatch.setattr(fallback, "baseline", baseline)
     res = run_cli("execute", "--repo", repo, "--plan", plan, "--llm", "fake", "--max-agents", "1",
                   "--sandbox", "none")  # fmt: skip
     assert res.exit_code == 0, res.stderr + res.stdout

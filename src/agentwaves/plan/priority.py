@@ -16,16 +16,10 @@ def start_ranks(analysis: Analysis, *, eager: bool) -> dict[str, tuple[float, in
     tasks = plan.by_id
     order = {t.id: i for i, t in enumerate(plan.tasks)}
     wave_of = {tid: wave.index for wave in analysis.waves for group in wave.groups for tid in group.tasks}
-    succ: dict[str, set[str]] = {t: set() for t in tasks}
-    for wave in analysis.waves:
-        for group in wave.groups:
-            for tid, before in group.after.items():
-                for b in before:
-                    succ[b].add(tid)
+    later = waited_on(analysis) if eager else _after_in_group(analysis)
+    succ: dict[str, set[str]] = {t: set(s) for t, s in later.items()}
     if eager:
         for task in plan.tasks:
-            for d in task.depends_on:
-                succ[d].add(task.id)
             for other in analysis.conflicts_of(task.id):
                 if wave_of[other] > wave_of[task.id]:
                     succ[task.id].add(other)
@@ -57,10 +51,16 @@ def group_deps(analysis: Analysis) -> dict[str, list[str]]:
 def waited_on(analysis: Analysis) -> dict[str, list[str]]:
     """Per task, the tasks that cannot start before it is done: its dependents and the tasks after it in
     its group."""
-    out: dict[str, list[str]] = {t.id: [] for t in analysis.plan.tasks}
+    out = _after_in_group(analysis)
     for task in analysis.plan.tasks:
         for d in task.depends_on:
             out[d].append(task.id)
+    return out
+
+
+def _after_in_group(analysis: Analysis) -> dict[str, list[str]]:
+    """Per task, the tasks of its group ordered after it (``after``)."""
+    out: dict[str, list[str]] = {t.id: [] for t in analysis.plan.tasks}
     for wave in analysis.waves:
         for group in wave.groups:
             for tid, before in group.after.items():

@@ -75,15 +75,16 @@ class Held:
     def __init__(self, slots: Slots) -> None:
         self._slots = slots
         self._given_back = False
+        self._lock = threading.Lock()
 
     def release(self) -> bool:
-        """Give the slot back; True the first time only."""
-        with self._slots._lock:
+        """Give the slot back (:meth:`Slots.release`); True the first time only."""
+        with self._lock:
             if self._given_back:
                 return False
             self._given_back = True
-            self._slots.in_use = max(0, self._slots.in_use - 1)
-            return True
+        self._slots.release()
+        return True
 
 
 @dataclass
