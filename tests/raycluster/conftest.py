@@ -1,4 +1,5 @@
-"""One real multi-node Ray cluster on this machine, shared by every Ray test (start-up is slow).
+"""One real multi-node Ray cluster on this machine, shared by every Ray test (start-up is slow), stopped
+after the last of them (:func:`pytest_runtest_teardown`).
 
 Each node has its own scratch directory (``AGENTWAVES_RAY_SCRATCH`` in the node's environment), HOME and
 ``bin`` folder first on its PATH, so what a node does never leans on the head's checkout. The two worker
@@ -35,6 +36,14 @@ class RayCluster:
     bins: Path  # the nodes' `bin` folders: not under /tmp, which is private in bubblewrap's sandbox
     nodes: dict[str, Any] = field(default_factory=dict)  # name -> ray node
     specs: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> add()'s arguments
+    stopped: bool = False
+
+    def stop(self) -> None:
+        """Shut the cluster down and remove the nodes' ``bin`` folders (once)."""
+        if not self.stopped:
+            self.stopped = True
+            self.cluster.shutdown()
+            shutil.rmtree(self.bins, ignore_errors=True)
 
     def add(
         self,
@@ -186,16 +195,31 @@ def ray_session() -> Iterator[RayCluster]:
     agents = {"claude": 10, "openai": 10}
     rc.add("w1", resources={"gpu_box": 1, **agents})
     rc.add("w2", resources=agents)
+    _running.append(rc)
     try:
         yield rc
     finally:
-        cluster.shutdown()
-        shutil.rmtree(bins, ignore_errors=True)
+        rc.stop()
+
+
+_running: list[RayCluster] = []  # the session's cluster, until the last Ray test of this worker ends
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Stop the cluster after the last Ray test this process runs, not at the end of the session: an
+    idle cluster of four nodes (GCS, raylets and their agents) keeps about a tenth of a core busy, for
+    the minutes of other tests that follow on this worker. The Ray tests run one after another (one
+    work unit, :func:`pytest_collection_modifyitems`), so the next item tells whether one follows."""
+    if _running and (nextitem is None or "raycluster" not in nextitem.path.parts):
+        _running.pop().stop()
 
 
 @pytest.fixture
 def ray_cluster(ray_session: RayCluster) -> RayCluster:
     """The session's cluster with both worker nodes (one a test killed is made again first)."""
+    if ray_session.stopped:
+        pytest.fail("the Ray cluster was stopped after the last Ray test: Ray tests must run in one block")
     for name in ("w1", "w2"):
         ray_session.revive(name)
     return ray_session
