@@ -120,3 +120,23 @@ def test_agents_benchmark_splits_a_run_by_its_events(tmp_path: Path) -> None:
     start = 1796126400.0  # 2026-12-01T12:00:00Z
     split = phases(events, start, start + 4.0)
     assert {k: round(v, 3) for k, v in split.items()} == {"start_s": 1.0, "tasks_s": 2.25, "finish_s": 0.75}
+
+
+def test_the_paired_ratio_s_interval_holds_its_median_and_narrows_with_more_pairs() -> None:
+    import random
+    import statistics
+
+    from benchmarks.agents import median_interval
+
+    rng = random.Random(1)
+    few = [rng.gauss(1.1, 0.2) for _ in range(24)]
+    many = few + [rng.gauss(1.1, 0.2) for _ in range(72)]
+    for values in (few, many):
+        low, high = median_interval(values)
+        assert min(values) <= low < statistics.median(values) < high <= max(values)
+        assert median_interval(values) == (low, high)  # seeded: the same values, the same interval
+    assert (
+        median_interval(many)[1] - median_interval(many)[0]
+        < median_interval(few)[1] - median_interval(few)[0]
+    )
+    assert median_interval([1.0] * 8) == (1.0, 1.0)
