@@ -11,7 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.suite_order import pytest_collection_modifyitems, pytest_xdist_make_scheduler  # noqa: F401
+from tests.suite_order import (  # noqa: F401
+    pytest_collection_modifyitems,
+    pytest_xdist_auto_num_workers,
+    pytest_xdist_make_scheduler,
+)
 
 
 def pytest_configure(config: pytest.Config) -> None:

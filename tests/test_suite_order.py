@@ -7,10 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 RECORD = """import os
 from pathlib import Path
+
+import pytest
 
 
 def _record(name):
@@ -69,3 +73,15 @@ def test_the_ray_tests_run_on_one_worker_and_the_slow_modules_first(tmp_path: Pa
     # tests collected before it
     other = next(worker for worker in order if worker != ran["ray0"])
     assert order[other][0] == "sweep0", order
+
+
+def test_auto_starts_one_worker_more_than_xdist_would_unless_the_number_is_set(
+    pytestconfig: pytest.Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from xdist.plugin import pytest_xdist_auto_num_workers as xdist_default
+
+    monkeypatch.delenv("PYTEST_XDIST_AUTO_NUM_WORKERS", raising=False)
+    hook = pytestconfig.pluginmanager.hook.pytest_xdist_auto_num_workers  # the registered chain
+    assert hook(config=pytestconfig) == xdist_default(pytestconfig) + 1
+    monkeypatch.setenv("PYTEST_XDIST_AUTO_NUM_WORKERS", "5")
+    assert hook(config=pytestconfig) == 5
