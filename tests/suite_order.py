@@ -77,7 +77,8 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> Generator[None, int, int]:
     """``-n auto``: one worker more than xdist would start (one per CPU), unless
     ``PYTEST_XDIST_AUTO_NUM_WORKERS`` sets the number. Many tests wait part of their time (a Ray job's
-    new workers, a stub's delay, a hang's timeout); a third worker on two CPUs fills those gaps: 370 s
-    against 412 s for the whole suite, side by side (2026-12-02)."""
+    new workers, a stub's delay, a hang's timeout); a third worker on two CPUs fills some of those gaps:
+    the whole suite in place took 370 and 412 s with three workers, 396 to 428 s with two and 400 s with four
+    (2026-12-02; the machine's spread is about ±20 s)."""
     count = yield
     return count if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS") else count + 1
