@@ -78,7 +78,7 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> Generator[None, int,
     """``-n auto``: one worker more than xdist would start (one per CPU), unless
     ``PYTEST_XDIST_AUTO_NUM_WORKERS`` sets the number. Many tests wait part of their time (a Ray job's
     new workers, a stub's delay, a hang's timeout); a third worker on two CPUs fills some of those gaps:
-    the whole suite in place took 370 and 412 s with three workers, 396 to 428 s with two and 400 s with four
-    (2026-12-02; the machine's spread is about ±20 s)."""
+    the whole suite in place took 370, 412 and 424 s with three workers, 396 to 428 s with two and 400 s
+    with four (2026-12-02; the machine's spread is about ±20 s, so the gain is a few per cent at best)."""
     count = yield
     return count if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS") else count + 1
