@@ -183,7 +183,7 @@ class Executor:
     def _can_start(self, tid: str, group: Group, wave: Wave) -> bool:
         if tid in self.running or self._task_state(tid) != "pending":
             return False
-        busy = group.name in self.opening or self.committing.intersection(group.tasks)  # opened/committed
+        busy = group.name in self.opening or not self.committing.isdisjoint(group.tasks)  # worktree in use
         if self._group_state(group.name).state == "failed" or busy:
             return False
         if any(self._task_state(d) != "done" for d in group.after.get(tid, [])):
